@@ -1,0 +1,160 @@
+"""The `iopbot` command. Every subcommand takes --config PATH (default ./config.toml)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.logging_setup import setup_logging
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(Path(args.config))
+
+
+async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
+    from bot.db.types import configure_encryption
+
+    configure_encryption(settings.secrets.data_key)
+    await upgrade_async(settings.database.url)
+    engine = make_engine(settings.database.url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+async def _bot_username(settings: Settings) -> str | None:
+    if settings.telegram.bot_username:
+        return settings.telegram.bot_username
+    if not settings.secrets.bot_token:
+        return None
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_base.rstrip("/")), timeout=10)
+    bot = Bot(settings.secrets.bot_token, session=session)
+    try:
+        return (await bot.get_me()).username
+    except Exception:
+        return None
+    finally:
+        await session.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.runtime import run
+
+    settings = _settings(args)
+    asyncio.run(run(settings))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bot.db.engine import upgrade
+
+    settings = _settings(args)
+    upgrade(settings.database.url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.services import enrollment
+
+    settings = _settings(args)
+    now = SystemClock().now()
+
+    async def work(session: Any) -> enrollment.IssuedInvite:
+        if args.who == "staff":
+            return await enrollment.invite_staff(session, now, settings, args.alias, args.role, on_call=args.on_call)
+        return await enrollment.invite_participant(
+            session, now, settings, args.alias, args.therapist, backup_alias=args.backup, timezone=args.timezone
+        )
+
+    try:
+        issued = asyncio.run(_with_session(settings, work))
+    except enrollment.EnrollmentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    username = asyncio.run(_bot_username(settings))
+    if username:
+        print(f"link:    {issued.link(username)}")
+    else:
+        print("link:    (set [telegram] bot_username or BOT_TOKEN to print the link)")
+    print(f"token:   {issued.token}")
+    print(f"expires: {issued.expires_at:%Y-%m-%d %H:%M} UTC (single use)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iopbot", description="Support bot for virtual IOPs")
+    parser.add_argument("--config", default="config.toml", help="path to config.toml (default: ./config.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_text: str,
+            parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text)
+        # Accept --config after the subcommand too: `iopbot run --config x.toml`.
+        p.add_argument("--config", default=argparse.SUPPRESS, help="path to config.toml")
+        p.set_defaults(func=func)
+        return p
+
+    add("run", cmd_run, "run the bot (polling or webhook, per config)")
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    add("upgrade", cmd_db_upgrade, "create or upgrade the database schema", db)
+
+    invite = sub.add_parser("invite", help="print a single-use enrollment link").add_subparsers(
+        dest="who", required=True)
+    staff = add("staff", cmd_invite, "invite a staff member", invite)
+    staff.add_argument("--alias", required=True, help="the name the program uses for this person")
+    staff.add_argument("--role", required=True, choices=["therapist", "coach", "lead", "admin"])
+    staff.add_argument("--on-call", action="store_true", help="page this person as the program's backup on call")
+    part = add("participant", cmd_invite, "invite a participant", invite)
+    part.add_argument("--alias", required=True, help="an alias, not the person's real name")
+    part.add_argument("--therapist", required=True, help="alias of the assigned clinician")
+    part.add_argument("--backup", help="alias of the backup clinician")
+    part.add_argument("--timezone", help="IANA time zone, e.g. America/Chicago")
+
+    for register in _EXTRA_COMMANDS:
+        register(sub, add)
+    return parser
+
+
+# Feature modules add their subcommands here (content, safety, report, sessions, schedule…).
+_EXTRA_COMMANDS: list[Callable[[Any, Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings_level = "INFO"
+        try:
+            settings_level = _settings(args).logging.level
+        except ConfigError:
+            raise
+        setup_logging(settings_level)
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

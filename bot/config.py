@@ -1,0 +1,334 @@
+"""Typed settings from config.toml plus the environment.
+
+Every setting has a default here and is documented in config.toml. Secrets come only from the
+environment (BOT_TOKEN, DATABASE_URL, IOPBOT_WEBHOOK_SECRET, IOPBOT_DATA_KEY, OPENAI_API_KEY).
+A bad value stops the program at start with a message naming the key and what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong. The message names the file, the key and the fix."""
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+@dataclass(frozen=True)
+class ProgramSettings:
+    name: str = "Our program"
+    default_locale: str = "en"
+    default_timezone: str = "America/New_York"
+    # The program's own after-hours number, shown in every crisis reply.
+    after_hours_phone: str = ""
+    consent_version: str = "2026-11-01"
+    # Data kept about a participant who consented: shown on the consent screen and stored (42 CFR Part 2).
+    consent_scope: str = "check-in answers, messages to the bot, session attendance"
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    api_base: str = "https://api.telegram.org"
+    # Used to print invite links; when empty, `iopbot invite` asks Telegram (getMe).
+    bot_username: str = ""
+    mode: str = "polling"  # polling | webhook
+    webhook_url: str = ""
+    webhook_listen_host: str = "127.0.0.1"
+    webhook_listen_port: int = 8443
+    webhook_path: str = "/telegram/webhook"
+    polling_timeout_seconds: int = 25
+    request_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite+aiosqlite:///iopbot.db"
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class EnrollmentSettings:
+    invite_ttl_days: float = 7.0
+    default_checkin_time: str = "09:00"
+    default_quiet_start: str = "22:00"
+    default_quiet_end: str = "08:00"
+    timezone_buttons: tuple[str, ...] = (
+        "America/New_York",
+        "America/Chicago",
+        "America/Denver",
+        "America/Los_Angeles",
+        "America/Phoenix",
+        "Pacific/Honolulu",
+    )
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    # Telegram allows about 30 messages/s overall and 1/s per chat; stay below both.
+    messages_per_second: float = 25.0
+    burst: int = 5
+    per_chat_interval_seconds: float = 1.05
+    max_attempts: int = 5
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    # Minutes the assigned clinician has to acknowledge before the next person is paged.
+    urgent_ack_minutes: float = 30.0
+    imminent_ack_minutes: float = 5.0
+    # After backup and lead were paged, start again from the clinician, at most this many rounds.
+    max_rounds: int = 3
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    # Quote the participant's flagged words in the clinician's alert (a disclosure; off by default).
+    quote_in_alerts: bool = False
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    enabled: bool = False
+    base_url: str = "https://api.openai.com/v1"
+    mode: str = "moderation"  # moderation | chat
+    model: str = "omni-moderation-latest"
+    timeout_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    tick_seconds: float = 5.0
+    lease_seconds: float = 120.0
+    grace_minutes: float = 60.0
+    batch_size: int = 200
+
+
+@dataclass(frozen=True)
+class ContentSettings:
+    directory: str = "content"
+    allow_drafts: bool = False
+    reading_grade_limit: float = 8.0
+
+
+@dataclass(frozen=True)
+class CrisisResources:
+    """Fixed lines of the crisis reply for one locale. No generated text, ever."""
+
+    emergency_number: str = "911"
+    call_or_text: str = "988"
+    chat_url: str = "https://988lifeline.org/chat"
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    bot_token: str = ""
+    webhook_secret: str = ""
+    data_key: str = ""
+    llm_api_key: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    program: ProgramSettings = field(default_factory=ProgramSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    enrollment: EnrollmentSettings = field(default_factory=EnrollmentSettings)
+    sender: SenderSettings = field(default_factory=SenderSettings)
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    content: ContentSettings = field(default_factory=ContentSettings)
+    crisis: dict[str, CrisisResources] = field(
+        default_factory=lambda: {"en": CrisisResources(), "es": CrisisResources()}
+    )
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    secrets: Secrets = field(default_factory=Secrets)
+    # Where config.toml was; relative paths (content directory, SQLite file) are taken from there.
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def crisis_for(self, locale: str) -> CrisisResources:
+        return self.crisis.get(locale) or self.crisis.get("en") or CrisisResources()
+
+    @property
+    def content_dir(self) -> Path:
+        return (self.base_dir / self.content.directory).resolve()
+
+    def replace(self, **sections: Any) -> Settings:
+        return dataclasses.replace(self, **sections)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check one TOML value against the dataclass annotation; say what is wrong otherwise."""
+    hint = typing.get_origin(annotation) or annotation
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number, not {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a text in quotes, not {value!r}")
+        return value
+    if hint is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of texts, like [\"a\", \"b\"]")
+        return tuple(value)
+    raise ConfigError(f"{where}: unsupported setting type {annotation!r}")  # a bug in this file
+
+
+def _build(cls: type, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table ([section]), not {table!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; known keys are: {', '.join(sorted(known))}"
+        )
+    values = {name: _coerce(value, hints[name], f"{where}.{name}") for name, value in table.items()}
+    return cls(**values)
+
+
+_SECTIONS: dict[str, type] = {
+    "program": ProgramSettings,
+    "telegram": TelegramSettings,
+    "database": DatabaseSettings,
+    "enrollment": EnrollmentSettings,
+    "sender": SenderSettings,
+    "escalation": EscalationSettings,
+    "privacy": PrivacySettings,
+    "llm": LlmSettings,
+    "schedule": ScheduleSettings,
+    "content": ContentSettings,
+    "logging": LoggingSettings,
+}
+
+
+def _check_timezone(name: str, where: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{where}: {name!r} is not an IANA time zone (e.g. America/Chicago)") from None
+
+
+def _validate(s: Settings, where: str) -> None:
+    _check_timezone(s.program.default_timezone, f"{where} [program] default_timezone")
+    for tz in s.enrollment.timezone_buttons:
+        _check_timezone(tz, f"{where} [enrollment] timezone_buttons")
+    for key in ("default_checkin_time", "default_quiet_start", "default_quiet_end"):
+        value = getattr(s.enrollment, key)
+        if not _HHMM.match(value):
+            raise ConfigError(f"{where} [enrollment] {key} must be a 24-hour time like \"09:00\", not {value!r}")
+    if s.telegram.mode not in ("polling", "webhook"):
+        raise ConfigError(f"{where} [telegram] mode must be \"polling\" or \"webhook\", not {s.telegram.mode!r}")
+    if s.telegram.mode == "webhook" and not s.telegram.webhook_url:
+        raise ConfigError(f"{where} [telegram] webhook_url is required when mode = \"webhook\"")
+    if s.llm.mode not in ("moderation", "chat"):
+        raise ConfigError(f"{where} [llm] mode must be \"moderation\" or \"chat\", not {s.llm.mode!r}")
+    positive = {
+        "[sender] messages_per_second": s.sender.messages_per_second,
+        "[sender] max_attempts": s.sender.max_attempts,
+        "[schedule] tick_seconds": s.schedule.tick_seconds,
+        "[escalation] urgent_ack_minutes": s.escalation.urgent_ack_minutes,
+        "[escalation] imminent_ack_minutes": s.escalation.imminent_ack_minutes,
+        "[enrollment] invite_ttl_days": s.enrollment.invite_ttl_days,
+        "[llm] timeout_seconds": s.llm.timeout_seconds,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{where} {key} must be greater than 0, not {value}")
+    if s.escalation.imminent_ack_minutes > s.escalation.urgent_ack_minutes:
+        raise ConfigError(
+            f"{where} [escalation] imminent_ack_minutes must not be longer than urgent_ack_minutes"
+        )
+    if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR")
+
+
+def load_settings(path: Path | str = "config.toml", env: typing.Mapping[str, str] | None = None) -> Settings:
+    """Read config.toml (if it exists) and the environment into Settings, or raise ConfigError."""
+    env = os.environ if env is None else env
+    path = Path(path)
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}. Fix the line it names.") from None
+    elif path.name != "config.toml":
+        raise ConfigError(f"{path}: no such config file. Pass --config with an existing file.")
+    where = str(path)
+    unknown = sorted(set(raw) - set(_SECTIONS) - {"crisis"})
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section [{unknown[0]}]; known sections are: "
+            f"{', '.join(sorted([*_SECTIONS, 'crisis']))}"
+        )
+    sections = {name: _build(cls, raw.get(name, {}), f"{where} [{name}]") for name, cls in _SECTIONS.items()}
+    crisis = {"en": CrisisResources(), "es": CrisisResources()}
+    for locale, table in raw.get("crisis", {}).items():
+        crisis[locale] = _build(CrisisResources, table, f"{where} [crisis.{locale}]")
+    db = sections["database"]
+    if env.get("DATABASE_URL"):
+        db = dataclasses.replace(db, url=normalize_database_url(env["DATABASE_URL"]))
+    secrets = Secrets(
+        bot_token=env.get("BOT_TOKEN", ""),
+        webhook_secret=env.get("IOPBOT_WEBHOOK_SECRET", ""),
+        data_key=env.get("IOPBOT_DATA_KEY", ""),
+        llm_api_key=env.get("OPENAI_API_KEY", ""),
+    )
+    settings = Settings(
+        **{**sections, "database": db},
+        crisis=crisis,
+        secrets=secrets,
+        base_dir=path.resolve().parent,
+    )
+    _validate(settings, where)
+    return settings
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual postgres:// and sqlite:// spellings and pick the async drivers."""
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain):]
+    return url
+
+
+def require_token(settings: Settings) -> str:
+    if not settings.secrets.bot_token:
+        raise ConfigError("BOT_TOKEN is not set. Put the token from @BotFather in the BOT_TOKEN environment variable.")
+    return settings.secrets.bot_token
+
+

@@ -1,0 +1,89 @@
+"""The last router: whatever no other handler took.
+
+A participant trying a staff command (or the reverse) is refused and audited; an unknown person
+gets the enrollment hint and nothing else; a participant's own note is kept for their care team.
+"""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import InboundMessage, Participant, ParticipantStatus, Staff
+from bot.handlers.help import send_help
+from bot.handlers.participant import PARTICIPANT_COMMANDS
+from bot.handlers.staff import STAFF_COMMANDS
+from bot.services.audit import actor_label, audit
+from bot.services.context import AppContext
+from bot.telegram.replies import Replies
+
+router = Router(name="fallback")
+
+
+def _command_name(text: str) -> str | None:
+    if not text.startswith("/"):
+        return None
+    return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
+
+
+@router.message(F.text)
+async def any_text(message: Message, actor: Staff | Participant | None, session: AsyncSession,
+                   replies: Replies, ctx: AppContext, locale: str, safety_recorded: bool = False) -> None:
+    now = ctx.clock.now()
+    text = message.text or ""
+    command = _command_name(text)
+    who = actor_label(actor, message.from_user.id if message.from_user else None)
+    if actor is None:
+        if command is not None:
+            audit(session, now, who, f"refused:/{command}"[:80], allowed=False)
+        replies.text(message.chat.id, ctx.t("unknown.hint", locale))
+        return
+    if command is not None:
+        if isinstance(actor, Participant) and command in STAFF_COMMANDS:
+            audit(session, now, who, f"refused:/{command}", participant_id=actor.id, allowed=False)
+            replies.text(message.chat.id, ctx.t("refused.staff_only", locale))
+        elif isinstance(actor, Staff) and command in PARTICIPANT_COMMANDS:
+            audit(session, now, who, f"refused:/{command}", allowed=False)
+            replies.text(message.chat.id, ctx.t("refused.participant_only", locale))
+        elif isinstance(actor, Participant) and command in PARTICIPANT_COMMANDS:
+            replies.text(message.chat.id, ctx.t("common.finish_enrollment_first", locale))
+        else:
+            replies.text(message.chat.id, ctx.t("common.unknown_command", locale))
+        return
+    if isinstance(actor, Staff):
+        send_help(replies, ctx, actor, message.chat.id)
+        return
+    if actor.status in (ParticipantStatus.OPTED_OUT, ParticipantStatus.DISCHARGED):
+        crisis = ctx.settings.crisis_for(locale)
+        replies.text(message.chat.id, ctx.t("stopped.hint", locale, crisis_line=crisis.call_or_text,
+                                            emergency=crisis.emergency_number))
+        return
+    if actor.status not in (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED):
+        send_help(replies, ctx, actor, message.chat.id)
+        return
+    if not safety_recorded:  # a flagged message was already stored with its escalation
+        session.add(InboundMessage(participant_id=actor.id, telegram_message_id=message.message_id,
+                                   received_at=now, text=text))
+    crisis = ctx.settings.crisis_for(locale)
+    replies.text(message.chat.id, ctx.t("note.saved", locale, crisis_line=crisis.call_or_text))
+
+
+@router.message()
+async def any_other_message(message: Message, actor: Staff | Participant | None, replies: Replies,
+                            ctx: AppContext, locale: str) -> None:
+    # Photos, stickers, voice: we cannot assess them, so say so and point to help.
+    if actor is None:
+        replies.text(message.chat.id, ctx.t("unknown.hint", locale))
+        return
+    crisis = ctx.settings.crisis_for(locale)
+    replies.text(message.chat.id, ctx.t("common.text_only", locale, crisis_line=crisis.call_or_text))
+
+
+@router.callback_query()
+async def any_button(query: CallbackQuery, actor: Staff | Participant | None, session: AsyncSession,
+                     replies: Replies, ctx: AppContext, locale: str) -> None:
+    # A button this person may not use, or one from an old message: refuse and record it.
+    who = actor_label(actor, query.from_user.id)
+    audit(session, ctx.clock.now(), who, f"refused:button:{(query.data or '')[:20]}", allowed=False)
+    replies.notice(ctx.t("common.button_expired", locale))

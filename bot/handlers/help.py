@@ -1,0 +1,32 @@
+"""/help: what this person can do, by role."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from bot.db.models import Participant, ParticipantStatus, Staff
+from bot.services.context import AppContext
+from bot.telegram.replies import Replies
+
+router = Router(name="help")
+
+
+def send_help(replies: Replies, ctx: AppContext, actor: Staff | Participant | None, chat_id: int) -> None:
+    if isinstance(actor, Staff):
+        replies.text(chat_id, ctx.t("help.staff", actor.locale))
+    elif isinstance(actor, Participant) and actor.status in (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED):
+        crisis = ctx.settings.crisis_for(actor.locale)
+        replies.text(chat_id, ctx.t("help.participant", actor.locale, crisis_line=crisis.call_or_text,
+                                    emergency=crisis.emergency_number))
+    elif isinstance(actor, Participant):
+        replies.text(chat_id, ctx.t("help.onboarding", actor.locale))
+    else:
+        replies.text(chat_id, ctx.t("unknown.hint", ctx.settings.program.default_locale))
+
+
+@router.message(Command("help"))
+async def help_command(message: Message, actor: Staff | Participant | None, replies: Replies,
+                       ctx: AppContext) -> None:
+    send_help(replies, ctx, actor, message.chat.id)

@@ -1,0 +1,89 @@
+"""Participant commands: /settings, /pause, /resume, /stop, /mydata, and notes they write."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Participant, ParticipantStatus
+from bot.flows.onboarding import settings_summary
+from bot.services import enrollment
+from bot.services.audit import actor_label, audit
+from bot.services.context import AppContext
+from bot.services.participants import export_own_data
+from bot.services.schedule_hooks import participant_schedule_changed
+from bot.telegram.filters import IsEnrolledParticipant
+from bot.telegram.keyboards import keyboard
+from bot.telegram.replies import Replies
+
+router = Router(name="participant")
+router.message.filter(IsEnrolledParticipant())
+router.callback_query.filter(IsEnrolledParticipant())
+
+PARTICIPANT_COMMANDS = {"settings", "pause", "resume", "stop", "mydata", "checkin", "sessions", "learn",
+                        "skills", "favorites", "plan", "safetyplan"}
+
+
+@router.message(Command("settings"))
+async def settings_command(message: Message, actor: Participant, state: FSMContext, replies: Replies,
+                           ctx: AppContext) -> None:
+    await state.clear()
+    text, kb = settings_summary(ctx, actor)
+    replies.text(message.chat.id, text, kb)  # type: ignore[arg-type]
+
+
+@router.message(Command("pause"))
+async def pause_command(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
+                        ctx: AppContext) -> None:
+    if actor.status == ParticipantStatus.PAUSED:
+        replies.text(message.chat.id, ctx.t("pause.already", actor.locale))
+        return
+    await enrollment.pause(session, actor, ctx.clock.now())
+    crisis = ctx.settings.crisis_for(actor.locale)
+    replies.text(message.chat.id, ctx.t("pause.done", actor.locale, crisis_line=crisis.call_or_text))
+
+
+@router.message(Command("resume"))
+async def resume_command(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
+                         ctx: AppContext) -> None:
+    if actor.status == ParticipantStatus.ACTIVE:
+        replies.text(message.chat.id, ctx.t("resume.already", actor.locale))
+        return
+    await enrollment.resume(session, actor, ctx.clock.now())
+    await participant_schedule_changed(session, ctx, actor)
+    replies.text(message.chat.id, ctx.t("resume.done", actor.locale, checkin_time=actor.checkin_time))
+
+
+@router.message(Command("stop"))
+async def stop_command(message: Message, actor: Participant, replies: Replies, ctx: AppContext) -> None:
+    replies.text(message.chat.id, ctx.t("stop.confirm", actor.locale),
+                 keyboard([[(ctx.t("stop.yes", actor.locale), "stop:yes"), (ctx.t("stop.no", actor.locale), "stop:no")]]))
+
+
+@router.callback_query(F.data.in_({"stop:yes", "stop:no"}))
+async def stop_answer(query: CallbackQuery, actor: Participant, session: AsyncSession, state: FSMContext,
+                      replies: Replies, ctx: AppContext) -> None:
+    if query.message:
+        replies.edit(query.message.chat.id, query.message.message_id, ctx.t("stop.confirm", actor.locale), None)
+    if query.data == "stop:no":
+        replies.text(actor.chat_id or 0, ctx.t("stop.kept", actor.locale))
+        return
+    await state.clear()
+    await enrollment.opt_out(session, actor, ctx.clock.now())
+    replies.outbox_due = True  # the clinician's notice goes out now, not at the next tick
+    crisis = ctx.settings.crisis_for(actor.locale)
+    replies.text(actor.chat_id or 0, ctx.t("stop.done", actor.locale, crisis_line=crisis.call_or_text,
+                                           emergency=crisis.emergency_number))
+
+
+@router.message(Command("mydata"))
+async def mydata_command(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
+                         ctx: AppContext) -> None:
+    now = ctx.clock.now()
+    content = await export_own_data(session, actor, now)
+    audit(session, now, actor_label(actor), "mydata", participant_id=actor.id)
+    replies.document(message.chat.id, f"iopbot-mydata-{now:%Y%m%d}.json", content,
+                     ctx.t("mydata.caption", actor.locale))

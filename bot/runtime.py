@@ -1,0 +1,138 @@
+"""Running the bot: database, dispatcher, the scheduler tick, and polling or a webhook server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
+from aiohttp import web
+
+from bot.app import build_bot, build_dispatcher
+from bot.clock import Clock, OffsetFileClock, SystemClock
+from bot.config import Settings, require_token
+from bot.content.i18n import Texts
+from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
+from bot.db.types import configure_encryption
+from bot.services.context import AppContext
+from bot.services.delivery import DatabaseDeliveryRecorder
+from bot.services.notices import send_staff_notice
+from bot.services.outbox import ActionSender, OutboxWorker
+from bot.telegram.sender import SenderMiddleware
+
+log = logging.getLogger(__name__)
+
+
+def clock_from_environment() -> Clock:
+    """The system clock, or (tests and the sandbox only) a clock moved through a shared file."""
+    path = os.environ.get("IOPBOT_CLOCK_FILE")
+    return OffsetFileClock(Path(path)) if path else SystemClock()
+
+
+def action_senders() -> dict[str, ActionSender]:
+    """Every kind of scheduled row and the function that sends it."""
+    senders: dict[str, ActionSender] = {"staff_notice": send_staff_notice}
+    return senders
+
+
+@dataclass
+class RunningBot:
+    ctx: AppContext
+    bot: Bot
+    dispatcher: Dispatcher
+    sender: SenderMiddleware
+    worker: OutboxWorker
+
+
+async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> RunningBot:
+    """Everything the bot needs, wired, without starting to poll. Tests and the sandbox reuse this."""
+    configure_encryption(settings.secrets.data_key)
+    if migrate:
+        await upgrade_async(settings.database.url)
+    engine = make_engine(settings.database.url, echo=settings.database.echo)
+    ctx = AppContext(
+        settings=settings,
+        clock=clock or clock_from_environment(),
+        texts=Texts.load(settings.content_dir),
+        sessionmaker=make_sessionmaker(engine),
+    )
+    ctx.extras["engine"] = engine
+    bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
+    worker = OutboxWorker(ctx, bot, action_senders())
+    dispatcher = build_dispatcher(ctx)
+    return RunningBot(ctx, bot, dispatcher, sender, worker)
+
+
+async def _serve_webhook(running: RunningBot) -> None:
+    s = running.ctx.settings
+    secret = s.secrets.webhook_secret
+    if not secret:
+        raise SystemExit("IOPBOT_WEBHOOK_SECRET is not set: a webhook without a secret would accept anyone's updates.")
+
+    async def handle(request: web.Request) -> web.Response:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not secrets.compare_digest(given.encode(), secret.encode()):
+            return web.Response(status=403, text="forbidden")
+        try:
+            update = Update.model_validate(await request.json(), context={"bot": running.bot})
+        except ValueError:
+            return web.Response(status=400, text="not an update")
+        # Handled (and committed) before answering: if we crash, Telegram sends it again.
+        await running.dispatcher.feed_update(running.bot, update)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post(s.telegram.webhook_path, handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, s.telegram.webhook_listen_host, s.telegram.webhook_listen_port)
+    await site.start()
+    await running.bot.set_webhook(s.telegram.webhook_url, secret_token=secret,
+                                  allowed_updates=running.dispatcher.resolve_used_update_types())
+    log.info("webhook listening on %s:%s", s.telegram.webhook_listen_host, s.telegram.webhook_listen_port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+async def run(settings: Settings) -> None:
+    require_token(settings)
+    running = await assemble(settings)
+    me = await running.bot.get_me()
+    log.info("bot @%s (id %s) starting in %s mode", me.username, me.id, settings.telegram.mode)
+    worker_task = asyncio.create_task(running.worker.run_forever(), name="scheduler")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    if settings.telegram.mode == "webhook":
+        main = asyncio.create_task(_serve_webhook(running))
+    else:
+        await running.bot.delete_webhook(drop_pending_updates=False)
+        main = asyncio.create_task(
+            running.dispatcher.start_polling(
+                running.bot, handle_signals=False, polling_timeout=settings.telegram.polling_timeout_seconds,
+                allowed_updates=running.dispatcher.resolve_used_update_types(),
+            )
+        )
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("stopping")
+    for task in (main, worker_task, stopper):
+        task.cancel()
+    for task in (main, worker_task):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if main in done and main.exception():
+        raise main.exception()  # type: ignore[misc]
+    await running.bot.session.close()
+    await running.ctx.extras["engine"].dispose()

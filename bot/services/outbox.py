@@ -1,0 +1,207 @@
+"""The outbox and scheduler: due rows are claimed with a lease, sent, and only then marked sent.
+
+Any number of worker processes may run this: on PostgreSQL rows are claimed with
+`FOR UPDATE SKIP LOCKED`; on SQLite (one writer at a time) the same conditional UPDATE makes a
+claim exclusive. A crash after Telegram's 200 and before "sent" is written yields at most one
+duplicate once the lease runs out, never a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import ActionStatus, ScheduledAction
+from bot.services.context import AppContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    chat_id: int | None = None
+    message_id: int | None = None
+
+
+# A kind's sender: render the row, send it, say what was delivered. Raise to fail or retry.
+ActionSender = Callable[[AppContext, Bot, AsyncSession, ScheduledAction], Awaitable[Delivered | None]]
+
+
+class Skip(Exception):  # noqa: N818 - reads as "skip this row"
+    """The row no longer applies (e.g. the alert was acknowledged): cancel it, say why."""
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    kind: str,
+    key: str,
+    due_at: datetime,
+    intended_at: datetime | None = None,
+    participant_id: int | None = None,
+    staff_id: int | None = None,
+    escalation_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    now: datetime,
+) -> bool:
+    """Add a row unless one with the same key exists. Returns True when a row was added."""
+    values = dict(
+        kind=kind, key=key, due_at=due_at, intended_at=intended_at or due_at, status=ActionStatus.PENDING,
+        participant_id=participant_id, staff_id=staff_id, escalation_id=escalation_id, payload=payload or {},
+        created_at=now, attempts=0,
+    )
+    bind = session.get_bind()
+    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(ScheduledAction).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _claimable(now: datetime) -> Any:
+    return or_(
+        and_(ScheduledAction.status == ActionStatus.PENDING, ScheduledAction.due_at <= now),
+        and_(ScheduledAction.status == ActionStatus.CLAIMED, ScheduledAction.lease_until < now),
+    )
+
+
+async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limit: int) -> list[ScheduledAction]:
+    """Claim up to `limit` due rows for this worker. Commits, so the lease is visible to others."""
+    ids = (
+        await session.scalars(
+            select(ScheduledAction.id)
+            .where(_claimable(now))
+            .order_by(ScheduledAction.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not ids:
+        await session.commit()
+        return []
+    token = uuid.uuid4().hex
+    await session.execute(
+        update(ScheduledAction)
+        .where(ScheduledAction.id.in_(ids), _claimable(now))
+        .values(status=ActionStatus.CLAIMED, lease_until=now + lease, claimed_by=token,
+                attempts=ScheduledAction.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+    rows = (await session.scalars(select(ScheduledAction).where(ScheduledAction.claimed_by == token))).all()
+    return list(rows)
+
+
+class OutboxWorker:
+    """Runs the tick: claims due rows and sends them through the rate-limited sender."""
+
+    # Kinds that are never expired: a late alert to a clinician is still better than none.
+    NEVER_EXPIRE = frozenset({"alert_step", "staff_notice"})
+
+    def __init__(self, ctx: AppContext, bot: Bot, senders: dict[str, ActionSender], *, concurrency: int = 64) -> None:
+        self.ctx = ctx
+        self.bot = bot
+        self.senders = senders
+        self.concurrency = concurrency
+        self.wakeup = asyncio.Event()
+        ctx.outbox_wakeup = self.wakeup
+        self.before_claim: list[Callable[[datetime], Awaitable[None]]] = []  # e.g. materialize check-ins
+
+    async def run_forever(self) -> None:
+        tick = self.ctx.settings.schedule.tick_seconds
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                # The database may be restarting: log, wait a tick, try again. Nothing is lost.
+                log.exception("scheduler tick failed; retrying")
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=tick)
+            except TimeoutError:
+                pass
+            self.wakeup.clear()
+
+    async def tick(self) -> int:
+        """One pass: run the planners, then send everything due. Returns how many rows it handled."""
+        now = self.ctx.clock.now()
+        for planner in self.before_claim:
+            await planner(now)
+        s = self.ctx.settings.schedule
+        handled = 0
+        while True:
+            async with self.ctx.sessionmaker() as session:
+                rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), s.batch_size)
+            if not rows:
+                return handled
+            semaphore = asyncio.Semaphore(self.concurrency)
+
+            async def one(row: ScheduledAction) -> None:
+                async with semaphore:
+                    await self._process(row)
+
+            await asyncio.gather(*(one(row) for row in rows))
+            handled += len(rows)
+
+    async def _finish(self, row_id: int, token: str | None, **values: Any) -> None:
+        async with self.ctx.sessionmaker() as session:
+            await session.execute(
+                update(ScheduledAction)
+                .where(ScheduledAction.id == row_id, ScheduledAction.claimed_by == token)
+                .values(lease_until=None, **values)
+            )
+            await session.commit()
+
+    async def _process(self, row: ScheduledAction) -> None:
+        now = self.ctx.clock.now()
+        grace = timedelta(minutes=self.ctx.settings.schedule.grace_minutes)
+        if row.kind not in self.NEVER_EXPIRE and row.due_at < now - grace:
+            # Due while we were down for longer than the grace period: visible, never silently dropped.
+            await self._finish(row.id, row.claimed_by, status=ActionStatus.EXPIRED, last_error="missed its grace period")
+            return
+        sender = self.senders.get(row.kind)
+        if sender is None:
+            await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error=f"no sender for {row.kind}")
+            return
+        try:
+            async with self.ctx.sessionmaker() as session:
+                delivered = await sender(self.ctx, self.bot, session, row)
+                # "Sent" is written with whatever the sender recorded, in one transaction.
+                await session.execute(
+                    update(ScheduledAction)
+                    .where(ScheduledAction.id == row.id, ScheduledAction.claimed_by == row.claimed_by)
+                    .values(status=ActionStatus.SENT, sent_at=self.ctx.clock.now(), lease_until=None,
+                            chat_id=delivered.chat_id if delivered else None,
+                            telegram_message_id=delivered.message_id if delivered else None)
+                )
+                await session.commit()
+        except Skip as why:
+            await self._finish(row.id, row.claimed_by, status=ActionStatus.CANCELLED, last_error=str(why)[:300])
+            return
+        except TelegramForbiddenError:
+            await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error="blocked by the user")
+            return
+        except (TelegramAPIError, OSError) as exc:
+            # The sender already retried; leave it for a later tick unless it keeps failing.
+            reason = f"{type(exc).__name__}: {getattr(exc, 'message', '')}"[:300]
+            if row.attempts >= 5:
+                await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error=reason)
+            else:
+                await self._finish(row.id, row.claimed_by, status=ActionStatus.PENDING, last_error=reason,
+                                   due_at=now + timedelta(seconds=30 * row.attempts))
+            return
+        except Exception as exc:
+            log.exception("sending %s row %s failed", row.kind, row.id)
+            await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED,
+                               last_error=f"{type(exc).__name__}"[:300])
+            return

@@ -1,0 +1,140 @@
+"""The one way out: every request to Telegram passes through `SenderMiddleware`.
+
+It keeps the bot below Telegram's limits (a global bucket and a bucket per chat), waits exactly
+`retry_after` on 429, retries 5xx and timeouts with bounded backoff, and turns a 403 "blocked"
+into a fact the care team sees. A message that finally fails is recorded with its reason:
+nothing is lost silently. Urgent sends (crisis replies, clinician alerts) jump every queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import random
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import (
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+
+from bot.config import SenderSettings
+from bot.telegram.ratelimit import ChatBuckets, TokenBucket
+
+log = logging.getLogger(__name__)
+
+_urgent: contextvars.ContextVar[bool] = contextvars.ContextVar("iopbot_urgent_send", default=False)
+
+# Calls that do not post into a chat and are not counted against the message limits.
+_UNLIMITED = {
+    "getUpdates", "getMe", "setWebhook", "deleteWebhook", "getWebhookInfo", "answerCallbackQuery",
+    "setMyCommands", "deleteMyCommands", "getChat", "sendChatAction", "getFile",
+}
+
+
+@contextlib.contextmanager
+def urgent_sending() -> Iterator[None]:
+    """Within this block, sends go ahead of every queued non-urgent message."""
+    token = _urgent.set(True)
+    try:
+        yield
+    finally:
+        _urgent.reset(token)
+
+
+class DeliveryRecorder(Protocol):
+    """What the sender reports; implemented by the delivery service (it writes to the database)."""
+
+    async def blocked(self, chat_id: int) -> None: ...
+
+    async def failed(self, chat_id: int | None, method: str, reason: str) -> None: ...
+
+
+class SenderMiddleware(BaseRequestMiddleware):
+    def __init__(self, settings: SenderSettings, recorder: DeliveryRecorder | None = None) -> None:
+        self.settings = settings
+        self.recorder = recorder
+        self.global_bucket = TokenBucket(settings.messages_per_second, settings.burst)
+        # Telegram: about one message a second per chat, short bursts tolerated.
+        self.chat_buckets = ChatBuckets(1.0 / settings.per_chat_interval_seconds, burst=3)
+        self.stats: dict[str, int] = {"sent": 0, "retry_after": 0, "server_error": 0, "network": 0,
+                                      "blocked": 0, "failed": 0}
+
+    async def _wait_turn(self, chat_id: Any) -> None:
+        urgent = _urgent.get()
+        if chat_id is not None:
+            await self.chat_buckets.get(chat_id).acquire(urgent=urgent)
+        await self.global_bucket.acquire(urgent=urgent)
+
+    def _backoff(self, attempt: int) -> float:
+        base = self.settings.backoff_base_seconds * (2 ** (attempt - 1))
+        return min(self.settings.backoff_max_seconds, base) * (0.5 + random.random() / 2)  # noqa: S311
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        name = method.__api_method__
+        if name in _UNLIMITED:
+            return await make_request(bot, method)
+        chat_id = getattr(method, "chat_id", None)
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._wait_turn(chat_id)
+            try:
+                response = await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                # Telegram says exactly when to come back; never sooner. Not counted as a failure.
+                self.stats["retry_after"] += 1
+                log.warning("429 on %s chat=%s, waiting %ss", name, chat_id, exc.retry_after)
+                if attempt >= self.settings.max_attempts * 4:
+                    await self._give_up(chat_id, name, f"rate limited {attempt} times")
+                    raise
+                await asyncio.sleep(exc.retry_after)
+                continue
+            except TelegramForbiddenError as exc:
+                # Blocked, or kicked: permanent. Do not retry; tell the care team.
+                self.stats["blocked"] += 1
+                log.warning("403 on %s chat=%s: the user blocked the bot or left", name, chat_id)
+                if self.recorder is not None and isinstance(chat_id, int):
+                    await self._safely(self.recorder.blocked(chat_id))
+                await self._give_up(chat_id, name, f"forbidden: {exc.message[:200]}")
+                raise
+            except (TelegramServerError, TelegramNetworkError) as exc:
+                kind = "server_error" if isinstance(exc, TelegramServerError) else "network"
+                self.stats[kind] += 1
+                if attempt >= self.settings.max_attempts:
+                    await self._give_up(chat_id, name, f"{kind} after {attempt} attempts: {exc.message[:150]}")
+                    raise
+                delay = self._backoff(attempt)
+                log.warning("%s on %s chat=%s (attempt %s), retrying in %.2fs", kind, name, chat_id, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.stats["sent"] += 1
+            return response
+
+    async def _give_up(self, chat_id: Any, method: str, reason: str) -> None:
+        self.stats["failed"] += 1
+        log.error("delivery failed: %s chat=%s: %s", method, chat_id, reason)
+        if self.recorder is not None:
+            await self._safely(self.recorder.failed(chat_id if isinstance(chat_id, int) else None, method, reason))
+
+    @staticmethod
+    async def _safely(coro: Any) -> None:
+        # Recording must never turn a delivery problem into a crash of the caller.
+        try:
+            await coro
+        except Exception:
+            log.exception("could not record a delivery problem")
