@@ -11,32 +11,34 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 
 from bot.db.storage import DatabaseStorage
 from bot.flows import onboarding
-from bot.handlers import fallback, help, participant, staff, start
+from bot.handlers import alerts, fallback, help, participant, staff, start
+from bot.safety.gate import Assessor, FlagRecorder, SafetyGate
 from bot.services.context import AppContext
 from bot.telegram.middlewares import ActorMiddleware, UnitOfWorkMiddleware
 from bot.telegram.sender import DeliveryRecorder, SenderMiddleware
 
 
-def build_dispatcher(ctx: AppContext, *, isolation: BaseEventIsolation | None = None) -> Dispatcher:
-    """The dispatcher with every router and middleware; no network, no side effects."""
+def build_dispatcher(ctx: AppContext, assessor: Assessor, *, isolation: BaseEventIsolation | None = None) -> Dispatcher:
+    """The dispatcher with every router and middleware; no network, no side effects.
+
+    Middleware order matters: the safety gate first (no database, so the crisis reply never
+    waits for one), then one unit of work per update, then who is asking, then the recording
+    of whatever the gate flagged inside that unit of work.
+    """
     # One update at a time per user: dialog state is read and written under this lock.
     dp = Dispatcher(storage=DatabaseStorage(ctx.sessionmaker), events_isolation=isolation or SimpleEventIsolation())
-    gate = ctx.extras.get("safety_gate")
-    if gate is not None:
-        dp.update.outer_middleware(gate)
+    dp.update.outer_middleware(SafetyGate(ctx, assessor))
     dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
     dp.update.outer_middleware(ActorMiddleware(ctx))
-    for extra in ctx.extras.get("inner_update_middlewares", []):
-        dp.update.outer_middleware(extra)
+    dp.update.outer_middleware(FlagRecorder(ctx))
     dp.include_routers(
         start.router,
         help.router,
-        *ctx.extras.get("routers_first", []),
         onboarding.router,
         participant.router,
         staff.router,
-        *ctx.extras.get("routers", []),
-        fallback.router,
+        alerts.router,
+        fallback.router,  # last: refusals, unknown people, a participant's own notes
     )
     return dp
 

@@ -71,11 +71,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
+    from bot.runtime import clock_from_environment
     from bot.services import enrollment
 
     settings = _settings(args)
-    now = SystemClock().now()
+    now = clock_from_environment().now()
 
     async def work(session: Any) -> enrollment.IssuedInvite:
         if args.who == "staff":

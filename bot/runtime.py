@@ -23,6 +23,8 @@ from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.db.types import configure_encryption
 from bot.services.context import AppContext
 from bot.services.delivery import DatabaseDeliveryRecorder
+from bot.safety.rules import SafetyRules
+from bot.services.escalation import ALERT_KIND, send_alert_step
 from bot.services.notices import send_staff_notice
 from bot.services.outbox import ActionSender, OutboxWorker
 from bot.telegram.sender import SenderMiddleware
@@ -38,8 +40,10 @@ def clock_from_environment() -> Clock:
 
 def action_senders() -> dict[str, ActionSender]:
     """Every kind of scheduled row and the function that sends it."""
-    senders: dict[str, ActionSender] = {"staff_notice": send_staff_notice}
-    return senders
+    return {
+        "staff_notice": send_staff_notice,
+        ALERT_KIND: send_alert_step,
+    }
 
 
 @dataclass
@@ -66,7 +70,10 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     ctx.extras["engine"] = engine
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
     worker = OutboxWorker(ctx, bot, action_senders())
-    dispatcher = build_dispatcher(ctx)
+    # Rules that fail validation stop the start: a bot without working safety rules must not run.
+    assessor = SafetyRules.load(settings.content_dir)
+    ctx.extras["assessor"] = assessor
+    dispatcher = build_dispatcher(ctx, assessor)
     return RunningBot(ctx, bot, dispatcher, sender, worker)
 
 

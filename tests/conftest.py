@@ -25,7 +25,9 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def db_url(db_kind: str, tmp_path: Path) -> str:
-    url = sqlite_url(tmp_path) if db_kind == "sqlite" else create_postgres_database()
+    if db_kind == "postgres":
+        return create_postgres_database()  # already migrated (from a template)
+    url = sqlite_url(tmp_path)
     await upgrade_async(url)
     return url
 

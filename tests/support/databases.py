@@ -29,12 +29,29 @@ def postgres_admin_url() -> str:
     return _server.get_uri()
 
 
-def create_postgres_database() -> str:
-    """Create an empty database and return its asyncpg URL."""
-    admin = postgres_admin_url()
-    name = f"iopbot_test_{uuid.uuid4().hex[:12]}"
-    _run_admin_sql(admin, f'CREATE DATABASE "{name}"')
+_template: str | None = None
+
+
+def _async_url(admin: str, name: str) -> str:
     return _with_database(admin, name).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def create_postgres_database(*, migrated: bool = True) -> str:
+    """Create a database and return its asyncpg URL: migrated to head (copied from a template
+    migrated once per test session), or empty for tests of the migrations themselves."""
+    global _template
+    from bot.db.engine import upgrade
+
+    admin = postgres_admin_url()
+    if migrated and _template is None:
+        template = f"iopbot_template_{uuid.uuid4().hex[:8]}"
+        _run_admin_sql(admin, f'CREATE DATABASE "{template}"')
+        _in_thread(upgrade, _async_url(admin, template))
+        _template = template
+    name = f"iopbot_test_{uuid.uuid4().hex[:12]}"
+    template_clause = f' TEMPLATE "{_template}"' if migrated else ""
+    _run_admin_sql(admin, f'CREATE DATABASE "{name}"{template_clause}')
+    return _async_url(admin, name)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -47,7 +64,6 @@ def _run_admin_sql(url: str, sql: str) -> None:
         _server.psql(sql + ";")
         return
     import asyncio
-    import threading
 
     import asyncpg
 
@@ -62,12 +78,18 @@ def _run_admin_sql(url: str, sql: str) -> None:
         finally:
             await conn.close()
 
-    # Called from inside running event loops (async fixtures): use a thread with a loop of its own.
+    _in_thread(asyncio.run, go())
+
+
+def _in_thread(func, *args):  # type: ignore[no-untyped-def]
+    """Run blocking or asyncio.run-based work from inside a running event loop (async fixtures)."""
+    import threading
+
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            asyncio.run(go())
+            func(*args)
         except BaseException as exc:
             errors.append(exc)
 

@@ -1,0 +1,295 @@
+"""Measuring the rules layer: classify messages, and precision/recall on a labelled JSONL file.
+
+Used by `iopbot safety classify` and `iopbot safety eval FILE.jsonl [--json] [--min-level L]`, and
+runnable before the CLI exists:
+
+    python -m bot.safety.evaluation FILE.jsonl [--json] [--min-level concern] [--locale en]
+
+A labelled file has one JSON object a line with "text" and "label" (1 = risk, 0 = no risk).
+The report groups the failures into classes (which rule caused a false positive; for a false
+negative, the guard that cancelled a match or "no rule matched"), with counts and at most one
+short truncated example each: the evaluation data is not reproduced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bot.safety.levels import Level
+from bot.safety.rules import FALLBACK_LOCALE, Finding, SafetyRules
+
+EXAMPLE_CHARS = 60  # the longest excerpt of a dataset text a report may show
+TOP_CLASSES = 12
+TOP_TERMS = 20
+
+
+@dataclass(frozen=True)
+class FailureClass:
+    """A group of false positives or false negatives that share a cause."""
+
+    kind: str  # "false_negative" or "false_positive"
+    cause: str  # e.g. "rule:suicide/hopeless", "cancelled by guard:negation", "no rule matched"
+    count: int
+    example: str  # a short truncated excerpt of one normalized text
+
+
+@dataclass
+class EvalReport:
+    """Precision, recall and F1 of the rules at `min_level`, with the commonest failure classes."""
+
+    n: int
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    min_level: str = Level.CONCERN.label
+    skipped: int = 0  # rows without a usable text or label
+    failures: list[FailureClass] = field(default_factory=list)
+    missed_terms: list[tuple[str, int]] = field(default_factory=list)  # words common in misses
+    flagged_by_level: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "n": self.n,
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "tn": self.tn,
+            "min_level": self.min_level,
+            "skipped": self.skipped,
+            "flagged_by_level": self.flagged_by_level,
+            "failures": [asdict(f) for f in self.failures],
+            "missed_terms": [list(t) for t in self.missed_terms],
+        }
+
+    def to_json(self) -> str:
+        """One JSON object: precision, recall, f1, n, tp, fp, fn, tn, and the failure classes."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+def parse_line(line: str) -> dict[str, object] | None:
+    """A JSONL object with "text", or a plain line of text wrapped as {"text": line}; None if blank."""
+    stripped = line.strip()
+    if not stripped:
+        return None
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError:
+            return {"text": line.rstrip("\n")}
+        if isinstance(value, dict):
+            return value
+    return {"text": line.rstrip("\n")}
+
+
+def classify_lines(lines: Iterable[str], rules: SafetyRules, locale: str = FALLBACK_LOCALE) -> Iterator[dict[str, object]]:
+    """Assess each line (plain text, or a JSON object with "text"); yield level, categories, reasons.
+
+    The text itself is not repeated in the output. A JSON object's "id" and "locale" are honoured.
+    """
+    for number, line in enumerate(lines, 1):
+        row = parse_line(line)
+        if row is None:
+            continue
+        text = row.get("text")
+        row_locale = str(row.get("locale") or locale)
+        assessment = rules.assess(text if isinstance(text, str) else "", row_locale)
+        result: dict[str, object] = {"line": number}
+        if "id" in row:
+            result["id"] = row["id"]
+        result.update(
+            level=assessment.level.label,
+            categories=[c.value for c in assessment.categories],
+            reasons=list(assessment.reasons),
+        )
+        yield result
+
+
+def _label(value: object) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float) and value in (0, 1):
+        return int(value)
+    if isinstance(value, str) and value.strip() in ("0", "1"):
+        return int(value.strip())
+    return None
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1].rstrip() + "…"
+
+
+def _deciding_reason(findings: Sequence[Finding]) -> str:
+    active = [f for f in findings if f.level > Level.NONE]
+    top = max(active, key=lambda f: f.level)
+    return top.rule.reason
+
+
+def _miss_cause(findings: Sequence[Finding], min_level: Level) -> str:
+    below = [f for f in findings if Level.NONE < f.level < min_level]
+    if below:
+        best = max(below, key=lambda f: f.level)
+        return f"below {min_level.label}: {best.rule.reason}"
+    cancelled = [f for f in findings if f.guard is not None and not f.rule.is_marker]
+    if cancelled:
+        return f"cancelled by guard:{cancelled[0].guard} ({cancelled[0].rule.reason})"
+    return "no rule matched"
+
+
+def evaluate(
+    rows: Iterable[Mapping[str, object]],
+    rules: SafetyRules,
+    min_level: Level | str = Level.CONCERN,
+    locale: str = FALLBACK_LOCALE,
+) -> EvalReport:
+    """Compare the rules with labelled rows ({"text", "label"}): flagged means level >= min_level."""
+    threshold = min_level if isinstance(min_level, Level) else Level.parse(min_level)
+    tp = fp = fn = tn = skipped = 0
+    causes: dict[tuple[str, str], list[object]] = {}
+    by_level: Counter[str] = Counter()
+    missed_words: Counter[str] = Counter()
+    negative_words: Counter[str] = Counter()
+    for row in rows:
+        text, label = row.get("text"), _label(row.get("label"))
+        if not isinstance(text, str) or label is None:
+            skipped += 1
+            continue
+        findings = rules.explain(text, str(row.get("locale") or locale))
+        level = max((f.level for f in findings), default=Level.NONE)
+        by_level[level.label] += 1
+        flagged = level >= threshold
+        if flagged and label:
+            tp += 1
+            continue
+        normalized = rules.normalize(text)
+        if not label:
+            negative_words.update(set(normalized.split()))
+        if flagged:
+            fp += 1
+            key = ("false_positive", _deciding_reason(findings))
+        elif label:
+            fn += 1
+            key = ("false_negative", _miss_cause(findings, threshold))
+            missed_words.update(set(normalized.split()))
+        else:
+            tn += 1
+            continue
+        entry = causes.setdefault(key, [0, _excerpt(normalized)])
+        entry[0] = int(entry[0]) + 1  # type: ignore[call-overload]
+    failures = [
+        FailureClass(kind, cause, int(count), str(example))  # type: ignore[call-overload]
+        for (kind, cause), (count, example) in causes.items()
+    ]
+    failures.sort(key=lambda f: (-f.count, f.kind, f.cause))
+    return EvalReport(
+        n=tp + fp + fn + tn,
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        tn=tn,
+        min_level=threshold.label,
+        skipped=skipped,
+        failures=failures[: TOP_CLASSES * 2],
+        missed_terms=_distinctive(missed_words, negative_words, fn, fp + tn),
+        flagged_by_level=dict(by_level),
+    )
+
+
+_WORD = re.compile(r"[a-z]{3,}")
+
+
+def _distinctive(missed: Counter[str], negatives: Counter[str], n_missed: int, n_negative: int) -> list[tuple[str, int]]:
+    """Words frequent in missed risk texts and rare in no-risk texts: leads for new rules."""
+    if not n_missed:
+        return []
+    scored = []
+    for word, count in missed.items():
+        if count < 3 or not _WORD.fullmatch(word):
+            continue
+        rate_missed = count / n_missed
+        rate_negative = (negatives.get(word, 0) + 1) / (n_negative + 2)
+        scored.append((rate_missed * math.log(rate_missed / rate_negative), word, count))
+    scored.sort(reverse=True)
+    return [(word, count) for score, word, count in scored[:TOP_TERMS] if score > 0]
+
+
+def format_report(report: EvalReport) -> str:
+    """The report for a person: the figures, then the commonest failure classes."""
+    lines = [
+        f"n={report.n}  flagged = level {report.min_level} or above",
+        f"precision {report.precision:.3f}   recall {report.recall:.3f}   F1 {report.f1:.3f}",
+        f"tp {report.tp}   fp {report.fp}   fn {report.fn}   tn {report.tn}",
+        "levels: " + ", ".join(f"{k} {v}" for k, v in sorted(report.flagged_by_level.items())),
+    ]
+    if report.skipped:
+        lines.append(f"skipped {report.skipped} rows without a text or a 0/1 label")
+    for kind, title in (("false_negative", "Missed (false negatives)"), ("false_positive", "False alarms (false positives)")):
+        classes = [f for f in report.failures if f.kind == kind][:TOP_CLASSES]
+        if not classes:
+            continue
+        lines += ["", f"{title}, by cause:"]
+        lines += [f"  {f.count:6d}  {f.cause}\n          e.g. \"{f.example}\"" for f in classes]
+    if report.missed_terms:
+        lines += ["", "Words common in missed texts and rare in no-risk texts:"]
+        lines.append("  " + ", ".join(f"{word} ({count})" for word, count in report.missed_terms))
+    return "\n".join(lines)
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, object]]:
+    """The rows of a JSONL file (blank and unreadable lines are skipped, and counted by evaluate)."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            row = parse_line(line)
+            if row is not None:
+                yield row
+
+
+def default_content_dir() -> Path:
+    """The content folder of this checkout (…/content next to the bot package)."""
+    return Path(__file__).resolve().parents[2] / "content"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot.safety.evaluation", description=__doc__.split("\n")[0])
+    parser.add_argument("file", type=Path, help="labelled JSONL: one {\"text\", \"label\"} object a line")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    parser.add_argument("--min-level", default="concern", help="flagged means this level or above (default concern)")
+    parser.add_argument("--locale", default=FALLBACK_LOCALE, help="locale of rows without one (default en)")
+    parser.add_argument("--content", type=Path, default=default_content_dir(), help="content folder with the rules")
+    args = parser.parse_args(argv)
+    try:
+        min_level = Level.parse(args.min_level)
+    except ValueError as error:
+        parser.error(str(error))
+    rules = SafetyRules.load(args.content)
+    report = evaluate(read_jsonl(args.file), rules, min_level, args.locale)
+    print(report.to_json() if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

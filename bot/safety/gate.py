@@ -1,0 +1,138 @@
+"""The safety gate: every participant's free text is assessed before anything else happens.
+
+It runs as the outermost middleware and touches no database, so the crisis reply goes out even
+when the database is down. The reply is a fixed template (never generated) and is sent through
+the urgent lane of the sender, ahead of any queued check-ins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import Message, TelegramObject, Update
+
+from bot.safety.levels import Assessment, Level
+from bot.services.context import AppContext
+from bot.telegram.sender import urgent_sending
+
+log = logging.getLogger(__name__)
+
+
+class Assessor(Protocol):
+    def assess(self, text: str, locale: str = "en") -> Assessment: ...
+
+
+def crisis_reply_text(ctx: AppContext, level: Level, locale: str) -> str:
+    """The fixed crisis reply for a level and language. `concern` gets the gentler supportive reply."""
+    crisis = ctx.settings.crisis_for(locale)
+    phone = ctx.settings.program.after_hours_phone
+    after_hours = ctx.t("crisis.after_hours", locale, phone=phone) if phone else ""
+    key = {Level.IMMINENT: "crisis.imminent", Level.URGENT: "crisis.urgent"}.get(level, "crisis.concern")
+    text = ctx.t(key, locale, chat_url=crisis.chat_url, after_hours="{after_hours}")
+    # after_hours holds markup of our own, so it is put in after escaping the other values.
+    return text.replace("{after_hours}", after_hours)
+
+
+def message_text(message: Message) -> str | None:
+    return message.text if message.text is not None else message.caption
+
+
+class SafetyGate(BaseMiddleware):
+    def __init__(self, ctx: AppContext, assessor: Assessor) -> None:
+        self.ctx = ctx
+        self.assessor = assessor
+        # Telegram may deliver an update twice; do not send the same crisis reply twice in a row.
+        self._recent: OrderedDict[int, None] = OrderedDict()
+
+    def _seen(self, update_id: int) -> bool:
+        if update_id in self._recent:
+            return True
+        self._recent[update_id] = None
+        if len(self._recent) > 10_000:
+            self._recent.popitem(last=False)
+        return False
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        assert isinstance(event, Update)
+        message = event.message
+        text = message_text(message) if message is not None else None
+        if message is None or text is None or message.chat.type != "private" or message.from_user is None:
+            return await handler(event, data)
+        if text.startswith("/start "):  # an invite token, not something the person wrote
+            return await handler(event, data)
+        person = self.ctx.directory.get(message.from_user.id)
+        if person is not None and person.role == "staff":
+            return await handler(event, data)
+        received_at = self.ctx.clock.now()
+        if person is not None:
+            locale = person.locale
+        else:
+            code = message.from_user.language_code or ""
+            locale = "es" if code.startswith("es") else self.ctx.settings.program.default_locale
+        assessment = self.assessor.assess(text, locale)
+        data["assessment"] = assessment
+        data["message_received_at"] = received_at
+        if assessment.flagged and not self._seen(event.update_id):
+            data["crisis_reply_sent_at"] = await self._reply(data["bot"], message.chat.id, assessment.level, locale)
+        return await handler(event, data)
+
+    async def _reply(self, bot: Bot, chat_id: int, level: Level, locale: str) -> Any:
+        try:
+            with urgent_sending():
+                await bot.send_message(chat_id, crisis_reply_text(self.ctx, level, locale))
+        except TelegramAPIError as exc:
+            # Recorded by the sender; the escalation still goes ahead so a human follows up.
+            log.error("crisis reply to chat %s failed: %s", chat_id, exc.message[:120])
+            return None
+        return self.ctx.clock.now()
+
+
+class FlagRecorder(BaseMiddleware):
+    """After the gate and the actor lookup: write what the gate found, in the update's transaction.
+
+    A participant's flagged message (or any message while an escalation is open) is stored with
+    its escalation and first page; the care-team line is sent only after that is committed.
+    """
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        from bot.db.models import Participant
+        from bot.services.escalation import open_escalation, record_message
+
+        assessment: Assessment | None = data.get("assessment")
+        actor = data.get("actor")
+        assert isinstance(event, Update)
+        message = event.message
+        if assessment is None or message is None or not isinstance(actor, Participant):
+            return await handler(event, data)
+        session = data["session"]
+        if assessment.flagged or await open_escalation(session, actor.id) is not None:
+            record = await record_message(
+                session, self.ctx, actor, text=message_text(message) or "", telegram_message_id=message.message_id,
+                assessment=assessment, received_at=data["message_received_at"],
+                crisis_reply_sent_at=data.get("crisis_reply_sent_at"),
+            )
+            data["safety_recorded"] = True
+            replies = data["replies"]
+            if record.escalation is not None:
+                replies.outbox_due = True
+            if record.new_escalation:
+                replies.text(message.chat.id, self.ctx.t("crisis.team_told", actor.locale))
+        return await handler(event, data)

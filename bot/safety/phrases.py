@@ -1,0 +1,321 @@
+"""The phrase notation of the safety rule files, compiled to regular expressions.
+
+A phrase is a few words, matched as whole words against normalized text (see normalize.py), so
+case, accents, apostrophes, contractions and filler words ("just", "really") do not matter:
+
+    want to die              the words in this order
+    suicid*                  a word starting with "suicid": suicide, suicidal, suicidally
+    (want|need|wish) to die  one of the words (or word groups) in the brackets
+    [still] want to die      an optional word (or words)
+    want ... die             up to four other words in between
+
+Phrases are cheap to check because each one names at least one word that must be present (its
+"anchor": the least common word it needs). A message is only tested against the phrases whose
+anchor it contains, so most benign messages are rejected after a dictionary look-up.
+Regular-expression `patterns` get the same treatment when their first word is plain text.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+GAP = "..."
+MAX_GAP_WORDS = 4
+_MAX_GLUED = 64  # forms a phrase may expand to before its glued forms are skipped
+_MIN_GLUED_LENGTH = 8  # shorter glued forms ("killme") occur inside ordinary words
+
+# Words too common to be a useful anchor: a phrase anchored on them is tested on most messages.
+STOPWORDS = frozenset(
+    """
+    i me my myself you your we us our he she him her his it its they them their a an the and or
+    but if so to of in on at for with from by as is am are was were be been being do does did
+    not no never have has had will would should could can may might must going go get got want
+    just this that these those there here what when where why how all any some more most very
+    up down out over about into than then too also now again still ever even only one like
+    feel feeling know think make made let back way thing things time day today really
+    y o a el la los las un una de del en que no me mi yo te tu se lo le es ser estar soy estoy
+    por para con sin mas ya muy pero como cuando todo nada
+    """.split()
+)
+
+
+class PhraseError(ValueError):
+    """A phrase that does not follow the notation; the message says what to write instead."""
+
+
+@dataclass(frozen=True)
+class CompiledPhrase:
+    """A phrase turned into a regex over normalized text, with the words that must be present."""
+
+    regex: str
+    anchors: frozenset[str]  # one of these words must be in the message...
+    prefixes: frozenset[str]  # ...or a word starting with one of these
+    glued: tuple[str, ...]  # the phrase written without spaces, e.g. "killmyself" ("#killmyself")
+
+
+@dataclass(frozen=True)
+class _Slot:
+    alternatives: tuple[tuple[str, ...], ...]  # each alternative is a sequence of words
+    optional: bool = False
+    gap: bool = False
+
+
+_ODD_CHARACTER = re.compile(r"[^\w'’\-*]")
+_TOKEN = re.compile(r"\.\.\.|[()\[\]|]|[^\s()\[\]|]+")
+
+
+def compile_phrase(phrase: str, normalize: Callable[[str], str]) -> CompiledPhrase:
+    """Compile one phrase of a rule file. Raises PhraseError with a message for the author."""
+    slots = _parse(phrase, normalize)
+    if not any(not slot.optional and not slot.gap for slot in slots):
+        raise PhraseError("the phrase needs at least one word that is not optional")
+    if slots[0].gap or slots[-1].gap:
+        raise PhraseError(f"'{GAP}' must stand between two words")
+    anchors, prefixes = _choose_anchor(slots)
+    return CompiledPhrase(_to_regex(slots), anchors, prefixes, _glued_forms(slots))
+
+
+def _parse(phrase: str, normalize: Callable[[str], str]) -> list[_Slot]:
+    slots: list[_Slot] = []
+    tokens = _TOKEN.findall(phrase)
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        if token == GAP:
+            slots.append(_Slot((), gap=True))
+            position += 1
+        elif token in ("(", "["):
+            closing = ")" if token == "(" else "]"
+            try:
+                end = tokens.index(closing, position + 1)
+            except ValueError:
+                raise PhraseError(f"'{token}' is not closed with '{closing}'") from None
+            inner = tokens[position + 1 : end]
+            if any(t in ("(", "[", GAP) for t in inner):
+                raise PhraseError("brackets cannot contain other brackets or '...'")
+            alternatives = _split_alternatives(inner, normalize)
+            if token == "[" and len(alternatives) > 1:
+                raise PhraseError("use (a|b) for alternatives and [word] for an optional word")
+            optional = token == "[" or any(not alt for alt in alternatives)
+            kept = tuple(alt for alt in alternatives if alt)
+            if kept:
+                slots.append(_Slot(kept, optional=optional))
+            position = end + 1
+        elif token in (")", "]", "|"):
+            raise PhraseError(f"unexpected '{token}': brackets are (a|b) and [optional]")
+        else:
+            for word in _normalize_words([token], normalize):
+                slots.append(_Slot(((word,),)))
+            position += 1
+    if not slots:
+        raise PhraseError("the phrase is empty")
+    return slots
+
+
+def _split_alternatives(tokens: list[str], normalize: Callable[[str], str]) -> list[tuple[str, ...]]:
+    alternatives: list[tuple[str, ...]] = []
+    current: list[str] = []
+    for token in [*tokens, "|"]:
+        if token == "|":
+            alternatives.append(tuple(_normalize_words(current, normalize)))
+            current = []
+        else:
+            current.append(token)
+    return alternatives
+
+
+def _normalize_words(tokens: list[str], normalize: Callable[[str], str]) -> list[str]:
+    """Normalize words as participant text is normalized; keep a trailing '*' (prefix)."""
+    words: list[str] = []
+    for token in tokens:
+        if _ODD_CHARACTER.search(token):
+            raise PhraseError(
+                f"unexpected character in '{token}': write words, (a|b) for choices, [word] for an "
+                f"optional word, '...' for a gap and word* for a word start"
+            )
+        star = token.endswith("*")
+        base = token.rstrip("*")
+        if star and not base:
+            raise PhraseError("'*' must follow the start of a word, e.g. suicid*")
+        if star and not re.fullmatch(r"\w+", _fold(base)):
+            raise PhraseError(f"'{token}': '*' only works on a plain word")
+        if "*" in base:
+            raise PhraseError(f"'{token}': '*' may only end a word")
+        normalized = (_fold(base) if star else normalize(base)).split()
+        if star:
+            normalized[-1] += "*"
+        words.extend(normalized)
+    return words
+
+
+def _fold(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _word_regex(word: str) -> str:
+    if word.endswith("*"):
+        return re.escape(word[:-1]) + r"\w*"
+    return re.escape(word)
+
+
+def _alternative_regex(words: tuple[str, ...]) -> str:
+    return " ".join(_word_regex(w) for w in words)
+
+
+def _to_regex(slots: list[_Slot]) -> str:
+    parts: list[str] = []
+    need_space = False
+    for slot in slots:
+        if slot.gap:
+            parts.append(rf"(?: [^\s.]+){{0,{MAX_GAP_WORDS}}}")
+            continue
+        body = "|".join(_alternative_regex(alt) for alt in slot.alternatives)
+        if len(slot.alternatives) > 1:
+            body = f"(?:{body})"
+        if slot.optional:
+            parts.append(f"(?: {body})?" if need_space else f"(?:{body} )?")
+        else:
+            parts.append(f" {body}" if need_space else body)
+            need_space = True
+    return r"(?<!\w)" + "".join(parts) + r"(?!\w)"
+
+
+def _word_score(word: str) -> int:
+    """How good an anchor a word is: common words score 0, longer words are usually rarer."""
+    base = word.rstrip("*")
+    return 0 if base in STOPWORDS else len(base)
+
+
+def _choose_anchor(slots: list[_Slot]) -> tuple[frozenset[str], frozenset[str]]:
+    best: tuple[int, set[str]] | None = None
+    for slot in slots:
+        if slot.optional or slot.gap:
+            continue
+        # an alternative's best word; the slot is as good as its weakest alternative
+        picks = {max(alt, key=_word_score) for alt in slot.alternatives}
+        score = min(_word_score(word) for word in picks)
+        if best is None or score > best[0]:
+            best = (score, picks)
+    assert best is not None  # compile_phrase checked there is a mandatory slot
+    anchors = frozenset(word for word in best[1] if not word.endswith("*"))
+    prefixes = frozenset(word[:-1] for word in best[1] if word.endswith("*"))
+    return anchors, prefixes
+
+
+def _glued_forms(slots: list[_Slot]) -> tuple[str, ...]:
+    """The phrase without spaces ("killmyself"), for hashtags and spaced-out letters."""
+    if any(slot.gap or any(w.endswith("*") for alt in slot.alternatives for w in alt) for slot in slots):
+        return ()
+    choices = [list(slot.alternatives) + ([()] if slot.optional else []) for slot in slots]
+    count = 1
+    for choice in choices:
+        count *= len(choice)
+    if count > _MAX_GLUED:
+        return ()
+    forms = set()
+    for combination in itertools.product(*choices):
+        words = [word for alt in combination for word in alt]
+        glued = "".join(words)
+        if len(words) >= 2 and len(glued) >= _MIN_GLUED_LENGTH:
+            forms.add(glued)
+    return tuple(sorted(forms))
+
+
+# --- regular-expression patterns ----------------------------------------------------------------
+
+try:  # the parser behind `re`; private, so anchoring is an optimization that may switch off
+    from re import _constants as _sre_constants
+    from re import _parser as _sre_parser
+except ImportError:  # pragma: no cover - other Python versions
+    _sre_parser = None  # type: ignore[assignment]
+    _sre_constants = None  # type: ignore[assignment]
+
+
+def pattern_prefixes(pattern: str) -> frozenset[str] | None:
+    """Word starts that every match of `pattern` begins with, or None if they cannot be told.
+
+    Patterns are matched from the start of a word, so a message with no word starting like
+    this cannot match and the pattern is skipped. None means: test this pattern on every message.
+    """
+    if _sre_parser is None:
+        return None
+    try:
+        parsed = _sre_parser.parse(pattern)
+        found = _literal_starts(list(parsed))
+    except Exception:  # unusual syntax: correct but slower
+        return None
+    if not found or any(len(prefix) < 2 for prefix in found):
+        return None
+    return frozenset(found)
+
+
+def _literal_starts(items: list[tuple[object, object]]) -> set[str] | None:
+    c = _sre_constants
+    prefix = ""
+    for op, value in items:
+        if op in (c.AT, c.ASSERT, c.ASSERT_NOT) and not prefix:
+            continue
+        if op is c.LITERAL:
+            char = chr(value)  # type: ignore[arg-type]
+            if not char.isalnum():
+                break
+            prefix += char
+            continue
+        if not prefix and op is c.SUBPATTERN:
+            return _literal_starts(list(value[-1]))  # type: ignore[index]
+        if not prefix and op is c.BRANCH:
+            found: set[str] = set()
+            for branch in value[1]:  # type: ignore[index]
+                starts = _literal_starts(list(branch))
+                if not starts:
+                    return None
+                found |= starts
+            return found
+        break
+    return {prefix} if prefix else None
+
+
+def impossible_literals(pattern: str) -> list[str]:
+    """Literal characters in `pattern` that never occur in normalized text (e.g. 'A', 'á', "'")."""
+    if _sre_parser is None:
+        return []
+    try:
+        parsed = _sre_parser.parse(pattern)
+    except Exception:
+        return []
+    bad: list[str] = []
+    for char in _literals(list(parsed)):
+        if not _can_occur(char) and char not in bad:
+            bad.append(char)
+    return bad
+
+
+def _literals(items: list[tuple[object, object]]) -> list[str]:
+    c = _sre_constants
+    found: list[str] = []
+    for op, value in items:
+        if op is c.LITERAL:
+            found.append(chr(value))  # type: ignore[arg-type]
+        elif op is c.SUBPATTERN:
+            found += _literals(list(value[-1]))  # type: ignore[index]
+        elif op is c.BRANCH:
+            for branch in value[1]:  # type: ignore[index]
+                found += _literals(list(branch))
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            found += _literals(list(value[2]))  # type: ignore[index]
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            found += _literals(list(value[1]))  # type: ignore[index]
+    return found
+
+
+def _can_occur(char: str) -> bool:
+    if char in " .":
+        return True
+    if char.isascii():
+        return char.isdigit() or ("a" <= char <= "z")
+    return char.isalpha() and char == _fold(char)

@@ -1,0 +1,378 @@
+"""Reading and checking the clinician-editable safety rule files (`content/<locale>/safety/*.toml`).
+
+Everything wrong in the files is collected and reported at once, each problem as `path:line:
+message` with what to do, so a clinician can fix a file without reading Python. The format
+itself is described in the header comment of every rule file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+
+from bot.safety.levels import Category, Level
+
+
+class SafetyRulesError(ValueError):
+    """The safety rule files cannot be used; the message lists every problem as path:line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        heading = f"{count} problem{'s' if count != 1 else ''} in the safety rule files:"
+        super().__init__("\n".join([heading, *(f"  {p}" for p in self.problems)]))
+
+
+class GuardKind(StrEnum):
+    """What a guard does to a risk phrase it applies to (see guards.toml)."""
+
+    NEGATION = "negation"  # "i would never hurt myself": the risk phrase is cancelled
+    IDIOM = "idiom"  # "dying to see you": overlapping risk phrases are cancelled
+    OTHER_PERSON = "other_person"  # "my brother wants to die": concern, not urgent
+    MEDIA = "media"  # "the character wanted to die": cancelled
+    PAST = "past"  # "i used to cut", "200 days clean": concern, not urgent
+    PRESENT = "present"  # "again", "still", "now": past and recovery guards do not apply
+    SPEAKER = "speaker"  # "i", "me": the participant; stops negation/media/other-person guards
+
+
+DEFAULT_WINDOW = {
+    GuardKind.NEGATION: 3,
+    GuardKind.IDIOM: 0,
+    GuardKind.OTHER_PERSON: 4,
+    GuardKind.MEDIA: 8,
+    GuardKind.PAST: 6,
+    GuardKind.PRESENT: 6,
+    GuardKind.SPEAKER: 0,
+}
+MAX_WINDOW = 20
+
+FILE_KEYS = {"category", "author", "reviewer", "reviewed", "notes"}
+REQUIRED_FILE_KEYS = ("author", "reviewer", "reviewed")
+RULE_KEYS = {"id", "level", "category", "phrases", "patterns", "raises", "notes"}
+GUARD_KEYS = {"id", "kind", "window", "categories", "phrases", "patterns", "notes"}
+TOP_LEVEL = {"file", "rule", "guard"}
+_ID = re.compile(r"[a-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One [[rule]] as written in a file, checked but not yet compiled."""
+
+    id: str
+    category: Category
+    level: Level
+    raises: Level | None
+    phrases: tuple[str, ...]
+    patterns: tuple[str, ...]
+    notes: str
+    where: str  # "path:line" of the [[rule]] header
+    lines: TomlLines = field(repr=False, compare=False)
+    index: int = 0  # the how-many-th [[rule]] in its file
+
+
+@dataclass(frozen=True)
+class GuardSpec:
+    """One [[guard]] as written in a file."""
+
+    id: str
+    kind: GuardKind
+    window: int
+    categories: frozenset[Category]  # the rule categories it applies to
+    phrases: tuple[str, ...]
+    patterns: tuple[str, ...]
+    notes: str
+    where: str
+    lines: TomlLines = field(repr=False, compare=False)
+    index: int = 0
+
+
+@dataclass
+class RuleFile:
+    path: Path
+    locale: str
+    rules: list[RuleSpec]
+    guards: list[GuardSpec]
+
+
+class TomlLines:
+    """Finds the line of a table, key or value in TOML text (tomllib reports no line numbers)."""
+
+    _ARRAY_TABLE = re.compile(r"\[\[\s*([\w.-]+)\s*\]\]")
+    _TABLE = re.compile(r"\[\s*([\w.-]+)\s*\]")
+    _KEY = re.compile(r"""([A-Za-z0-9_-]+|"[^"]*"|'[^']*')\s*=""")
+
+    def __init__(self, text: str) -> None:
+        self._lines = text.splitlines()
+        self._headers: dict[tuple[str, int], int] = {}
+        self._keys: dict[tuple[str | None, int, str], int] = {}
+        self._ends: dict[tuple[str | None, int], int] = {}
+        counts: dict[str, int] = {}
+        table: tuple[str | None, int] = (None, 0)
+        in_multiline = False
+        for number, raw in enumerate(self._lines, 1):
+            line = raw.strip()
+            # skip the inside of multi-line strings, which may contain "x = y" or "[x]"
+            quotes = line.count('"""') + line.count("'''")
+            if in_multiline:
+                in_multiline = quotes % 2 == 0
+                continue
+            if quotes % 2 == 1:
+                in_multiline = True
+            if match := self._ARRAY_TABLE.match(line):
+                name = match.group(1)
+                counts[name] = counts.get(name, -1) + 1
+                self._ends[table] = number - 1
+                table = (name, counts[name])
+                self._headers[table] = number
+            elif match := self._TABLE.match(line):
+                self._ends[table] = number - 1
+                table = (match.group(1), 0)
+                self._headers[table] = number
+            elif match := self._KEY.match(line):
+                key = match.group(1).strip("\"'")
+                self._keys.setdefault((table[0], table[1], key), number)
+        self._ends[table] = len(self._lines)
+
+    def line(self, table: str | None = None, index: int = 0, key: str | None = None, value: str | None = None) -> int:
+        """The line of [table] number `index`, of its `key`, or of `value` inside that key."""
+        start = self._headers.get((table, index), 1) if table else 1
+        if key is None:
+            return start
+        key_line = self._keys.get((table, index, key))
+        if key_line is None:
+            return start
+        if value is None:
+            return key_line
+        end = self._ends.get((table, index), len(self._lines))
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        for number in range(key_line, end + 1):
+            text = self._lines[number - 1]
+            if value in text or escaped in text:
+                return number
+        return key_line
+
+
+def read_rule_file(path: Path, locale: str, problems: list[str]) -> RuleFile | None:
+    """Parse and check one file; append every problem found to `problems`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(f"{path}:1: cannot read the file ({error}); save it as UTF-8 text")
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        found = re.search(r"line (\d+)", str(error))
+        line = found.group(1) if found else "1"
+        problems.append(
+            f"{path}:{line}: TOML syntax error: {error}; check quotes, commas and brackets on this "
+            "line or the line above"
+        )
+        return None
+    lines = TomlLines(text)
+    checker = _Checker(path, lines, problems)
+    for key in data:
+        if key not in TOP_LEVEL:
+            where = lines.line(key) if isinstance(data[key], dict | list) else lines.line(None, 0, key)
+            checker.problem(
+                where, f"unknown section or key '{key}'; a rule file has [file], [[rule]] and [[guard]] only"
+            )
+    file_table = data.get("file")
+    default_category: Category | None = None
+    if not isinstance(file_table, dict):
+        checker.problem(1, "missing [file] table; add [file] with author, reviewer and reviewed")
+    else:
+        default_category = checker.check_file_table(file_table)
+    rules = [
+        spec
+        for index, table in enumerate(checker.table_list(data, "rule"))
+        if (spec := checker.check_rule(table, index, default_category)) is not None
+    ]
+    guards = [
+        spec
+        for index, table in enumerate(checker.table_list(data, "guard"))
+        if (spec := checker.check_guard(table, index)) is not None
+    ]
+    return RuleFile(path, locale, rules, guards)
+
+
+class _Checker:
+    """Checks the tables of one file, turning each problem into `path:line: message`."""
+
+    def __init__(self, path: Path, lines: TomlLines, problems: list[str]) -> None:
+        self.path = path
+        self.lines = lines
+        self.problems = problems
+
+    def problem(self, line: int, message: str) -> None:
+        self.problems.append(f"{self.path}:{line}: {message}")
+
+    def table_list(self, data: dict[str, object], name: str) -> list[dict[str, object]]:
+        value = data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.problem(self.lines.line(name), f"'{name}' must be written as [[{name}]] tables")
+            return []
+        return value
+
+    def check_file_table(self, table: dict[str, object]) -> Category | None:
+        line = self.lines.line("file")
+        for key in table:
+            if key not in FILE_KEYS:
+                self.problem(
+                    self.lines.line("file", 0, key),
+                    f"unknown key '{key}' in [file]; allowed: {', '.join(sorted(FILE_KEYS))}",
+                )
+        for key in REQUIRED_FILE_KEYS:
+            value = table.get(key)
+            if not isinstance(value, str | date) or (isinstance(value, str) and not value.strip()):
+                self.problem(
+                    line,
+                    f"[file] needs '{key}' (who wrote the file, who reviewed it clinically, and when; "
+                    "write \"pending\" until it is reviewed)",
+                )
+        if "category" in table:
+            return self._category(table["category"], self.lines.line("file", 0, "category"))
+        return None
+
+    def _category(self, value: object, line: int) -> Category | None:
+        try:
+            return Category(str(value).strip())
+        except ValueError:
+            valid = ", ".join(c.value for c in Category)
+            self.problem(line, f"unknown category {value!r}; use one of: {valid}")
+            return None
+
+    def _level(self, value: object, line: int, allowed: tuple[Level, ...], what: str) -> Level | None:
+        names = ", ".join(level.label for level in allowed)
+        try:
+            level = Level.parse(str(value))
+        except ValueError:
+            self.problem(line, f"unknown {what} {value!r}; use one of: {names}")
+            return None
+        if level not in allowed:
+            self.problem(line, f"{what} {value!r} is not allowed here; use one of: {names}")
+            return None
+        return level
+
+    def _strings(self, table: dict[str, object], key: str, line: int) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.problem(line, f"'{key}' must be a list of quoted strings, e.g. {key} = [\"...\", \"...\"]")
+            return ()
+        return tuple(value)
+
+    def _id(self, table: dict[str, object], name: str, index: int) -> str | None:
+        value = table.get("id")
+        line = self.lines.line(name, index, "id")
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            self.problem(
+                line, f"[[{name}]] needs an id of lowercase letters, digits and '_' (got {value!r})"
+            )
+            return None
+        return value
+
+    def _unknown_keys(self, table: dict[str, object], name: str, index: int, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                self.problem(
+                    self.lines.line(name, index, key),
+                    f"unknown key '{key}' in [[{name}]]; allowed: {', '.join(sorted(allowed))}",
+                )
+
+    def check_rule(self, table: dict[str, object], index: int, default: Category | None) -> RuleSpec | None:
+        header = self.lines.line("rule", index)
+        problems_before = len(self.problems)
+        self._unknown_keys(table, "rule", index, RULE_KEYS)
+        rule_id = self._id(table, "rule", index)
+        category = default
+        if "category" in table:
+            category = self._category(table["category"], self.lines.line("rule", index, "category"))
+        elif default is None:
+            self.problem(header, "the rule has no category; add category = \"...\" here or in [file]")
+        raises: Level | None = None
+        if "raises" in table:
+            raises = self._level(
+                table["raises"],
+                self.lines.line("rule", index, "raises"),
+                (Level.CONCERN, Level.URGENT),
+                "raises",
+            )
+        allowed = (Level.NONE, Level.CONCERN, Level.URGENT, Level.IMMINENT) if "raises" in table else (
+            Level.CONCERN, Level.URGENT, Level.IMMINENT)  # fmt: skip
+        level: Level | None = None
+        if "level" not in table:
+            self.problem(header, "the rule has no level; add level = \"concern\", \"urgent\" or \"imminent\"")
+        else:
+            level = self._level(table["level"], self.lines.line("rule", index, "level"), allowed, "level")
+            if level is None and str(table["level"]).strip().lower() == "none":
+                self.problems[-1] += " (level \"none\" is only for markers, i.e. rules with 'raises')"
+        phrases = self._strings(table, "phrases", self.lines.line("rule", index, "phrases"))
+        patterns = self._strings(table, "patterns", self.lines.line("rule", index, "patterns"))
+        if not phrases and not patterns:
+            self.problem(header, "the rule has no phrases and no patterns; add phrases = [\"...\"]")
+        notes = table.get("notes", "")
+        if len(self.problems) > problems_before or rule_id is None or category is None or level is None:
+            return None
+        return RuleSpec(
+            id=rule_id,
+            category=category,
+            level=level,
+            raises=raises,
+            phrases=phrases,
+            patterns=patterns,
+            notes=str(notes),
+            where=f"{self.path}:{header}",
+            lines=self.lines,
+            index=index,
+        )
+
+    def check_guard(self, table: dict[str, object], index: int) -> GuardSpec | None:
+        header = self.lines.line("guard", index)
+        problems_before = len(self.problems)
+        self._unknown_keys(table, "guard", index, GUARD_KEYS)
+        guard_id = self._id(table, "guard", index)
+        kind: GuardKind | None = None
+        try:
+            kind = GuardKind(str(table.get("kind", "")).strip())
+        except ValueError:
+            valid = ", ".join(k.value for k in GuardKind)
+            self.problem(
+                self.lines.line("guard", index, "kind"),
+                f"unknown guard kind {table.get('kind')!r}; use one of: {valid}",
+            )
+        window = table.get("window", DEFAULT_WINDOW.get(kind, 0) if kind else 0)
+        if not isinstance(window, int) or isinstance(window, bool) or not 0 <= window <= MAX_WINDOW:
+            self.problem(
+                self.lines.line("guard", index, "window"),
+                f"window must be a whole number of words from 0 to {MAX_WINDOW} (got {window!r})",
+            )
+        categories = frozenset(Category)
+        if "categories" in table:
+            line = self.lines.line("guard", index, "categories")
+            names = self._strings(table, "categories", line)
+            found = [self._category(name, line) for name in names]
+            categories = frozenset(c for c in found if c is not None)
+        phrases = self._strings(table, "phrases", self.lines.line("guard", index, "phrases"))
+        patterns = self._strings(table, "patterns", self.lines.line("guard", index, "patterns"))
+        if not phrases and not patterns:
+            self.problem(header, "the guard has no phrases and no patterns; add phrases = [\"...\"]")
+        if len(self.problems) > problems_before or guard_id is None or kind is None:
+            return None
+        return GuardSpec(
+            id=guard_id,
+            kind=kind,
+            window=int(window),  # type: ignore[arg-type]
+            categories=categories,
+            phrases=phrases,
+            patterns=patterns,
+            notes=str(table.get("notes", "")),
+            where=f"{self.path}:{header}",
+            lines=self.lines,
+            index=index,
+        )

@@ -1,0 +1,302 @@
+"""Closing the loop on a flag: record it, page the clinician, then the backup, then the lead.
+
+Every page is a ScheduledAction row (kind "alert_step", key "esc:<id>:step:<n>"), so paging
+survives restarts and no step is sent twice. An acknowledgement stops further paging. A
+participant can never close a flag: what they write afterwards is attached and passed on.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiogram import Bot
+from aiogram.types import InlineKeyboardMarkup
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.db.models import (
+    ActionStatus,
+    Escalation,
+    EscalationStatus,
+    InboundMessage,
+    Participant,
+    ScheduledAction,
+    Staff,
+    StaffRole,
+)
+from bot.safety.levels import Assessment, Level
+from bot.services.audit import disclose
+from bot.services.context import AppContext
+from bot.services.outbox import Delivered, Skip, enqueue
+from bot.telegram.keyboards import keyboard
+from bot.telegram.sender import urgent_sending
+
+ALERT_KIND = "alert_step"
+# Step numbers: 0, 1, 2… walk the regular chain (clinician, backup, leads, then again);
+# 100+n is an extra page to the clinician when a follow-up raised the level; they never collide.
+
+
+@dataclass(frozen=True)
+class FlagRecord:
+    inbound: InboundMessage
+    escalation: Escalation | None
+    new_escalation: bool
+
+
+def ack_minutes(settings: Settings, level: int) -> float:
+    e = settings.escalation
+    return e.imminent_ack_minutes if level >= Level.IMMINENT else e.urgent_ack_minutes
+
+
+async def open_escalation(session: AsyncSession, participant_id: int) -> Escalation | None:
+    return await session.scalar(
+        select(Escalation)
+        .where(Escalation.participant_id == participant_id, Escalation.status == EscalationStatus.OPEN)
+        .order_by(Escalation.id.desc())
+        .limit(1)
+    )
+
+
+async def record_message(
+    session: AsyncSession,
+    ctx: AppContext,
+    participant: Participant,
+    *,
+    text: str,
+    telegram_message_id: int | None,
+    assessment: Assessment,
+    received_at: datetime,
+    crisis_reply_sent_at: datetime | None,
+    source: str = "message",
+) -> FlagRecord:
+    """Store a participant's words with their assessment; open or extend an escalation.
+
+    Urgent and imminent open an escalation and its first page, in this transaction. Anything the
+    participant writes while an escalation is open is attached to it and passed to the clinician.
+    """
+    now = ctx.clock.now()
+    inbound = InboundMessage(
+        participant_id=participant.id, telegram_message_id=telegram_message_id, received_at=received_at,
+        text=text, level=int(assessment.level), categories=",".join(assessment.categories),
+        reasons=",".join(assessment.reasons),
+    )
+    session.add(inbound)
+    current = await open_escalation(session, participant.id)
+    if current is not None:
+        current.follow_up_count += 1
+        inbound.escalation_id = current.id
+        if assessment.level > current.level:
+            # Worse than before: raise the level and page again now, with the shorter clock.
+            current.level = int(assessment.level)
+            current.categories = _merge(current.categories, assessment.categories)
+            await _schedule_step(session, ctx, current, participant, step=100 + current.follow_up_count, due=now,
+                                 reason="raised", staff_id=participant.therapist_id)
+            # The next regular page now follows the shorter clock of the new level.
+            sooner = now + timedelta(minutes=ack_minutes(ctx.settings, current.level))
+            pending = await session.scalars(
+                select(ScheduledAction).where(ScheduledAction.escalation_id == current.id,
+                                              ScheduledAction.kind == ALERT_KIND,
+                                              ScheduledAction.status == ActionStatus.PENDING,
+                                              ScheduledAction.due_at > sooner))
+            for page in pending:
+                page.due_at = sooner
+        else:
+            await enqueue(session, kind="staff_notice", key=f"esc:{current.id}:followup:{current.follow_up_count}",
+                          due_at=now, participant_id=participant.id, staff_id=participant.therapist_id,
+                          escalation_id=current.id, payload={"notice": "follow_up", "count": current.follow_up_count},
+                          now=now)
+        await session.flush()
+        return FlagRecord(inbound, current, new_escalation=False)
+    if assessment.level < Level.URGENT:
+        await session.flush()
+        return FlagRecord(inbound, None, new_escalation=False)
+    escalation = Escalation(
+        participant_id=participant.id, level=int(assessment.level), categories=",".join(assessment.categories),
+        reasons=",".join(assessment.reasons), status=EscalationStatus.OPEN, source=source,
+        message_received_at=received_at, crisis_reply_sent_at=crisis_reply_sent_at, created_at=now,
+    )
+    session.add(escalation)
+    await session.flush()
+    inbound.escalation_id = escalation.id
+    await _schedule_step(session, ctx, escalation, participant, step=0, due=now)
+    return FlagRecord(inbound, escalation, new_escalation=True)
+
+
+def _merge(existing: str, more: tuple[str, ...]) -> str:
+    return ",".join(dict.fromkeys([c for c in existing.split(",") if c] + list(more)))
+
+
+async def paging_chain(session: AsyncSession, participant: Participant) -> list[int]:
+    """Who is paged, in order: the assigned clinician, the backup (or the program's on-call), the leads."""
+    chain: list[int] = [participant.therapist_id]
+    if participant.backup_id is not None:
+        chain.append(participant.backup_id)
+    else:
+        on_call = (await session.scalars(
+            select(Staff.id).where(Staff.on_call.is_(True), Staff.active.is_(True)).order_by(Staff.id))).all()
+        chain.extend(on_call)
+    leads = (await session.scalars(
+        select(Staff.id).where(Staff.role.in_([StaffRole.LEAD, StaffRole.ADMIN]), Staff.active.is_(True))
+        .order_by(Staff.role.desc(), Staff.id))).all()
+    chain.extend(leads)
+    return list(dict.fromkeys(chain))
+
+
+async def _schedule_step(session: AsyncSession, ctx: AppContext, escalation: Escalation, participant: Participant,
+                         *, step: int, due: datetime, reason: str = "", staff_id: int | None = None) -> None:
+    chain = await paging_chain(session, participant)
+    if staff_id is None:
+        rounds = ctx.settings.escalation.max_rounds
+        index = step % 100
+        if index >= len(chain) * rounds:
+            return  # every round done; the escalation stays open and visible in /alerts
+        staff_id = chain[index % len(chain)]
+    await enqueue(session, kind=ALERT_KIND, key=f"esc:{escalation.id}:step:{step}", due_at=due,
+                  participant_id=participant.id, staff_id=staff_id, escalation_id=escalation.id,
+                  payload={"step": step, "reason": reason}, now=ctx.clock.now())
+
+
+def alert_keyboard(ctx: AppContext, escalation_id: int, locale: str) -> InlineKeyboardMarkup:
+    return keyboard([
+        [(ctx.t("alert.ack", locale), f"esc:ack:{escalation_id}"),
+         (ctx.t("alert.contacted", locale), f"esc:contacted:{escalation_id}")],
+        [(ctx.t("alert.false_alarm", locale), f"esc:false:{escalation_id}"),
+         (ctx.t("alert.reassign", locale), f"esc:reassign:{escalation_id}")],
+    ])
+
+
+async def alert_text(session: AsyncSession, ctx: AppContext, escalation: Escalation, staff: Staff,
+                     step: int) -> str:
+    participant = escalation.participant
+    role = "assigned" if staff.id == participant.therapist_id else "backup"
+    categories = ", ".join(c.replace("_", " ") for c in escalation.categories.split(",") if c) or "-"
+    text = ctx.t(
+        "alert.text", staff.locale, level=Level(escalation.level).label.upper(), alias=participant.alias,
+        categories=categories, received=f"{escalation.message_received_at:%Y-%m-%d %H:%M} UTC",
+        role=ctx.t(f"alert.role_{role}", staff.locale), step=step + 1,
+    )
+    if ctx.settings.privacy.quote_in_alerts:
+        words = await session.scalar(
+            select(InboundMessage.text).where(InboundMessage.escalation_id == escalation.id)
+            .order_by(InboundMessage.id).limit(1))
+        if words:
+            text += "\n\n" + ctx.t("alert.quote", staff.locale, words=words[:500])
+    return text
+
+
+async def send_alert_step(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+    """Send one page, and schedule the next one for when this one goes unacknowledged."""
+    escalation = await session.get(Escalation, row.escalation_id)
+    if escalation is None or escalation.status != EscalationStatus.OPEN:
+        raise Skip("escalation already handled")
+    participant = escalation.participant
+    staff = await session.get(Staff, row.staff_id) if row.staff_id else None
+    step = int(row.payload.get("step", 0))
+    now = ctx.clock.now()
+    if step < 100 and not row.payload.get("reassigned"):
+        # Schedule the next page first: it is cancelled by an acknowledgement, and if this send
+        # fails for good the chain still moves on.
+        await _schedule_step(session, ctx, escalation, participant, step=step + 1,
+                             due=now + timedelta(minutes=ack_minutes(ctx.settings, escalation.level)))
+    if staff is None or staff.chat_id is None or not staff.active:
+        if step < 100:
+            # Nobody to reach at this step: go straight on to the next person.
+            await _schedule_step(session, ctx, escalation, participant, step=step + 1, due=now)
+        raise Skip("staff member has no Telegram chat yet")
+    with urgent_sending():
+        message = await bot.send_message(
+            staff.chat_id, await alert_text(session, ctx, escalation, staff, step),
+            reply_markup=alert_keyboard(ctx, escalation.id, staff.locale),
+        )
+    sent = ctx.clock.now()
+    if escalation.first_alert_sent_at is None:
+        escalation.first_alert_sent_at = sent
+    disclose(session, sent, participant.id, f"staff:{staff.id}", "alert", f"escalation:{escalation.id}")
+    return Delivered(staff.chat_id, message.message_id)
+
+
+class AlertDecisionError(Exception):
+    pass
+
+
+async def may_handle(session: AsyncSession, staff: Staff, escalation: Escalation) -> bool:
+    """The assigned clinician, the backup, anyone who was paged for it, or a lead/admin."""
+    p = escalation.participant
+    if staff.is_lead or staff.id in (p.therapist_id, p.backup_id):
+        return True
+    paged = await session.scalar(
+        select(ScheduledAction.id).where(ScheduledAction.escalation_id == escalation.id,
+                                         ScheduledAction.kind == ALERT_KIND, ScheduledAction.staff_id == staff.id)
+        .limit(1))
+    return paged is not None
+
+
+async def decide(session: AsyncSession, ctx: AppContext, escalation: Escalation, staff: Staff,
+                 decision: EscalationStatus) -> list[ScheduledAction]:
+    """Acknowledge, contacted, or false alarm: stops paging. Returns the alert messages to update."""
+    now = ctx.clock.now()
+    escalation.status = decision
+    if escalation.acknowledged_at is None:
+        escalation.acknowledged_at = now
+        escalation.acknowledged_by_id = staff.id
+    pages = (await session.scalars(
+        select(ScheduledAction).where(ScheduledAction.escalation_id == escalation.id,
+                                      ScheduledAction.kind == ALERT_KIND))).all()
+    for page in pages:
+        if page.status == ActionStatus.PENDING:
+            page.status = ActionStatus.CANCELLED
+            page.last_error = f"{decision} by staff:{staff.id}"
+    return [p for p in pages if p.status == ActionStatus.SENT and p.telegram_message_id]
+
+
+async def reassign(session: AsyncSession, ctx: AppContext, escalation: Escalation, to: Staff) -> None:
+    """Page another clinician now; the paging clock starts again from them."""
+    now = ctx.clock.now()
+    await enqueue(session, kind=ALERT_KIND, key=f"esc:{escalation.id}:reassign:{to.id}:{now.isoformat()}",
+                  due_at=now,
+                  participant_id=escalation.participant_id, staff_id=to.id, escalation_id=escalation.id,
+                  payload={"step": 100, "reassigned": True}, now=now)
+
+
+async def open_escalations_for(session: AsyncSession, staff: Staff) -> list[Escalation]:
+    from bot.services.caseload import visible_participants
+
+    return list((await session.scalars(
+        select(Escalation).join(Participant, Participant.id == Escalation.participant_id)
+        .where(Escalation.status == EscalationStatus.OPEN, visible_participants(staff))
+        .order_by(Escalation.level.desc(), Escalation.message_received_at))).unique().all())
+
+
+@dataclass(frozen=True)
+class ResponseTimes:
+    count: int
+    acknowledged: int
+    to_alert_median: float | None
+    to_alert_p95: float | None
+    to_ack_median: float | None
+    to_ack_p95: float | None
+
+
+def _p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(round(0.95 * len(ordered) + 0.5)) - 1))]
+
+
+async def response_times(session: AsyncSession, since: datetime | None = None) -> ResponseTimes:
+    """Seconds from the flagged message to the first alert, and to the acknowledgement."""
+    query = select(Escalation)
+    if since is not None:
+        query = query.where(Escalation.message_received_at >= since)
+    rows = (await session.scalars(query)).unique().all()
+    to_alert = [(r.first_alert_sent_at - r.message_received_at).total_seconds() for r in rows if r.first_alert_sent_at]
+    to_ack = [(r.acknowledged_at - r.message_received_at).total_seconds() for r in rows if r.acknowledged_at]
+    return ResponseTimes(
+        count=len(rows), acknowledged=len(to_ack),
+        to_alert_median=statistics.median(to_alert) if to_alert else None, to_alert_p95=_p95(to_alert),
+        to_ack_median=statistics.median(to_ack) if to_ack else None, to_ack_p95=_p95(to_ack),
+    )

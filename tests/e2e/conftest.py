@@ -1,0 +1,67 @@
+"""End-to-end fixtures. Starting a bot process costs seconds (aiogram alone imports in ~6 s
+here), so functional tests share one process per module and database, each test using its own
+Telegram users; tests that kill or reconfigure the bot start their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.db.engine import upgrade_async
+from bot.sandbox.botapi import BotAPIControl, FakeBotAPI, RateLimits
+from tests.support.databases import create_postgres_database, sqlite_url
+from tests.support.e2e import BotProcess
+
+
+def relaxed_limits() -> RateLimits:
+    # Telegram's per-chat limit is relaxed for functional tests (a person reads a dozen replies in
+    # a few seconds here); the sender and chaos tests use the real limits.
+    return RateLimits(per_chat_per_second=100.0, per_chat_burst=100.0)
+
+
+@pytest.fixture(scope="module")
+async def botapi() -> AsyncIterator[FakeBotAPI]:
+    api = FakeBotAPI(rate_limits=relaxed_limits())
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture(scope="module")
+async def control(botapi: FakeBotAPI) -> AsyncIterator[BotAPIControl]:
+    assert botapi.base_url
+    async with BotAPIControl(botapi.base_url) as c:
+        yield c
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+async def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "postgres":
+        return create_postgres_database()
+    url = sqlite_url(tmp_path_factory.mktemp("db"))
+    await upgrade_async(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+async def shared_bot(tmp_path_factory: pytest.TempPathFactory, botapi: FakeBotAPI, module_db_url: str,
+                     control: BotAPIControl) -> AsyncIterator[BotProcess]:
+    proc = BotProcess(tmp_path_factory.mktemp("bot"), botapi.base_url or "", module_db_url)
+    proc.start()
+    try:
+        await proc.wait_ready(control)
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+async def own_bot(tmp_path: Path, botapi: FakeBotAPI, db_url: str, control: BotAPIControl,
+                  request: pytest.FixtureRequest) -> AsyncIterator[BotProcess]:
+    """A bot process for this test alone (to kill it, or with its own config: @pytest.mark.bot_config)."""
+    marker = request.node.get_closest_marker("bot_config")
+    proc = BotProcess(tmp_path, botapi.base_url or "", db_url, extra_config=marker.args[0] if marker else "")
+    yield proc
+    proc.stop()
