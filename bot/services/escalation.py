@@ -32,6 +32,7 @@ from bot.services.audit import disclose
 from bot.services.context import AppContext
 from bot.services.outbox import Delivered, Skip, enqueue
 from bot.telegram.keyboards import keyboard
+from bot.telegram.replies import Replies
 from bot.telegram.sender import urgent_sending
 
 ALERT_KIND = "alert_step"
@@ -123,6 +124,51 @@ async def record_message(
     inbound.escalation_id = escalation.id
     await _schedule_step(session, ctx, escalation, participant, step=0, due=now)
     return FlagRecord(inbound, escalation, new_escalation=True)
+
+
+async def flag_from_answers(
+    session: AsyncSession,
+    ctx: AppContext,
+    participant: Participant,
+    assessment: Assessment,
+    *,
+    source: str,
+    replies: Replies,
+) -> Escalation | None:
+    """A structured trigger fired (check-in safety question, PHQ-9 item 9, thresholds).
+
+    Urgent or higher: the fixed crisis reply, an escalation with its first page, and the care-team
+    line, all queued in this transaction (the database is up: we are answering a button). Lower
+    levels are stored with the answers by the caller and shown in the caseload; nobody is paged.
+    """
+    from bot.safety.gate import crisis_reply_text
+
+    if assessment.level < Level.URGENT or participant.chat_id is None:
+        return None
+    now = ctx.clock.now()
+    replies.text(participant.chat_id, crisis_reply_text(ctx, assessment.level, participant.locale))
+    current = await open_escalation(session, participant.id)
+    if current is not None:
+        current.follow_up_count += 1
+        if assessment.level > current.level:
+            current.level = int(assessment.level)
+            await _schedule_step(session, ctx, current, participant, step=100 + current.follow_up_count, due=now,
+                                 reason="raised", staff_id=participant.therapist_id)
+        current.categories = _merge(current.categories, assessment.categories)
+        current.reasons = _merge(current.reasons, assessment.reasons)
+        replies.outbox_due = True
+        return current
+    escalation = Escalation(
+        participant_id=participant.id, level=int(assessment.level), categories=",".join(assessment.categories),
+        reasons=",".join(assessment.reasons), status=EscalationStatus.OPEN, source=source,
+        message_received_at=now, crisis_reply_sent_at=now, created_at=now,
+    )
+    session.add(escalation)
+    await session.flush()
+    await _schedule_step(session, ctx, escalation, participant, step=0, due=now)
+    replies.text(participant.chat_id, ctx.t("crisis.team_told", participant.locale))
+    replies.outbox_due = True
+    return escalation
 
 
 def _merge(existing: str, more: tuple[str, ...]) -> str:

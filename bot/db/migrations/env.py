@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from bot.db.engine import make_engine
-from bot.db.models import Base
+from bot.db.all_models import Base
 
 target_metadata = Base.metadata
 

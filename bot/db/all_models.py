@@ -1,0 +1,10 @@
+"""Imports every model module so that Base.metadata knows all tables (Alembic, tests).
+
+Feature areas keep their tables in their own modules (e.g. check-ins, the session calendar),
+all on the one `Base` from bot.db.models. Add a new module here.
+"""
+
+from bot.db import models  # noqa: F401
+from bot.db.models import Base
+
+metadata = Base.metadata
