@@ -99,6 +99,85 @@ def cmd_invite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_content_check(args: argparse.Namespace) -> int:
+    from bot.content.check import check_content
+
+    settings = _settings(args)
+    directory = Path(args.dir) if args.dir else settings.content_dir
+    problems = check_content(directory, grade_limit=settings.content.reading_grade_limit)
+    for problem in problems:
+        print(problem)
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = len(problems) - errors
+    print(f"{directory}: {errors} error(s), {warnings} warning(s)", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_content_preview(args: argparse.Namespace) -> int:
+    from bot.content.preview import main as preview_main
+
+    settings = _settings(args)
+    argv = [args.id, "--locale", args.locale, "--dir", str(Path(args.dir) if args.dir else settings.content_dir)]
+    return preview_main(argv + (["--callbacks"] if args.callbacks else []), prog="iopbot content preview")
+
+
+def cmd_safety_classify(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.safety.evaluation import classify_lines
+    from bot.safety.rules import SafetyRules
+
+    settings = _settings(args)
+    rules = SafetyRules.load(settings.content_dir)
+    for row in classify_lines(sys.stdin, rules, args.locale):
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_safety_eval(args: argparse.Namespace) -> int:
+    from bot.safety.evaluation import evaluate, format_report, read_jsonl
+    from bot.safety.levels import Level
+    from bot.safety.rules import SafetyRules
+
+    settings = _settings(args)
+    if not Path(args.file).exists():
+        print(f"error: {args.file}: no such file", file=sys.stderr)
+        return 2
+    try:
+        min_level = Level.parse(args.min_level)
+    except ValueError as exc:
+        print(f"error: --min-level: {exc}", file=sys.stderr)
+        return 2
+    rules = SafetyRules.load(settings.content_dir)
+    report = evaluate(read_jsonl(Path(args.file)), rules, min_level, args.locale)
+    print(report.to_json() if args.json else format_report(report))
+    return 0
+
+
+def cmd_report_alerts(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from bot.runtime import clock_from_environment
+    from bot.services.escalation import response_times
+
+    settings = _settings(args)
+    since = clock_from_environment().now() - timedelta(days=args.days) if args.days else None
+    times = asyncio.run(_with_session(settings, lambda session: response_times(session, since)))
+
+    def fmt(seconds: float | None) -> str:
+        if seconds is None:
+            return "-"
+        return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+    period = f"last {args.days} days" if args.days else "all time"
+    print(f"safety alerts ({period}): {times.count} escalations, {times.acknowledged} acknowledged")
+    print(f"  flagged message -> first clinician alert:  median {fmt(times.to_alert_median)}, "
+          f"p95 {fmt(times.to_alert_p95)}")
+    print(f"  flagged message -> acknowledgement:        median {fmt(times.to_ack_median)}, "
+          f"p95 {fmt(times.to_ack_p95)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iopbot", description="Support bot for virtual IOPs")
     parser.add_argument("--config", default="config.toml", help="path to config.toml (default: ./config.toml)")
@@ -128,6 +207,31 @@ def build_parser() -> argparse.ArgumentParser:
     part.add_argument("--therapist", required=True, help="alias of the assigned clinician")
     part.add_argument("--backup", help="alias of the backup clinician")
     part.add_argument("--timezone", help="IANA time zone, e.g. America/Chicago")
+
+    content = sub.add_parser("content", help="the content library").add_subparsers(dest="content_command",
+                                                                                  required=True)
+    check = add("check", cmd_content_check, "check content files; prints file:line problems", content)
+    check.add_argument("dir", nargs="?", help="content folder (default: [content] directory)")
+    preview = add("preview", cmd_content_preview, "show an item as a participant gets it", content)
+    preview.add_argument("id")
+    preview.add_argument("--locale", default="en")
+    preview.add_argument("--dir", help="content folder (default: [content] directory)")
+    preview.add_argument("--callbacks", action="store_true", help="show each button's callback data")
+
+    safety = sub.add_parser("safety", help="distress detection tools").add_subparsers(dest="safety_command",
+                                                                                     required=True)
+    classify = add("classify", cmd_safety_classify, "assess lines (or JSONL with text) from stdin", safety)
+    classify.add_argument("--locale", default="en")
+    evaluation = add("eval", cmd_safety_eval, "precision and recall on labelled JSONL (text, label)", safety)
+    evaluation.add_argument("file")
+    evaluation.add_argument("--json", action="store_true", help="last line: one JSON object")
+    evaluation.add_argument("--min-level", default="concern", help="flagged means this level or above")
+    evaluation.add_argument("--locale", default="en")
+
+    report = sub.add_parser("report", help="reports for the program").add_subparsers(dest="report_command",
+                                                                                    required=True)
+    alerts = add("alerts", cmd_report_alerts, "time from flagged message to alert and to acknowledgement", report)
+    alerts.add_argument("--days", type=int, default=0, help="only the last N days (default: all)")
 
     for register in _EXTRA_COMMANDS:
         register(sub, add)

@@ -190,6 +190,18 @@ class Person:
     async def all_messages(self) -> list[dict[str, Any]]:
         return await self.control.sent_messages(self.chat_id)
 
+    async def wait_for_message(self, contains: str, timeout: float = 15.0) -> dict[str, Any]:  # noqa: ASYNC109
+        """Wait until some message in the chat (sent or edited) shows `contains`; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in reversed(await self.all_messages()):
+                if contains in (message.get("visible_text") or message.get("caption") or ""):
+                    return message
+            if time.monotonic() > deadline:
+                texts = [(m.get("visible_text") or "")[:80] for m in await self.all_messages()]
+                raise AssertionError(f"chat {self.chat_id}: no message shows {contains!r} within {timeout}s: {texts}")
+            await asyncio.sleep(0.05)
+
     async def press(self, label: str) -> None:
         """Tap the newest button whose label contains `label`."""
         for message in reversed(await self.all_messages()):
