@@ -11,6 +11,7 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 
 from bot.db.storage import DatabaseStorage
 from bot.flows import onboarding
+from bot.flows import routes as flow_routes
 from bot.handlers import alerts, fallback, help, participant, staff, start
 from bot.safety.gate import Assessor, FlagRecorder, SafetyGate
 from bot.services.context import AppContext
@@ -38,6 +39,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, isolation: BaseEven
         participant.router,
         staff.router,
         alerts.router,
+        flow_routes.router,  # flow buttons, typed answers of an open flow, /checkin
         fallback.router,  # last: refusals, unknown people, a participant's own notes
     )
     return dp

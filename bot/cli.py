@@ -260,5 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+# Subcommands that live with their feature (each module appends to _EXTRA_COMMANDS on import).
+import bot.sandbox.command  # noqa: E402, F401
+from bot.services import schedule_cli  # noqa: E402
+
+_EXTRA_COMMANDS.append(schedule_cli.register)
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -114,6 +114,47 @@ class ScheduleSettings:
     lease_seconds: float = 120.0
     grace_minutes: float = 60.0
     batch_size: int = 200
+    # A participant's check-in that falls in their quiet hours: "defer" to the end of quiet
+    # hours, or "skip" that day. Staff alerts never wait for quiet hours.
+    quiet_hours_policy: str = "defer"
+    # Each participant's messages come 0..jitter_minutes after the chosen time (always the same
+    # offset for one participant), so a 9:00 wave is spread out.
+    jitter_minutes: float = 5.0
+    # Check-in rows are created this many days ahead, and the plan is refreshed this often.
+    plan_days: int = 2
+    plan_interval_minutes: float = 10.0
+
+
+@dataclass(frozen=True)
+class CheckinSettings:
+    # The questions: content/<locale>/checkins/<questionnaire>.toml
+    questionnaire: str = "daily"
+    # A check-in left unfinished this long after it was sent expires and counts as missed.
+    expire_hours: float = 12.0
+    # One gentle reminder this many hours after an unanswered check-in was sent (0 = none).
+    nudge_after_hours: float = 3.0
+    # Tell the assigned clinician after this many missed check-ins in a row (0 = never);
+    # again after each further run of the same length.
+    notify_after_misses: int = 3
+
+
+@dataclass(frozen=True)
+class ReminderSettings:
+    # Minutes before a program session that a participant is reminded (24 h and 15 min by default).
+    offsets_minutes: tuple[int, ...] = (1440, 15)
+    # Reminders this close to the start ignore quiet hours: the session is about to begin. A longer
+    # one that would fall in quiet hours is sent just before they start instead.
+    quiet_hours_exempt_minutes: int = 60
+    # How far ahead session occurrences and reminder rows are planned.
+    plan_ahead_hours: int = 48
+
+
+@dataclass(frozen=True)
+class AttendanceSettings:
+    # After "Can't attend", wait this long for a reason before the facilitator and clinician are told.
+    reason_wait_minutes: float = 10.0
+    # This many "can't attend" in a row (for the sessions the participant is in) notify the clinician.
+    notify_clinician_after: int = 3
 
 
 @dataclass(frozen=True)
@@ -156,6 +197,9 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    checkin: CheckinSettings = field(default_factory=CheckinSettings)
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
     content: ContentSettings = field(default_factory=ContentSettings)
     crisis: dict[str, CrisisResources] = field(
         default_factory=lambda: {"en": CrisisResources(), "es": CrisisResources()}
@@ -196,6 +240,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a text in quotes, not {value!r}")
         return value
     if hint is tuple:
+        if typing.get_args(annotation)[:1] == (int,):
+            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise ConfigError(f"{where} must be a list of whole numbers, like [1440, 15]")
+            return tuple(value)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of texts, like [\"a\", \"b\"]")
         return tuple(value)
@@ -226,6 +274,9 @@ _SECTIONS: dict[str, type] = {
     "privacy": PrivacySettings,
     "llm": LlmSettings,
     "schedule": ScheduleSettings,
+    "checkin": CheckinSettings,
+    "reminders": ReminderSettings,
+    "attendance": AttendanceSettings,
     "content": ContentSettings,
     "logging": LoggingSettings,
 }
@@ -268,6 +319,37 @@ def _validate(s: Settings, where: str) -> None:
         raise ConfigError(
             f"{where} [escalation] imminent_ack_minutes must not be longer than urgent_ack_minutes"
         )
+    if s.schedule.quiet_hours_policy not in ("defer", "skip"):
+        raise ConfigError(
+            f"{where} [schedule] quiet_hours_policy must be \"defer\" or \"skip\", not {s.schedule.quiet_hours_policy!r}"
+        )
+    if not 0 <= s.schedule.jitter_minutes <= 60:
+        raise ConfigError(f"{where} [schedule] jitter_minutes must be between 0 and 60, not {s.schedule.jitter_minutes}")
+    if not 1 <= s.schedule.plan_days <= 14:
+        raise ConfigError(f"{where} [schedule] plan_days must be between 1 and 14, not {s.schedule.plan_days}")
+    if s.schedule.plan_interval_minutes <= 0:
+        raise ConfigError(f"{where} [schedule] plan_interval_minutes must be greater than 0")
+    c = s.checkin
+    if not 0 < c.expire_hours <= 24:
+        raise ConfigError(f"{where} [checkin] expire_hours must be more than 0 and at most 24, not {c.expire_hours}")
+    if c.nudge_after_hours < 0 or (c.nudge_after_hours and c.nudge_after_hours >= c.expire_hours):
+        raise ConfigError(
+            f"{where} [checkin] nudge_after_hours must be 0 (no nudge) or less than expire_hours ({c.expire_hours})"
+        )
+    if c.notify_after_misses < 0:
+        raise ConfigError(f"{where} [checkin] notify_after_misses must be 0 (never) or more")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", c.questionnaire):
+        raise ConfigError(f"{where} [checkin] questionnaire must be a file name without .toml, like \"daily\"")
+    offsets = s.reminders.offsets_minutes
+    if any(o <= 0 for o in offsets) or len(set(offsets)) != len(offsets):
+        raise ConfigError(f"{where} [reminders] offsets_minutes must be different whole minutes greater than 0, "
+                          f"like [1440, 15], not {list(offsets)}")
+    if s.reminders.plan_ahead_hours * 60 < max(offsets, default=0):
+        raise ConfigError(f"{where} [reminders] plan_ahead_hours must cover the longest reminder offset "
+                          f"({max(offsets)} minutes)")
+    if s.attendance.notify_clinician_after < 1 or s.attendance.reason_wait_minutes < 0:
+        raise ConfigError(f"{where} [attendance] notify_clinician_after must be 1 or more and "
+                          "reason_wait_minutes 0 or more")
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR")
 

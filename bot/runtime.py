@@ -21,6 +21,7 @@ from bot.config import Settings, require_token
 from bot.content.i18n import Texts
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.db.types import configure_encryption
+from bot.services.checkin_setup import install_checkins
 from bot.services.context import AppContext
 from bot.services.delivery import DatabaseDeliveryRecorder
 from bot.safety.rules import SafetyRules
@@ -70,6 +71,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     ctx.extras["engine"] = engine
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
     worker = OutboxWorker(ctx, bot, action_senders())
+    install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = SafetyRules.load(settings.content_dir)
     ctx.extras["assessor"] = assessor

@@ -14,6 +14,7 @@ from bot.db.models import InboundMessage, Participant, ParticipantStatus, Staff
 from bot.handlers.help import send_help
 from bot.handlers.participant import PARTICIPANT_COMMANDS
 from bot.handlers.staff import STAFF_COMMANDS
+from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
 from bot.telegram.replies import Replies
@@ -29,7 +30,8 @@ def _command_name(text: str) -> str | None:
 
 @router.message(F.text)
 async def any_text(message: Message, actor: Staff | Participant | None, session: AsyncSession,
-                   replies: Replies, ctx: AppContext, locale: str, safety_recorded: bool = False) -> None:
+                   replies: Replies, ctx: AppContext, locale: str, safety_recorded: bool = False,
+                   assessment: Assessment | None = None) -> None:
     now = ctx.clock.now()
     text = message.text or ""
     command = _command_name(text)
@@ -65,8 +67,9 @@ async def any_text(message: Message, actor: Staff | Participant | None, session:
     if not safety_recorded:  # a flagged message was already stored with its escalation
         session.add(InboundMessage(participant_id=actor.id, telegram_message_id=message.message_id,
                                    received_at=now, text=text))
-    crisis = ctx.settings.crisis_for(locale)
-    replies.text(message.chat.id, ctx.t("note.saved", locale, crisis_line=crisis.call_or_text))
+    if assessment is not None and assessment.flagged:
+        return  # the safety gate already answered with the crisis or supportive reply
+    replies.text(message.chat.id, ctx.t("note.saved", locale))
 
 
 @router.message()

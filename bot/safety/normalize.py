@@ -165,7 +165,8 @@ _TOKEN_MAP: dict[str, str] = {
     # fillers that only intensify: dropped so one rule covers "i (just) (really) want to die"
     "just": "", "really": "", "so": "", "sooo": "", "literally": "", "honestly": "", "actually": "",
     "seriously": "", "truly": "", "genuinely": "", "simply": "", "totally": "", "very": "",
-    "fucking": "", "fuckin": "", "freaking": "", "freakin": "", "frickin": "", "friggin": "",
+    "fucking": "", "fuckin": "", "fml": "fuck my life", "iam": "i am", "imma": "i am going to",
+    "ima": "i am going to", "merely": "", "freaking": "", "freakin": "", "frickin": "", "friggin": "",
     "effing": "", "damn": "", "bloody": "", "lowkey": "", "highkey": "", "kinda": "", "sorta": "",
     "tbh": "", "ngl": "", "fr": "", "af": "", "asf": "", "even": "", "legit": "", "deadass": "",
 }  # fmt: skip

@@ -64,6 +64,8 @@ class _Slot:
     gap: bool = False
 
 
+# A gap never skips a negation: "i am not ... alone" must not match "i am ... alone".
+_GAP_STOPS = r"(?:not|never|no|nobody|nothing|nor|without)(?!\w)"
 _ODD_CHARACTER = re.compile(r"[^\w'’\-*]")
 _TOKEN = re.compile(r"\.\.\.|[()\[\]|]|[^\s()\[\]|]+")
 
@@ -108,8 +110,10 @@ def _parse(phrase: str, normalize: Callable[[str], str]) -> list[_Slot]:
         elif token in (")", "]", "|"):
             raise PhraseError(f"unexpected '{token}': brackets are (a|b) and [optional]")
         else:
-            for word in _normalize_words([token], normalize):
-                slots.append(_Slot(((word,),)))
+            words = _normalize_words([token], normalize)
+            if not words:
+                raise PhraseError(_ignored(token))
+            slots.extend(_Slot(((word,),)) for word in words)
             position += 1
     if not slots:
         raise PhraseError("the phrase is empty")
@@ -121,11 +125,21 @@ def _split_alternatives(tokens: list[str], normalize: Callable[[str], str]) -> l
     current: list[str] = []
     for token in [*tokens, "|"]:
         if token == "|":
-            alternatives.append(tuple(_normalize_words(current, normalize)))
+            words = _normalize_words(current, normalize)
+            if current and not words:
+                raise PhraseError(_ignored(" ".join(current)))
+            alternatives.append(tuple(words))
             current = []
         else:
             current.append(token)
     return alternatives
+
+
+def _ignored(text: str) -> str:
+    return (
+        f"'{text}' is ignored in matching (filler words like 'just', 'really', 'so' are dropped "
+        "from every message); leave it out"
+    )
 
 
 def _normalize_words(tokens: list[str], normalize: Callable[[str], str]) -> list[str]:
@@ -146,6 +160,8 @@ def _normalize_words(tokens: list[str], normalize: Callable[[str], str]) -> list
         if "*" in base:
             raise PhraseError(f"'{token}': '*' may only end a word")
         normalized = (_fold(base) if star else normalize(base)).split()
+        if not normalized:
+            continue  # a filler word inside a longer choice ("i am so"): harmless
         if star:
             normalized[-1] += "*"
         words.extend(normalized)
@@ -172,7 +188,7 @@ def _to_regex(slots: list[_Slot]) -> str:
     need_space = False
     for slot in slots:
         if slot.gap:
-            parts.append(rf"(?: [^\s.]+){{0,{MAX_GAP_WORDS}}}")
+            parts.append(rf"(?: (?!{_GAP_STOPS})[^\s.]+){{0,{MAX_GAP_WORDS}}}")
             continue
         body = "|".join(_alternative_regex(alt) for alt in slot.alternatives)
         if len(slot.alternatives) > 1:

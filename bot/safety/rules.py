@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 FALLBACK_LOCALE = "en"
 _MIN_GLUED_TOKEN = 8
 _CONTEXT_CHARS = 240  # how far back/forward guard windows look, in characters of normalized text
+# A marker that raises only urgent risks (time words, "i have a plan") counts when it is this many
+# words or fewer from the risk: in a long message "tomorrow" may be about an exam, not the plan.
+NEAR_MARKER_WORDS = 12
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,7 @@ class SafetyRules:
             if raw:
                 findings += _apply_guards(target, normalized, raw)
         if findings:
-            _apply_markers(findings)
+            _apply_markers(findings, normalized)
         return findings
 
     def _locales_for(self, locale: str) -> list[_Locale]:
@@ -543,7 +546,7 @@ def _past(guards: dict[GuardKind, _GuardGroup], before: str, after: str, categor
 # --- combining ----------------------------------------------------------------------------------
 
 
-def _apply_markers(findings: list[Finding]) -> None:
+def _apply_markers(findings: list[Finding], text: str) -> None:
     """A plan, means or time next to a risk makes that risk imminent."""
     markers = [f for f in findings if f.rule.is_marker and f.guard is None]
     if not markers:
@@ -553,10 +556,20 @@ def _apply_markers(findings: list[Finding]) -> None:
             continue
         for marker in markers:
             threshold = marker.rule.raises
-            if threshold is not None and finding.level >= threshold and finding.level < Level.IMMINENT:
-                finding.level = Level.IMMINENT
-                finding.raised_by = marker.rule.reason
-                break
+            if threshold is None or not threshold <= finding.level < Level.IMMINENT:
+                continue
+            if threshold >= Level.URGENT and _words_between(text, finding, marker) > NEAR_MARKER_WORDS:
+                continue
+            finding.level = Level.IMMINENT
+            finding.raised_by = marker.rule.reason
+            break
+
+
+def _words_between(text: str, a: Finding, b: Finding) -> int:
+    first, second = (a, b) if a.start <= b.start else (b, a)
+    if second.start <= first.end:
+        return 0
+    return len(text[first.end : second.start].split())
 
 
 def _to_assessment(findings: list[Finding]) -> Assessment:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,10 @@ SNIPPETS = {
     "stress-and-your-body", "naming-feelings", "urges-come-and-go",
     "what-mindfulness-is", "asking-for-what-you-need", "reaching-out-for-help",
 }  # fmt: skip
-EXERCISES = {"paced-breathing", "grounding-54321", "thought-record"}
+EXERCISES = {
+    "paced-breathing", "grounding-54321", "thought-record", "urge-surfing", "stop-skill", "tipp-skills",
+    "opposite-action", "dear-man", "conflict-script", "relapse_prevention_plan", "safety_plan",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +39,19 @@ def test_shipped_library_passes_the_check_without_any_problem() -> None:
 
 
 def test_every_item_is_delivered_in_english_and_spanish(shipped: LoadResult) -> None:
-    for locale in ("en", "es"):
-        assert {s.id for s in shipped.library.snippets(locale) if s.locale == locale} == SNIPPETS
-        assert {e.id for e in shipped.library.exercises(locale) if e.locale == locale} == EXERCISES
+    english_snippets = {s.id for s in shipped.library.snippets("en")}
+    english_exercises = {e.id for e in shipped.library.exercises("en")}
+    # The starter library the issue asks for: at least 40 snippets and 15 exercises, including
+    # the exercises other features rely on (/plan, /safetyplan).
+    assert len(english_snippets) >= 40 and SNIPPETS <= english_snippets
+    assert len(english_exercises) >= 15 and EXERCISES <= english_exercises
+    for locale in ("es",):  # every item is translated: nothing falls back to English
+        assert {s.id for s in shipped.library.snippets(locale) if s.locale == locale} == english_snippets
+        assert {e.id for e in shipped.library.exercises(locale) if e.locale == locale} == english_exercises
     for item in shipped.library:
         assert item.meta.status is Status.REVIEWED
         assert item.meta.author == "iopbot starter content"
         assert item.meta.clinical_reviewer == "needs program review"
-
-
-def test_loads_well_under_a_second() -> None:
-    start = time.perf_counter()
-    load_library(SHIPPED, allow_drafts=False)
-    assert time.perf_counter() - start < 0.5
 
 
 def test_every_message_and_button_fits_telegram(shipped: LoadResult) -> None:

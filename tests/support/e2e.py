@@ -76,12 +76,15 @@ class BotProcess:
         )
         self.starts += 1
 
-    async def wait_ready(self, control: BotAPIControl, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        """Ready when this start of the process has asked for updates."""
+    async def wait_ready(self, control: BotAPIControl, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Ready when this start of the process has asked for updates (or, in webhook mode, set its
+        webhook). The Bot API may be shared with earlier processes: count only requests after now
+        (a new process spends seconds importing before its first request)."""
         deadline = time.monotonic() + timeout
+        baseline = len(await control.requests(method="getUpdates")) + len(await control.requests(method="setWebhook"))
         while time.monotonic() < deadline:
-            polls = await control.requests(method="getUpdates")
-            if len(polls) >= self.starts and self.proc and self.proc.poll() is None:
+            seen = len(await control.requests(method="getUpdates")) + len(await control.requests(method="setWebhook"))
+            if seen > baseline and self.proc and self.proc.poll() is None:
                 return
             if self.proc and self.proc.poll() is not None:
                 raise AssertionError(f"iopbot exited with {self.proc.returncode}:\n{self.log_tail()}")
@@ -177,20 +180,20 @@ class Person:
         await self.control.inject_message(self.user_id, text, first_name=self.first_name,
                                           language_code=self.language_code)
 
-    async def read(self, count: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+    async def read(self, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
         """Wait for `count` new messages and return them (the visible text and buttons)."""
         messages = await self.control.wait_for_messages(self.chat_id, self.seen + count, timeout=timeout)
         new = messages[self.seen:]
         self.seen = len(messages)
         return new
 
-    async def read_text(self, count: int = 1, timeout: float = 15.0) -> str:  # noqa: ASYNC109
+    async def read_text(self, count: int = 1, timeout: float = 30.0) -> str:  # noqa: ASYNC109
         return "\n---\n".join((m.get("visible_text") or m.get("caption") or "") for m in await self.read(count, timeout))
 
     async def all_messages(self) -> list[dict[str, Any]]:
         return await self.control.sent_messages(self.chat_id)
 
-    async def wait_for_message(self, contains: str, timeout: float = 15.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def wait_for_message(self, contains: str, timeout: float = 30.0) -> dict[str, Any]:  # noqa: ASYNC109
         """Wait until some message in the chat (sent or edited) shows `contains`; return it."""
         deadline = time.monotonic() + timeout
         while True:

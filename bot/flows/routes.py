@@ -1,0 +1,78 @@
+"""Telegram handlers of the flow engine: flow buttons, typed answers, and /checkin.
+
+Include `router` in the dispatcher after the feature routers and before `fallback.router`:
+typed text goes to an open flow only when its current step takes text (otherwise the fallback
+keeps it as a note), and a flow's buttons are recognised by their `fl:` prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.filters import Command, Filter
+from aiogram.types import CallbackQuery, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Participant
+from bot.flows.engine import CALLBACK_PREFIX, FlowEngine
+from bot.services import checkins
+from bot.services.context import AppContext
+from bot.telegram.filters import IsEnrolledParticipant
+from bot.telegram.replies import Replies
+
+router = Router(name="flows")
+router.message.filter(IsEnrolledParticipant())
+router.callback_query.filter(IsEnrolledParticipant())
+
+
+def _engine(ctx: AppContext) -> FlowEngine | None:
+    engine = ctx.extras.get("flows")
+    return engine if isinstance(engine, FlowEngine) else None
+
+
+class WaitsForText(Filter):
+    """The participant has an open flow whose current step takes typed text (newest first)."""
+
+    async def __call__(self, message: Message, actor: Any = None, session: AsyncSession | None = None,
+                       ctx: AppContext | None = None) -> bool | dict[str, Any]:
+        text = message.text
+        if ctx is None or session is None or not isinstance(actor, Participant) or not text or text.startswith("/"):
+            return False
+        engine = _engine(ctx)
+        if engine is None:
+            return False
+        for run in await engine.active_runs(session, actor.id):
+            step = engine.current_step(run)
+            if step is not None and step.takes_text:
+                return {"flow_run": run}
+        return False
+
+
+@router.message(Command("checkin"))
+async def checkin_command(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
+                          ctx: AppContext) -> None:
+    if _engine(ctx) is None:
+        replies.text(message.chat.id, ctx.t("common.not_available", actor.locale))
+        return
+    await checkins.start_or_resume(session, ctx, actor, replies)
+
+
+@router.message(F.text, WaitsForText())
+async def typed_answer(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
+                       ctx: AppContext, flow_run: Any) -> None:
+    engine = _engine(ctx)
+    assert engine is not None
+    if not await engine.type_text(session, actor, flow_run, message.text or "", replies):
+        raise SkipHandler  # not an answer to the open step: the fallback keeps it as a note
+
+
+@router.callback_query(F.data.startswith(f"{CALLBACK_PREFIX}:"))
+async def flow_button(query: CallbackQuery, actor: Participant, session: AsyncSession, replies: Replies,
+                      ctx: AppContext) -> None:
+    engine = _engine(ctx)
+    message_id = query.message.message_id if query.message else None
+    if engine is None or not await engine.press(session, actor, query.data or "", replies, message_id):
+        # An earlier question, a finished or expired check-in: say so, change nothing.
+        replies.notice(ctx.t("flow.stale_button", actor.locale))

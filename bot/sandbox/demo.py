@@ -1,0 +1,190 @@
+"""The sandbox's demo program: the people a visitor can be, and the records behind them.
+
+Seeding is idempotent: run it against a fresh database or one kept from an earlier run
+(`iopbot sandbox --data DIR`) and it only adds what is missing. Staff accept their invites through
+the running bot, and the open safety alert is raised by a crisis message injected as that
+participant, so what a visitor sees was made by the same code a real program runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.db.models import Participant, ParticipantStatus, Staff
+from bot.services import enrollment
+from bot.services.context import AppContext
+from bot.services.escalation import open_escalation
+from bot.services.schedule_hooks import participant_schedule_changed
+
+log = logging.getLogger(__name__)
+
+PersonaKind = Literal["staff", "participant", "new"]
+
+THERAPIST_ALIAS = "dr-rivera"
+MID_PROGRAM_DAYS = 21  # "mid-program": three weeks into a typical 6–8 week IOP
+# What the participant with the open alert wrote; the shipped rules rate it urgent.
+ALERT_MESSAGE = "I can't keep doing this. I want to kill myself."
+# New users get Telegram ids and aliases from these bases: new user n is 3000+n and P-(200+n).
+NEW_USER_ID_BASE = 3000
+NEW_USER_ALIAS_BASE = 200
+
+
+@dataclass(frozen=True)
+class Persona:
+    """Someone the visitor can be: a Telegram account in the sandbox, and who it is in the program."""
+
+    key: str  # in the page's address: ?as=<key>
+    user_id: int  # the Telegram user id (= the private chat id)
+    first_name: str  # the Telegram display name
+    label: str  # who this is, for the person picker
+    kind: PersonaKind
+    alias: str  # the program's alias (staff alias or participant alias)
+    about: str  # one line on what to try as this person
+    role: str = ""  # staff role
+    on_call: bool = False
+    timezone: str = ""  # participants: where they live (the demo's choice)
+
+
+STAFF: tuple[Persona, ...] = (
+    Persona("therapist", 1001, "Dana Rivera", "Dr. Rivera – therapist", "staff", THERAPIST_ALIAS,
+            "Receives safety alerts for her caseload. Try /caseload and /alerts.", role="therapist"),
+    Persona("backup", 1002, "Kemi Okafor", "Dr. Okafor – on-call backup", "staff", "dr-okafor",
+            "Paged when an alert is not acknowledged in time. Move the clock forward to see it.",
+            role="therapist", on_call=True),
+    Persona("lead", 1003, "Lin Chen", "Lin Chen – program lead", "staff", "lead-chen",
+            "Paged last, and sees every participant's alerts. Try /alerts.", role="lead"),
+)
+
+PARTICIPANTS: tuple[Persona, ...] = (
+    Persona("alex", 2001, "Alex", "Alex (P-101) – three weeks into the program", "participant", "P-101",
+            "Enrolled three weeks ago. Try /help, /settings, or write how your day went.",
+            timezone="America/Chicago"),
+    Persona("sam", 2002, "Sam", "Sam (P-102) – has an open safety alert", "participant", "P-102",
+            "Wrote something worrying; the care team was paged. Write again and see it passed on.",
+            timezone="America/New_York"),
+)
+
+
+def new_user_persona(n: int) -> Persona:
+    """The n-th "new user with an invite link" (n = 1, 2, ...)."""
+    return Persona(
+        "new" if n == 1 else f"new-{n}", NEW_USER_ID_BASE + n, "Jordan" if n == 1 else f"Newcomer {n}",
+        f"A new user with an invite link (P-{NEW_USER_ALIAS_BASE + n})", "new", f"P-{NEW_USER_ALIAS_BASE + n}",
+        "Has just been given an invite link. Open it to enroll: consent, time zone, check-in time.",
+    )
+
+
+@dataclass
+class DemoProgram:
+    """Who is in the demo, and the invite links not used yet (kept in memory only)."""
+
+    personas: dict[str, Persona] = field(default_factory=dict)
+    invite_tokens: dict[str, str] = field(default_factory=dict)  # persona key -> token
+    staff_tokens: dict[str, str] = field(default_factory=dict)  # staff persona key -> token, until bound
+
+    def add(self, persona: Persona) -> None:
+        self.personas[persona.key] = persona
+
+    def new_users(self) -> list[Persona]:
+        return [p for p in self.personas.values() if p.kind == "new"]
+
+    def by_user_id(self, user_id: int) -> Persona | None:
+        return next((p for p in self.personas.values() if p.user_id == user_id), None)
+
+
+async def _ensure_staff(session: AsyncSession, now: datetime, settings: Settings, persona: Persona,
+                        demo: DemoProgram) -> None:
+    staff = await enrollment.staff_by_alias(session, persona.alias)
+    if staff is not None and staff.telegram_user_id is not None:
+        return
+    issued = await enrollment.invite_staff(session, now, settings, persona.alias, persona.role,
+                                           on_call=persona.on_call)
+    demo.staff_tokens[persona.key] = issued.token
+
+
+async def _ensure_enrolled_participant(session: AsyncSession, ctx: AppContext, now: datetime,
+                                       persona: Persona) -> Participant:
+    """An active participant who consented MID_PROGRAM_DAYS ago, bound to the persona's account."""
+    existing = await session.scalar(select(Participant).where(Participant.alias == persona.alias))
+    if existing is not None and existing.status not in (ParticipantStatus.INVITED, ParticipantStatus.DECLINED):
+        return existing
+    joined = now - timedelta(days=MID_PROGRAM_DAYS)
+    issued = await enrollment.invite_participant(session, joined, ctx.settings, persona.alias, THERAPIST_ALIAS,
+                                                 timezone=persona.timezone)
+    result, who = await enrollment.redeem_invite(session, joined, issued.token, persona.user_id,
+                                                 persona.user_id, "en")
+    if result is not enrollment.Redeemed.PARTICIPANT or not isinstance(who, Participant):
+        raise RuntimeError(f"could not enroll demo participant {persona.alias}: {result}")
+    enrollment.record_consent(who, joined, ctx.settings)
+    enrollment.finish_onboarding(who)
+    await session.flush()
+    await participant_schedule_changed(session, ctx, who)
+    await seed_history(session, who, start=joined, end=now)
+    return who
+
+
+async def _ensure_new_user(session: AsyncSession, now: datetime, settings: Settings, persona: Persona,
+                           demo: DemoProgram) -> None:
+    participant = await session.scalar(select(Participant).where(Participant.alias == persona.alias))
+    demo.add(persona)
+    if participant is None or participant.status == ParticipantStatus.INVITED:
+        # A kept database holds only the hash of an earlier link: issue a fresh one to show.
+        issued = await enrollment.invite_participant(session, now, settings, persona.alias, THERAPIST_ALIAS)
+        demo.invite_tokens[persona.key] = issued.token
+
+
+async def seed_history(session: AsyncSession, participant: Participant, *, start: datetime, end: datetime) -> int:
+    """Give a participant the check-in history of their days in the program, from `start` to `end`.
+
+    Meant to write one daily check-in per day (answered on most days, a few missed, mood and
+    cravings drifting as they would over three weeks) through the check-in tables, so that the
+    clinician's caseload, trends and digest have something to show. The demo program has no
+    check-in tables to write to yet, so this writes nothing. Returns the number of check-ins written.
+    """
+    return 0
+
+
+async def seed_records(session: AsyncSession, ctx: AppContext, now: datetime) -> DemoProgram:
+    """The database part of the demo, before the bot polls: staff invited, participants enrolled,
+    the first new user invited. Idempotent. Staff still have to accept their invites
+    (`accept_staff_invites`) once the bot is running."""
+    demo = DemoProgram()
+    for persona in STAFF:
+        demo.add(persona)
+        await _ensure_staff(session, now, ctx.settings, persona, demo)
+    await session.flush()
+    for persona in PARTICIPANTS:
+        demo.add(persona)
+        await _ensure_enrolled_participant(session, ctx, now, persona)
+    # New users from an earlier run of a kept database stay available; there is always at least one.
+    count = 0
+    aliases = set((await session.scalars(select(Participant.alias))).all())
+    while f"P-{NEW_USER_ALIAS_BASE + count + 1}" in aliases:
+        count += 1
+    for n in range(1, max(count, 1) + 1):
+        await _ensure_new_user(session, now, ctx.settings, new_user_persona(n), demo)
+    return demo
+
+
+async def add_new_user(session: AsyncSession, ctx: AppContext, now: datetime, demo: DemoProgram) -> Persona:
+    """Another "new user with an invite link", for a visitor who used the first one."""
+    persona = new_user_persona(len(demo.new_users()) + 1)
+    await _ensure_new_user(session, now, ctx.settings, persona, demo)
+    return persona
+
+
+async def has_open_alert(session: AsyncSession, alias: str) -> bool:
+    participant = await session.scalar(select(Participant).where(Participant.alias == alias))
+    return participant is not None and await open_escalation(session, participant.id) is not None
+
+
+async def staff_is_bound(session: AsyncSession, alias: str) -> bool:
+    staff = await session.scalar(select(Staff).where(Staff.alias == alias))
+    return staff is not None and staff.telegram_user_id is not None

@@ -1,0 +1,298 @@
+"""Daily check-ins: sending them, taking the answers, nudging, and noticing silence.
+
+- The `checkin` row of a local date (key `checkin:<participant>:<YYYY-MM-DD>`, planned by
+  bot/services/checkin_planner.py) is sent by `send_checkin`: it opens a FlowRun and sends the
+  first question. The row records intended, sent and answered times; it becomes `answered`
+  when the check-in is completed (also when it was done early with /checkin).
+- Every answer is stored per question id (`CheckinAnswer`) and the answers so far are assessed
+  for structured triggers (the safety question, mood and craving thresholds, a run of low
+  moods); urgent or higher sends the crisis reply and pages the clinician at once.
+- Unanswered after `[checkin] nudge_after_hours`: one gentle nudge (its own row, cancelled when
+  the check-in is answered). Unfinished after `expire_hours`: the run expires and counts as
+  missed; after `notify_after_misses` misses in a row the assigned clinician gets a notice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.content.checkins import Questionnaire
+from bot.db.checkin_models import CheckinAnswer, FlowRun, FlowStatus
+from bot.db.models import ActionStatus, Participant, ParticipantEvent, ScheduledAction
+from bot.flows.checkin import CHECKIN, CheckinFlow
+from bot.flows.engine import FlowEngine, FlowStep, Turn
+from bot.safety.levels import NO_RISK, Assessment, Category, Level
+from bot.services.context import AppContext
+from bot.services.local_time import local_date, now_in_quiet_hours
+from bot.services.outbox import Delivered, Skip, enqueue
+from bot.telegram.replies import Replies
+
+log = logging.getLogger(__name__)
+
+NUDGE = "checkin_nudge"
+MISSED_NOTICE = "missed_checkins"
+RECENT_MOODS = 7  # how many earlier mood answers the "run of low moods" trigger sees
+STREAK_LOOKBACK_DAYS = 90
+
+
+def checkin_key(participant_id: int, day: date) -> str:
+    return f"{CHECKIN}:{participant_id}:{day.isoformat()}"
+
+
+def nudge_key(participant_id: int, day: date) -> str:
+    return f"{NUDGE}:{participant_id}:{day.isoformat()}"
+
+
+def _engine(ctx: AppContext) -> FlowEngine:
+    engine: FlowEngine = ctx.extras["flows"]
+    return engine
+
+
+def _flow(ctx: AppContext) -> CheckinFlow:
+    flow = _engine(ctx).kinds[CHECKIN]
+    assert isinstance(flow, CheckinFlow)
+    return flow
+
+
+# --- starting ---------------------------------------------------------------------------------
+
+async def _run_for_date(session: AsyncSession, participant_id: int, day: date) -> FlowRun | None:
+    return await session.scalar(
+        select(FlowRun).where(FlowRun.participant_id == participant_id, FlowRun.kind == CHECKIN,
+                              FlowRun.local_date == day).order_by(FlowRun.id.desc()).limit(1))
+
+
+async def _start(session: AsyncSession, ctx: AppContext, participant: Participant, day: date, now: datetime,
+                 action_id: int | None) -> FlowRun:
+    await _close_earlier_runs(session, ctx, participant.id, now)
+    flow = _flow(ctx)
+    return await _engine(ctx).start(
+        session, participant, CHECKIN, flow.questionnaire(participant.locale).id, now=now,
+        expires_at=now + timedelta(hours=ctx.settings.checkin.expire_hours), local_date=day, action_id=action_id)
+
+
+async def _close_earlier_runs(session: AsyncSession, ctx: AppContext, participant_id: int, now: datetime) -> None:
+    """A new check-in replaces an earlier one still open: that one counts as missed."""
+    open_runs = (await session.scalars(
+        select(FlowRun).where(FlowRun.participant_id == participant_id, FlowRun.kind == CHECKIN,
+                              FlowRun.status == FlowStatus.ACTIVE))).all()
+    if open_runs:
+        await _engine(ctx).close(session, [r.id for r in open_runs], FlowStatus.EXPIRED, now)
+        await checkins_expired(session, ctx, list(open_runs), now)
+
+
+async def start_or_resume(session: AsyncSession, ctx: AppContext, participant: Participant,
+                          replies: Replies) -> None:
+    """/checkin: continue the open check-in, or start today's (also before its scheduled time)."""
+    engine, flow = _engine(ctx), _flow(ctx)
+    chat_id = participant.chat_id or 0
+    now = ctx.clock.now()
+    open_runs = await engine.active_runs(session, participant.id, CHECKIN)
+    if open_runs:
+        engine.show(open_runs[0], replies, chat_id, lead=ctx.t("checkin.resume", participant.locale))
+        return
+    today = local_date(now, ZoneInfo(participant.timezone))
+    done = await _run_for_date(session, participant.id, today)
+    if done is not None and done.status == FlowStatus.FINISHED:
+        replies.text(chat_id, ctx.t("checkin.already_done", participant.locale))
+        return
+    row = await session.scalar(select(ScheduledAction).where(ScheduledAction.key == checkin_key(participant.id, today)))
+    run = await _start(session, ctx, participant, today, now, row.id if row is not None else None)
+    engine.show(run, replies, chat_id, lead=flow.questionnaire(run.locale).intro)
+
+
+# --- the scheduled rows ------------------------------------------------------------------------
+
+async def send_checkin(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+    """ActionSender for `checkin` rows: open the day's run and send its first question."""
+    participant = await session.get(Participant, row.participant_id) if row.participant_id else None
+    if participant is None or not participant.receives_messages or participant.chat_id is None:
+        raise Skip("participant paused, stopped or unreachable")
+    day = date.fromisoformat(str(row.payload["date"]))
+    now = ctx.clock.now()
+    existing = await _run_for_date(session, participant.id, day)
+    if existing is not None and existing.status == FlowStatus.FINISHED:
+        raise Skip("already answered with /checkin")
+    if existing is not None and _engine(ctx).is_open(existing):
+        raise Skip("already in progress (started with /checkin)")
+    run = await _start(session, ctx, participant, day, now, row.id)
+    text, kb = _engine(ctx).render(run, lead=_flow(ctx).questionnaire(run.locale).intro)
+    message = await bot.send_message(participant.chat_id, text, reply_markup=kb)
+    nudge_hours = ctx.settings.checkin.nudge_after_hours
+    if nudge_hours > 0:
+        await enqueue(session, kind=NUDGE, key=nudge_key(participant.id, day),
+                      due_at=ctx.clock.now() + timedelta(hours=nudge_hours), participant_id=participant.id,
+                      payload={"date": day.isoformat(), "run": run.id}, now=now)
+    return Delivered(participant.chat_id, message.message_id)
+
+
+async def send_nudge(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+    """ActionSender for `checkin_nudge` rows: one gentle reminder with the open question."""
+    participant = await session.get(Participant, row.participant_id) if row.participant_id else None
+    if participant is None or not participant.receives_messages or participant.chat_id is None:
+        raise Skip("participant paused, stopped or unreachable")
+    run = await session.get(FlowRun, int(row.payload.get("run", 0)))
+    engine = _engine(ctx)
+    if run is None or not engine.is_open(run):
+        raise Skip("check-in answered or closed")
+    now = ctx.clock.now()
+    if now_in_quiet_hours(now, participant.timezone, participant.quiet_start, participant.quiet_end):
+        raise Skip("in quiet hours")
+    text, kb = engine.render(run, lead=ctx.t("checkin.nudge", participant.locale))
+    message = await bot.send_message(participant.chat_id, text, reply_markup=kb)
+    return Delivered(participant.chat_id, message.message_id)
+
+
+# --- answers ---------------------------------------------------------------------------------------
+
+def assess_checkin(ctx: AppContext, answers: dict[str, Any], recent_moods: Sequence[float]) -> Assessment:
+    """Structured triggers over the answers so far: one place, in bot/safety (CLINICAL.md)."""
+    try:
+        from bot.safety.triggers import assess_answers
+    except ImportError:  # the trigger module is not there: the safety question still works
+        if answers.get("safety") == "yes":
+            return Assessment(Level.URGENT, (Category.SUICIDE,), ("trigger:checkin_safety",))
+        return NO_RISK
+    return assess_answers(answers, ctx.settings, list(recent_moods))
+
+
+async def _recent_moods(session: AsyncSession, participant_id: int, run_id: int) -> list[float]:
+    values = (await session.scalars(
+        select(CheckinAnswer.value_number)
+        .where(CheckinAnswer.participant_id == participant_id, CheckinAnswer.question_id == "mood",
+               CheckinAnswer.run_id != run_id, CheckinAnswer.value_number.is_not(None))
+        .order_by(CheckinAnswer.local_date.desc(), CheckinAnswer.id.desc()).limit(RECENT_MOODS))).all()
+    return [float(v) for v in reversed(values) if v is not None]  # oldest first
+
+
+async def record_answer(turn: Turn, step: FlowStep, value: Any) -> None:
+    """Store one answer by question id, then assess the answers so far."""
+    run, participant = turn.run, turn.participant
+    number = choice = text = None
+    if value is not None:
+        if isinstance(value, int | float):
+            number = float(value)
+        elif step.kind == "free_text":
+            text = str(value)
+        else:
+            choice = str(value)[:40]
+    turn.session.add(CheckinAnswer(
+        participant_id=participant.id, run_id=run.id,
+        local_date=run.local_date or local_date(turn.ctx.clock.now(), ZoneInfo(participant.timezone)),
+        question_id=step.id, value_number=number, value_choice=choice, value_text=text,
+        answered_at=turn.ctx.clock.now()))
+    assessment = assess_checkin(turn.ctx, turn.answers, await _recent_moods(turn.session, participant.id, run.id))
+    if assessment.level <= run.level:
+        return  # nothing new: each trigger alerts once per check-in
+    run.level = int(assessment.level)
+    run.reasons = ",".join(assessment.reasons)[:300]
+    if assessment.level >= Level.URGENT:
+        from bot.services.escalation import flag_from_answers
+
+        await flag_from_answers(turn.session, turn.ctx, participant, assessment, source="checkin",
+                                replies=turn.replies)
+
+
+async def finish_checkin(turn: Turn, questionnaire: Questionnaire) -> None:
+    """The last answer is in: the day's row becomes `answered`, its nudge is cancelled."""
+    run, participant, now = turn.run, turn.participant, turn.ctx.clock.now()
+    day = run.local_date
+    if day is not None:
+        await turn.session.execute(
+            update(ScheduledAction)
+            .where(ScheduledAction.key == checkin_key(participant.id, day),
+                   ScheduledAction.status != ActionStatus.ANSWERED)
+            .values(status=ActionStatus.ANSWERED, answered_at=now, lease_until=None)
+            .execution_options(synchronize_session=False))
+        await turn.session.execute(
+            update(ScheduledAction)
+            .where(ScheduledAction.key == nudge_key(participant.id, day),
+                   ScheduledAction.status == ActionStatus.PENDING)
+            .values(status=ActionStatus.CANCELLED, last_error="check-in answered")
+            .execution_options(synchronize_session=False))
+    if participant.chat_id is not None:
+        turn.replies.text(participant.chat_id, questionnaire.done)
+
+
+# --- silence -----------------------------------------------------------------------------------------
+
+async def checkins_expired(session: AsyncSession, ctx: AppContext, runs: Sequence[FlowRun], now: datetime) -> int:
+    """Check-ins that ran out unanswered: record each miss, tell the clinician after K in a row.
+
+    Only scheduled check-ins count (a /checkin started on a whim and left is no miss). Batched:
+    one query for every participant in `runs`. Returns how many notices were queued.
+    """
+    missed = [r for r in runs if r.kind == CHECKIN and r.action_id is not None]
+    if not missed:
+        return 0
+    for run in missed:
+        session.add(ParticipantEvent(participant_id=run.participant_id, kind="missed_checkin", at=now,
+                                     detail=f"date={run.local_date}"))
+    await session.execute(
+        update(ScheduledAction)
+        .where(ScheduledAction.key.in_([nudge_key(r.participant_id, r.local_date) for r in missed if r.local_date]),
+               ScheduledAction.status == ActionStatus.PENDING)
+        .values(status=ActionStatus.CANCELLED, last_error="check-in expired")
+        .execution_options(synchronize_session=False))
+    every = ctx.settings.checkin.notify_after_misses
+    if every <= 0:
+        return 0
+    participant_ids = sorted({r.participant_id for r in missed})
+    rows = (await session.execute(
+        select(ScheduledAction.participant_id, ScheduledAction.status, ScheduledAction.payload)
+        .where(ScheduledAction.kind == CHECKIN, ScheduledAction.participant_id.in_(participant_ids),
+               ScheduledAction.intended_at >= now - timedelta(days=STREAK_LOOKBACK_DAYS),
+               ScheduledAction.intended_at <= now,
+               ScheduledAction.status.in_([ActionStatus.SENT, ActionStatus.ANSWERED]))
+        .order_by(ScheduledAction.participant_id, ScheduledAction.intended_at.desc()))).all()
+    streaks: dict[int, tuple[int, str]] = {}
+    broken: set[int] = set()
+    for participant_id, status, payload in rows:
+        if participant_id in broken:
+            continue
+        if status == ActionStatus.ANSWERED:
+            broken.add(participant_id)
+            continue
+        count, latest = streaks.get(participant_id, (0, str(payload.get("date", ""))))
+        streaks[participant_id] = (count + 1, latest)
+    queued = 0
+    therapists = dict((await session.execute(
+        select(Participant.id, Participant.therapist_id).where(Participant.id.in_(list(streaks))))).all())
+    for participant_id, (count, latest) in streaks.items():
+        if count < every or count % every:
+            continue
+        session.add(ParticipantEvent(participant_id=participant_id, kind="missed_checkins_notice", at=now,
+                                     detail=f"count={count}"))
+        await enqueue(session, kind="staff_notice", key=f"{MISSED_NOTICE}:{participant_id}:{latest}",
+                      due_at=now, participant_id=participant_id, staff_id=therapists.get(participant_id),
+                      payload={"notice": MISSED_NOTICE, "count": count}, now=now)
+        queued += 1
+    return queued
+
+
+async def expire_runs(ctx: AppContext, now: datetime, *, batch: int = 1000) -> int:
+    """Close every run past its expiry (all kinds); check-ins among them count as missed."""
+    total = 0
+    while True:
+        async with ctx.sessionmaker() as session:
+            runs = (await session.scalars(
+                select(FlowRun).where(FlowRun.status == FlowStatus.ACTIVE, FlowRun.expires_at <= now)
+                .order_by(FlowRun.expires_at).limit(batch).with_for_update(skip_locked=True))).all()
+            if not runs:
+                return total
+            await _engine(ctx).close(session, [r.id for r in runs], FlowStatus.EXPIRED, now)
+            queued = await checkins_expired(session, ctx, runs, now)
+            await session.commit()
+        if queued:
+            ctx.wake_outbox()
+        total += len(runs)
+        if len(runs) < batch:
+            return total
