@@ -12,14 +12,15 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from bot.db.storage import DatabaseStorage
 from bot.flows import onboarding
 from bot.flows import routes as flow_routes
-from bot.handlers import alerts, fallback, help, participant, staff, start
-from bot.safety.gate import Assessor, FlagRecorder, SafetyGate
+from bot.handlers import alerts, fallback, help, participant, sessions, staff, start
+from bot.safety.gate import Assessor, FlagRecorder, SafetyGate, SecondOpinion
 from bot.services.context import AppContext
 from bot.telegram.middlewares import ActorMiddleware, UnitOfWorkMiddleware
 from bot.telegram.sender import DeliveryRecorder, SenderMiddleware
 
 
-def build_dispatcher(ctx: AppContext, assessor: Assessor, *, isolation: BaseEventIsolation | None = None) -> Dispatcher:
+def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: SecondOpinion | None = None,
+                     isolation: BaseEventIsolation | None = None) -> Dispatcher:
     """The dispatcher with every router and middleware; no network, no side effects.
 
     Middleware order matters: the safety gate first (no database, so the crisis reply never
@@ -28,7 +29,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, isolation: BaseEven
     """
     # One update at a time per user: dialog state is read and written under this lock.
     dp = Dispatcher(storage=DatabaseStorage(ctx.sessionmaker), events_isolation=isolation or SimpleEventIsolation())
-    dp.update.outer_middleware(SafetyGate(ctx, assessor))
+    dp.update.outer_middleware(SafetyGate(ctx, assessor, second_opinion))
     dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
     dp.update.outer_middleware(ActorMiddleware(ctx))
     dp.update.outer_middleware(FlagRecorder(ctx))
@@ -39,6 +40,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, isolation: BaseEven
         participant.router,
         staff.router,
         alerts.router,
+        sessions.router,  # /sessions, Can't attend and its reason (before flows: its typed reason)
         flow_routes.router,  # flow buttons, typed answers of an open flow, /checkin
         fallback.router,  # last: refusals, unknown people, a participant's own notes
     )

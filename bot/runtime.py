@@ -24,6 +24,8 @@ from bot.db.types import configure_encryption
 from bot.services.checkin_setup import install_checkins
 from bot.services.context import AppContext
 from bot.services.delivery import DatabaseDeliveryRecorder
+from bot.services.reminders import install_calendar
+from bot.safety.llm import LlmSecondOpinion
 from bot.safety.rules import SafetyRules
 from bot.services.escalation import ALERT_KIND, send_alert_step
 from bot.services.notices import send_staff_notice
@@ -72,10 +74,13 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
     worker = OutboxWorker(ctx, bot, action_senders())
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
+    install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = SafetyRules.load(settings.content_dir)
     ctx.extras["assessor"] = assessor
-    dispatcher = build_dispatcher(ctx, assessor)
+    second_opinion = LlmSecondOpinion.from_settings(settings)  # None unless [llm] enabled = true
+    ctx.extras["second_opinion"] = second_opinion
+    dispatcher = build_dispatcher(ctx, assessor, second_opinion=second_opinion)
     return RunningBot(ctx, bot, dispatcher, sender, worker)
 
 

@@ -257,7 +257,10 @@ class FlowEngine:
         step = definition.step(run.step) if definition is not None and run.step else None
         if definition is None or step is None or not step.takes_text:
             return False
-        ok, value = definition.parse_text(step.id, text)
+        if step.skip_label and text.strip().casefold() == step.skip_label.casefold():
+            ok, value = True, None  # typing "Skip" does what the button does
+        else:
+            ok, value = definition.parse_text(step.id, text)
         if not ok:
             if step.kind is StepKind.NUMBER and participant.chat_id is not None:
                 low, high = _format_number(step.low or 0), _format_number(step.high or 0)

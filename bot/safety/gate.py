@@ -7,6 +7,7 @@ the urgent lane of the sender, ahead of any queued check-ins.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -42,10 +43,16 @@ def message_text(message: Message) -> str | None:
     return message.text if message.text is not None else message.caption
 
 
+class SecondOpinion(Protocol):
+    async def assess(self, text: str, locale: str = "en", *, ref: str | None = None) -> Assessment | None: ...
+
+
 class SafetyGate(BaseMiddleware):
-    def __init__(self, ctx: AppContext, assessor: Assessor) -> None:
+    def __init__(self, ctx: AppContext, assessor: Assessor, second_opinion: SecondOpinion | None = None) -> None:
         self.ctx = ctx
         self.assessor = assessor
+        self.second_opinion = second_opinion
+        self._background: set[asyncio.Task[None]] = set()
         # Telegram may deliver an update twice; do not send the same crisis reply twice in a row.
         self._recent: OrderedDict[int, None] = OrderedDict()
 
@@ -82,9 +89,50 @@ class SafetyGate(BaseMiddleware):
         assessment = self.assessor.assess(text, locale)
         data["assessment"] = assessment
         data["message_received_at"] = received_at
-        if assessment.flagged and not self._seen(event.update_id):
+        first_time = not self._seen(event.update_id)
+        if assessment.flagged and first_time:
             data["crisis_reply_sent_at"] = await self._reply(data["bot"], message.chat.id, assessment.level, locale)
+        if self.second_opinion is not None and first_time and person is not None:
+            # Never on the critical path: the reply above did not wait, and the handler won't.
+            task = asyncio.create_task(self._ask_second_opinion(
+                data["bot"], message, text, locale, assessment, received_at, data.get("crisis_reply_sent_at"),
+                event.update_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return await handler(event, data)
+
+    async def _ask_second_opinion(self, bot: Bot, message: Message, text: str, locale: str, rules: Assessment,
+                                  received_at: Any, reply_sent_at: Any, update_id: int) -> None:
+        """The optional LLM layer: it may raise the level (then reply and escalate), never lower it."""
+        from sqlalchemy import select
+
+        from bot.db.models import Participant
+        from bot.services.escalation import raise_after_second_opinion
+
+        assert self.second_opinion is not None and message.from_user is not None
+        try:
+            opinion = await self.second_opinion.assess(text, locale, ref=str(update_id))
+            merged = rules.combine(opinion) if opinion is not None else rules
+            if merged.level <= rules.level:
+                return
+            log.warning("second opinion raised update %s from %s to %s", update_id, rules.level.label,
+                        merged.level.label)
+            reply_sent_at = await self._reply(bot, message.chat.id, merged.level, locale) or reply_sent_at
+            async with self.ctx.sessionmaker() as session:
+                participant = await session.scalar(
+                    select(Participant).where(Participant.telegram_user_id == message.from_user.id))
+                if participant is None:
+                    return
+                escalation, new = await raise_after_second_opinion(
+                    session, self.ctx, participant, text=text, telegram_message_id=message.message_id,
+                    assessment=merged, received_at=received_at, crisis_reply_sent_at=reply_sent_at)
+                await session.commit()
+            if escalation is not None:
+                self.ctx.wake_outbox()
+            if new:
+                await bot.send_message(message.chat.id, self.ctx.t("crisis.team_told", locale))
+        except Exception:
+            log.exception("second opinion for update %s could not be applied", update_id)
 
     async def _reply(self, bot: Bot, chat_id: int, level: Level, locale: str) -> Any:
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 GAP = "..."
@@ -28,17 +28,31 @@ MAX_GAP_WORDS = 4
 _MAX_GLUED = 64  # forms a phrase may expand to before its glued forms are skipped
 _MIN_GLUED_LENGTH = 8  # shorter glued forms ("killme") occur inside ordinary words
 
-# Words too common to be a useful anchor: a phrase anchored on them is tested on most messages.
-STOPWORDS = frozenset(
+# How common a word is, roughly: an anchor should be a word most messages do not contain.
+# Function words are in almost every message; the common words below are in many.
+NEARLY_ALWAYS = frozenset("i to a the and it is you my me of in that this for on be do not have am are was with".split())
+VERY_COMMON = frozenset(
     """
     i me my myself you your we us our he she him her his it its they them their a an the and or
     but if so to of in on at for with from by as is am are was were be been being do does did
-    not no never have has had will would should could can may might must going go get got want
-    just this that these those there here what when where why how all any some more most very
-    up down out over about into than then too also now again still ever even only one like
-    feel feeling know think make made let back way thing things time day today really
+    not no have has had will would should could can may might must going go get got want this
+    that these those there here what when where why how all any some just up out about like
+    one now then too also only very feel know think
     y o a el la los las un una de del en que no me mi yo te tu se lo le es ser estar soy estoy
-    por para con sin mas ya muy pero como cuando todo nada
+    por para con sin mas ya muy pero como cuando
+    """.split()
+)
+COMMON = frozenset(
+    """
+    never ever even again still more most over into than back way thing things time day today
+    really make made let can cant could see ok okay better good bad last used sorry tomorrow
+    tonight weekend week yes yeah well right left new old first take took give gave come came
+    say said tell told look need needs needed people life work home night morning after before
+    while because until since every each other another much many few lot something anything
+    nothing everything someone somebody anyone everyone nobody off find found keep kept try
+    tried call called talk talked meeting group session later soon always sometimes lol
+    who which am pm hi hello hey thanks thank please help love hate live living alone end
+    todo nada nadie vida hoy ahora siempre nunca quiero tengo hacer
     """.split()
 )
 
@@ -51,10 +65,20 @@ class PhraseError(ValueError):
 class CompiledPhrase:
     """A phrase turned into a regex over normalized text, with the words that must be present."""
 
-    regex: str
+    body: str  # the regex without the word-start check; `regex` adds it
     anchors: frozenset[str]  # one of these words must be in the message...
     prefixes: frozenset[str]  # ...or a word starting with one of these
     glued: tuple[str, ...]  # the phrase written without spaces, e.g. "killmyself" ("#killmyself")
+
+    @property
+    def regex(self) -> str:
+        """Matches the phrase from the start of a word in normalized text."""
+        return r"(?<!\w)" + self.body
+
+    @property
+    def spaced_regex(self) -> str:
+        """The same, for text that starts with a space: a literal first character is faster to find."""
+        return " " + self.body
 
 
 @dataclass(frozen=True)
@@ -198,25 +222,31 @@ def _to_regex(slots: list[_Slot]) -> str:
         else:
             parts.append(f" {body}" if need_space else body)
             need_space = True
-    return r"(?<!\w)" + "".join(parts) + r"(?!\w)"
+    return "".join(parts) + r"(?!\w)"
 
 
-def _word_score(word: str) -> int:
-    """How good an anchor a word is: common words score 0, longer words are usually rarer."""
+def _word_cost(word: str) -> int:
+    """How many messages a word is likely to appear in, roughly: lower is a better anchor."""
     base = word.rstrip("*")
-    return 0 if base in STOPWORDS else len(base)
+    if base in NEARLY_ALWAYS:
+        return 1000
+    if base in VERY_COMMON:
+        return 100
+    if base in COMMON or len(base) <= 3:
+        return 10
+    return 1
 
 
 def _choose_anchor(slots: list[_Slot]) -> tuple[frozenset[str], frozenset[str]]:
+    """The mandatory slot whose words are rarest: a message must contain one of them to match."""
     best: tuple[int, set[str]] | None = None
     for slot in slots:
         if slot.optional or slot.gap:
             continue
-        # an alternative's best word; the slot is as good as its weakest alternative
-        picks = {max(alt, key=_word_score) for alt in slot.alternatives}
-        score = min(_word_score(word) for word in picks)
-        if best is None or score > best[0]:
-            best = (score, picks)
+        picks = {min(alt, key=_word_cost) for alt in slot.alternatives}  # each choice's rarest word
+        cost = sum(_word_cost(word) for word in picks)
+        if best is None or cost < best[0]:
+            best = (cost, picks)
     assert best is not None  # compile_phrase checked there is a mandatory slot
     anchors = frozenset(word for word in best[1] if not word.endswith("*"))
     prefixes = frozenset(word[:-1] for word in best[1] if word.endswith("*"))
@@ -250,6 +280,27 @@ try:  # the parser behind `re`; private, so anchoring is an optimization that ma
 except ImportError:  # pragma: no cover - other Python versions
     _sre_parser = None  # type: ignore[assignment]
     _sre_constants = None  # type: ignore[assignment]
+
+
+def pattern_literal(pattern: str) -> str | None:
+    """The longest piece of plain text every match of `pattern` contains (3+ characters), if any.
+
+    A message without it cannot match, so the pattern is skipped after one substring test.
+    """
+    if _sre_parser is None:
+        return None
+    try:
+        items = list(_sre_parser.parse(pattern))
+    except Exception:
+        return None
+    best, run = "", ""
+    for op, value in items:
+        if op is _sre_constants.LITERAL:
+            run += chr(value)  # type: ignore[arg-type]
+            continue
+        best, run = max(best, run, key=len), ""
+    best = max(best, run, key=len)
+    return best if len(best.strip()) >= 3 else None
 
 
 def pattern_prefixes(pattern: str) -> frozenset[str] | None:
@@ -335,3 +386,29 @@ def _can_occur(char: str) -> bool:
     if char.isascii():
         return char.isdigit() or ("a" <= char <= "z")
     return char.isalpha() and char == _fold(char)
+
+
+def trie_regex(words: Iterable[str]) -> str:
+    """One regex alternation for many literal strings, factored by common prefixes.
+
+    "killmyself|killme" becomes "kill(?:m(?:yself|e))": at each position the regex engine follows
+    one branch instead of trying every string, which keeps a search over hundreds of forms fast.
+    """
+    trie: dict[str, dict] = {}  # type: ignore[type-arg]
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_to_regex(trie)
+
+
+def _trie_to_regex(node: dict) -> str:  # type: ignore[type-arg]
+    ends = "" in node
+    branches = [re.escape(char) + _trie_to_regex(child) for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if ends:
+        return f"(?:{body})?"
+    return body

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from bot.safety.levels import NO_RISK, Assessment, Category, Level
 from bot.safety.normalize import SENTENCE_END, Normalizer
-from bot.safety.phrases import PhraseError, compile_phrase, impossible_literals, pattern_prefixes
+from bot.safety.phrases import PhraseError, compile_phrase, impossible_literals, pattern_literal, trie_regex
 from bot.safety.rulefiles import (
     GuardKind,
     GuardSpec,
@@ -99,22 +99,43 @@ class Finding:
 
 @dataclass
 class _GuardGroup:
-    """All guards of one kind in one locale, as one regex with a named group per guard."""
+    """All guards of one kind in one locale, as one regex with a named group per guard.
+
+    Like the rules, the regex expects a space before every word, so `find` adds one; the spans it
+    returns are in the coordinates of the text it was given.
+    """
 
     regex: re.Pattern[str]
     ids: dict[str, tuple[str, int, frozenset[Category]]]  # group name → (guard id, window, categories)
     window: int  # the largest window of the group
+    # Like the rules, every guard phrase needs one of these words: a cheap test before the regex.
+    anchors: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    always: bool = False  # a pattern without a known word: always run the regex
+
+    def may_occur(self, words: Iterable[str]) -> bool:
+        """False when none of `words` could start a phrase of this group."""
+        if self.always:
+            return True
+        words = words if isinstance(words, set | frozenset) else set(words)
+        if not self.anchors.isdisjoint(words):
+            return True
+        return bool(self.prefixes) and any(word.startswith(self.prefixes) for word in words)
 
     def find(self, text: str, category: Category | None = None) -> list[tuple[str, int, int, int]]:
         """(guard id, window, start, end) of every guard phrase in `text` that applies to `category`."""
         found = []
-        for match in self.regex.finditer(text):
+        for match in self.regex.finditer(" " + text):
             name = match.lastgroup
             if name is not None:
                 guard_id, window, categories = self.ids[name]
                 if category is None or category in categories:
-                    found.append((guard_id, window, match.start(), match.end()))
+                    found.append((guard_id, window, match.start(), match.end() - 1))
         return found
+
+    def occurs(self, text: str, start: int = 0) -> bool:
+        """Whether any phrase of the group starts at or after `start` in `text`."""
+        return self.regex.search(" " + text, start) is not None
 
 
 @dataclass
@@ -123,12 +144,17 @@ class _Locale:
 
     name: str
     rules: list[Rule] = field(default_factory=list)
-    regexes: list[re.Pattern[str]] = field(default_factory=list)  # one per phrase or pattern
+    # Every phrase and pattern is one regex, matched against " " + normalized text: each starts
+    # with the space before its first word, a literal the regex engine can find quickly.
+    regexes: list[re.Pattern[str]] = field(default_factory=list)
     owner: list[int] = field(default_factory=list)  # regex index → rule index
     anchors: dict[str, list[int]] = field(default_factory=dict)  # word → regex indexes
+    anchor_set: frozenset[str] = frozenset()
     prefixes: dict[str, list[int]] = field(default_factory=dict)  # word start → regex indexes
     prefix_regex: re.Pattern[str] | None = None
+    literals: list[tuple[str, int]] = field(default_factory=list)  # (text every match contains, regex)
     always: list[int] = field(default_factory=list)  # patterns that could not be anchored
+    secondary: frozenset[int] = frozenset()  # regexes of markers that mean nothing alone
     glued: dict[str, int] = field(default_factory=dict)  # "killmyself" → rule index
     glued_regex: re.Pattern[str] | None = None
     guards: dict[GuardKind, _GuardGroup] = field(default_factory=dict)
@@ -140,6 +166,7 @@ class SafetyRules:
     def __init__(self, locales: dict[str, _Locale], normalizer: Normalizer, load_seconds: float) -> None:
         self._locales = locales
         self._normalizer = normalizer
+        self._chosen: dict[str, list[_Locale]] = {}  # locale string → locales whose rules run
         self.load_seconds = load_seconds
 
     # --- loading ----------------------------------------------------------------------------
@@ -206,17 +233,24 @@ class SafetyRules:
             return []
         tokens = normalized.split()
         token_set = set(tokens)
+        spaced = " " + normalized
         findings: list[Finding] = []
         for target in self._locales_for(locale):
-            raw = _raw_matches(target, normalized, tokens, token_set)
+            raw = _raw_matches(target, normalized, spaced, tokens, token_set)
             if raw:
-                findings += _apply_guards(target, normalized, raw)
+                findings += _apply_guards(target, normalized, raw, token_set)
         if findings:
             _apply_markers(findings, normalized)
         return findings
 
     def _locales_for(self, locale: str) -> list[_Locale]:
-        language = (locale or FALLBACK_LOCALE).replace("_", "-").split("-")[0].strip().lower()
+        chosen = self._chosen.get(locale)
+        if chosen is None:
+            chosen = self._chosen[locale] = self._choose_locales(locale)
+        return chosen
+
+    def _choose_locales(self, locale: str) -> list[_Locale]:
+        language = (str(locale or "") or FALLBACK_LOCALE).replace("_", "-").split("-")[0].strip().lower()
         chosen = [self._locales[language]] if language in self._locales else []
         if language != FALLBACK_LOCALE and FALLBACK_LOCALE in self._locales:
             chosen.append(self._locales[FALLBACK_LOCALE])
@@ -275,7 +309,7 @@ def _compile_rule(target: _Locale, spec: RuleSpec, locale: str, normalizer: Norm
         except PhraseError as error:
             problems.append(f"{_where(spec, 'rule', 'phrases', phrase)}: rule '{spec.id}': phrase {phrase!r}: {error}")
             continue
-        regex_index = _add_regex(target, re.compile(compiled.regex), rule_index)
+        regex_index = _add_regex(target, re.compile(compiled.spaced_regex), rule_index)
         for word in compiled.anchors:
             target.anchors.setdefault(word, []).append(regex_index)
         for prefix in compiled.prefixes:
@@ -287,20 +321,19 @@ def _compile_rule(target: _Locale, spec: RuleSpec, locale: str, normalizer: Norm
         if regex is None:
             continue
         regex_index = _add_regex(target, regex, rule_index)
-        starts = pattern_prefixes(pattern)
-        if starts is None:
+        literal = pattern_literal(pattern)
+        if literal is None:
             target.always.append(regex_index)
         else:
-            for prefix in starts:
-                target.prefixes.setdefault(prefix, []).append(regex_index)
+            target.literals.append((literal, regex_index))
 
 
 def _compile_pattern(spec: RuleSpec | GuardSpec, table: str, pattern: str, problems: list[str]) -> re.Pattern[str] | None:
     kind = "rule" if table == "rule" else "guard"
     where = _where(spec, table, "patterns", pattern)
     try:
-        # Patterns match from the start of a word, like phrases.
-        regex = re.compile(rf"(?<!\w)(?:{pattern})")
+        # Patterns match from the start of a word, like phrases: after the space before it.
+        regex = re.compile(f" (?:{pattern})")
     except re.error as error:
         problems.append(
             f"{where}: {kind} '{spec.id}': invalid regular expression {pattern!r}: {error}; "
@@ -315,7 +348,7 @@ def _compile_pattern(spec: RuleSpec | GuardSpec, table: str, pattern: str, probl
             "digits and spaces only"
         )
         return None
-    if regex.search(""):
+    if regex.search(" "):
         problems.append(f"{where}: {kind} '{spec.id}': pattern {pattern!r} matches empty text; make it require a word")
         return None
     return regex
@@ -329,17 +362,25 @@ def _add_regex(target: _Locale, regex: re.Pattern[str], rule_index: int) -> int:
 
 def _compile_guards(target: _Locale, specs: Sequence[GuardSpec], normalizer: Normalizer, problems: list[str]) -> None:
     by_kind: dict[GuardKind, list[tuple[GuardSpec, list[str]]]] = {}
+    anchors: dict[GuardKind, set[str]] = {}
+    prefixes: dict[GuardKind, set[str]] = {}
+    always: set[GuardKind] = set()
     for spec in specs:
         pieces: list[str] = []
         for phrase in spec.phrases:
             try:
-                pieces.append(compile_phrase(phrase, normalizer.normalize).regex)
+                compiled = compile_phrase(phrase, normalizer.normalize)
             except PhraseError as error:
                 problems.append(f"{_where(spec, 'guard', 'phrases', phrase)}: guard '{spec.id}': phrase {phrase!r}: {error}")
+                continue
+            pieces.append(compiled.spaced_regex)
+            anchors.setdefault(spec.kind, set()).update(compiled.anchors)
+            prefixes.setdefault(spec.kind, set()).update(compiled.prefixes)
         for pattern in spec.patterns:
             regex = _compile_pattern(spec, "guard", pattern, problems)
             if regex is not None:
                 pieces.append(regex.pattern)
+                always.add(spec.kind)
         if pieces:
             by_kind.setdefault(spec.kind, []).append((spec, pieces))
     for kind, entries in by_kind.items():
@@ -350,16 +391,27 @@ def _compile_guards(target: _Locale, specs: Sequence[GuardSpec], normalizer: Nor
             ids[name] = (spec.id, spec.window, spec.categories)
             groups.append(f"(?P<{name}>{'|'.join(pieces)})")
         window = max(spec.window for spec, _ in entries)
-        target.guards[kind] = _GuardGroup(re.compile("|".join(groups)), ids, window)
+        target.guards[kind] = _GuardGroup(
+            re.compile("|".join(groups)),
+            ids,
+            window,
+            frozenset(anchors.get(kind, ())),
+            tuple(sorted(prefixes.get(kind, ()))),
+            kind in always,
+        )
 
 
 def _finish_indexes(target: _Locale) -> None:
+    target.anchor_set = frozenset(target.anchors)
+    target.secondary = frozenset(
+        index
+        for index, rule_index in enumerate(target.owner)
+        if target.rules[rule_index].is_marker and target.rules[rule_index].level == Level.NONE
+    )
     if target.prefixes:
-        alternation = "|".join(re.escape(p) for p in sorted(target.prefixes, key=len, reverse=True))
-        target.prefix_regex = re.compile(rf"(?<!\w)(?:{alternation})")
+        target.prefix_regex = re.compile(f" ({trie_regex(target.prefixes)})")
     if target.glued:
-        alternation = "|".join(re.escape(g) for g in sorted(target.glued, key=len, reverse=True))
-        target.glued_regex = re.compile(alternation)
+        target.glued_regex = re.compile(trie_regex(target.glued))
 
 
 # --- matching -----------------------------------------------------------------------------------
@@ -372,20 +424,40 @@ class _Raw:
     end: int
 
 
-def _raw_matches(target: _Locale, text: str, tokens: list[str], token_set: set[str]) -> list[_Raw]:
+def _raw_matches(target: _Locale, text: str, spaced: str, tokens: list[str], token_set: set[str]) -> list[_Raw]:
+    """Every phrase or pattern match in `text`, testing only the candidates its words allow.
+
+    `spaced` is " " + text, and `tokens` its words: computed once for all locales.
+    """
     candidates: set[int] = set(target.always)
-    for word in token_set.intersection(target.anchors):
+    for word in token_set.intersection(target.anchor_set):
         candidates.update(target.anchors[word])
     if target.prefix_regex is not None:
-        for match in target.prefix_regex.finditer(text):
-            candidates.update(target.prefixes[match.group(0)])
+        for match in target.prefix_regex.finditer(spaced):
+            candidates.update(target.prefixes[match.group(1)])
+    for literal, regex_index in target.literals:
+        if literal in spaced:
+            candidates.add(regex_index)
+    glued = _glued_matches(target, text, tokens) if target.glued_regex is not None else []
+    if not candidates and not glued:
+        return []
+    # Markers that mean nothing alone ("tonight") are only looked for next to a risk.
+    primary = candidates - target.secondary
+    found = _search(target, spaced, primary) + glued
+    if found and candidates is not primary and any(
+        not target.rules[raw.rule_index].is_marker for raw in found
+    ):
+        found += _search(target, spaced, candidates & target.secondary)
+    return found
+
+
+def _search(target: _Locale, spaced: str, candidates: Iterable[int]) -> list[_Raw]:
     found: list[_Raw] = []
     for regex_index in candidates:
         rule_index = target.owner[regex_index]
-        for match in target.regexes[regex_index].finditer(text):
-            found.append(_Raw(rule_index, match.start(), match.end()))
-    if target.glued_regex is not None:
-        found += _glued_matches(target, text, tokens)
+        # In " " + text, a match starts at the space before the word: that index is the word's in text.
+        for match in target.regexes[regex_index].finditer(spaced):
+            found.append(_Raw(rule_index, match.start(), match.end() - 1))
     return found
 
 
@@ -446,20 +518,40 @@ def _within(window: str, guard_window: int, group_window: int, start: int) -> bo
     return len(window[start:].split()) <= guard_window
 
 
-def _apply_guards(target: _Locale, text: str, raw: list[_Raw]) -> list[Finding]:
-    guards = target.guards
-    idioms = guards[GuardKind.IDIOM].find(text) if GuardKind.IDIOM in guards else []
+def _merge_overlapping(raw: list[_Raw]) -> list[_Raw]:
+    """One match per rule and utterance: overlapping matches of a rule become the widest span."""
+    merged: list[_Raw] = []
+    for match in sorted(raw, key=lambda m: (m.rule_index, m.start, -m.end)):
+        last = merged[-1] if merged else None
+        if last is not None and last.rule_index == match.rule_index and match.start < last.end:
+            if match.end > last.end:
+                merged[-1] = _Raw(last.rule_index, last.start, match.end)
+            continue
+        merged.append(match)
+    return merged
+
+
+def _apply_guards(target: _Locale, text: str, raw: list[_Raw], words: set[str]) -> list[Finding]:
+    # Which kinds of guard could apply anywhere in this message: most have none of the words.
+    guards = {kind: group for kind, group in target.guards.items() if group.may_occur(words)}
+    if GuardKind.SPEAKER in target.guards:
+        guards[GuardKind.SPEAKER] = target.guards[GuardKind.SPEAKER]
+    if GuardKind.PRESENT in target.guards:
+        guards[GuardKind.PRESENT] = target.guards[GuardKind.PRESENT]
+    idioms_possible = GuardKind.IDIOM in guards
+    before_kinds = {GuardKind.NEGATION, GuardKind.MEDIA, GuardKind.OTHER_PERSON, GuardKind.PAST}
+    if before_kinds.isdisjoint(guards) and not idioms_possible:
+        return [Finding(target.rules[m.rule_index], m.start, m.end, target.rules[m.rule_index].level)
+                for m in _merge_overlapping(raw)]  # fmt: skip
     findings: list[Finding] = []
-    for match in raw:
+    for match in _merge_overlapping(raw):
         rule = target.rules[match.rule_index]
         finding = Finding(rule, match.start, match.end, rule.level)
         findings.append(finding)
         category = rule.category
-        for guard_id, _window, start, end in idioms:
-            if start < match.end and match.start < end and _applies(guards[GuardKind.IDIOM], guard_id, category):
-                finding.level, finding.guard = Level.NONE, guard_id
-                break
-        if finding.guard is not None:
+        idiom = _idiom(guards, text, match, category) if idioms_possible else None
+        if idiom is not None:
+            finding.level, finding.guard = Level.NONE, idiom
             continue
         before = _words_before(text, match.start)
         cancel = _guard_before(guards, GuardKind.NEGATION, before, category) or _guard_before(
@@ -479,13 +571,23 @@ def _apply_guards(target: _Locale, text: str, raw: list[_Raw]) -> list[Finding]:
     return findings
 
 
-def _applies(group: _GuardGroup, guard_id: str, category: Category) -> bool:
-    return any(gid == guard_id and category in cats for gid, _w, cats in group.ids.values())
+def _idiom(guards: dict[GuardKind, _GuardGroup], text: str, match: _Raw, category: Category) -> str | None:
+    """An idiom overlapping the match ("dying to see you"), looked for in the words around it."""
+    group = guards.get(GuardKind.IDIOM)
+    if group is None:
+        return None
+    low = 0 if match.start <= _CONTEXT_CHARS else text.rfind(" ", 0, match.start - _CONTEXT_CHARS) + 1
+    high = text.find(" ", match.end + _CONTEXT_CHARS)
+    around = text[low : high if high >= 0 else len(text)]
+    for guard_id, _window, start, end in group.find(around, category):
+        if low + start < match.end and match.start < low + end:
+            return guard_id
+    return None
 
 
 def _speaker_after(guards: dict[GuardKind, _GuardGroup], window: str, position: int) -> bool:
     speaker = guards.get(GuardKind.SPEAKER)
-    return speaker is not None and speaker.regex.search(window, position) is not None
+    return speaker is not None and speaker.occurs(window, position)
 
 
 def _guard_before(
@@ -496,6 +598,8 @@ def _guard_before(
     if group is None:
         return None
     window = _last_words(before, group.window)
+    if not group.may_occur(window.split()):
+        return None
     for guard_id, guard_window, start, end in reversed(group.find(window, category)):
         if _within(window, guard_window, group.window, start) and not _speaker_after(guards, window, end):
             return guard_id
@@ -508,6 +612,8 @@ def _other_person(guards: dict[GuardKind, _GuardGroup], before: str, category: C
     if group is None:
         return None
     window = _last_words(before, group.window)
+    if not group.may_occur(window.split()):
+        return None
     others = [hit for hit in group.find(window, category) if _within(window, hit[1], group.window, hit[2])]
     if not others:
         return None
@@ -524,6 +630,8 @@ def _past(guards: dict[GuardKind, _GuardGroup], before: str, after: str, categor
         return None
     window_before = _last_words(before, group.window)
     window_after = _first_words(after, group.window)
+    if not group.may_occur(f"{window_before} {window_after}".split()):
+        return None
     found = None
     for guard_id, guard_window, start, _end in group.find(window_before, category):
         if _within(window_before, guard_window, group.window, start):

@@ -93,6 +93,7 @@ class ChatPage:
         app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/api/people", self._people)
         app.router.add_post("/api/people", self._new_person)
         app.router.add_get("/api/chat/{key}", self._chat)
@@ -158,6 +159,9 @@ class ChatPage:
 
     async def _index(self, _: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+    async def _favicon(self, _: web.Request) -> web.Response:
+        return web.Response(status=204)
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]

@@ -8,19 +8,25 @@ participant, so what a visitor sees was made by the same code a real program run
 
 from __future__ import annotations
 
+import json
 import logging
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.db.models import Participant, ParticipantStatus, Staff
+from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun, FlowStatus
+from bot.db.models import ActionStatus, Participant, ParticipantEvent, ParticipantStatus, ScheduledAction, Staff
 from bot.services import enrollment
+from bot.services.checkins import checkin_key
 from bot.services.context import AppContext
 from bot.services.escalation import open_escalation
+from bot.services.local_time import local_date
 from bot.services.schedule_hooks import participant_schedule_changed
 
 log = logging.getLogger(__name__)
@@ -140,15 +146,82 @@ async def _ensure_new_user(session: AsyncSession, now: datetime, settings: Setti
         demo.invite_tokens[persona.key] = issued.token
 
 
+# Lines a participant might leave for their care team on some days (demo text, not real people).
+_NOTES = (
+    "Group helped today.",
+    "Hard evening, but I used my coping card.",
+    "Slept badly, worried about work.",
+    "Went to a meeting with my sponsor.",
+    "Felt proud that I said no to a drink.",
+)
+
+
 async def seed_history(session: AsyncSession, participant: Participant, *, start: datetime, end: datetime) -> int:
     """Give a participant the check-in history of their days in the program, from `start` to `end`.
 
-    Meant to write one daily check-in per day (answered on most days, a few missed, mood and
-    cravings drifting as they would over three weeks) through the check-in tables, so that the
-    clinician's caseload, trends and digest have something to show. The demo program has no
-    check-in tables to write to yet, so this writes nothing. Returns the number of check-ins written.
+    One daily check-in per local date before the date of `end`, as the scheduler and the check-in
+    flow would have left it: the scheduled row (answered, or sent and missed), the flow run, and
+    one answer per question. Most days are answered; about one in seven is missed. Mood and sleep
+    improve and cravings ease over the weeks, with day-to-day noise, so the clinician's caseload
+    and trends have something to show. The same participant always gets the same history.
+    Idempotent: a date that already has its check-in row is left alone. Returns the check-ins written.
     """
-    return 0
+    zone = ZoneInfo(participant.timezone)
+    first, today = local_date(start, zone) + timedelta(days=1), local_date(end, zone)
+    days = (today - first).days
+    if days <= 0:
+        return 0
+    keys = [checkin_key(participant.id, first + timedelta(days=n)) for n in range(days)]
+    existing = set((await session.scalars(select(ScheduledAction.key).where(ScheduledAction.key.in_(keys)))).all())
+    rng = random.Random(f"iopbot-sandbox-history:{participant.alias}")  # noqa: S311 - demo data, not secrets
+    hour, minute = (int(part) for part in participant.checkin_time.split(":"))
+    written = 0
+    for n, key in enumerate(keys):
+        if key in existing:
+            continue
+        day = first + timedelta(days=n)
+        sent = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(end.tzinfo)
+        progress = n / max(days - 1, 1)
+        missed = rng.random() < 0.14
+        row = ScheduledAction(
+            kind=CHECKIN, key=key, due_at=sent, intended_at=sent, attempts=1, participant_id=participant.id,
+            payload={"date": day.isoformat()}, chat_id=participant.chat_id, sent_at=sent, created_at=sent,
+            status=ActionStatus.SENT if missed else ActionStatus.ANSWERED,
+            answered_at=None if missed else sent + timedelta(minutes=rng.randint(2, 90)),
+        )
+        session.add(row)
+        await session.flush()
+        run = FlowRun(participant_id=participant.id, kind=CHECKIN, flow_id="daily", locale=participant.locale,
+                      local_date=day, action_id=row.id, started_at=sent, expires_at=sent + timedelta(hours=12))
+        if missed:
+            run.status, run.step = FlowStatus.EXPIRED, "mood"
+            run.finished_at = run.expires_at
+            session.add(run)
+            session.add(ParticipantEvent(participant_id=participant.id, kind="missed_checkin",
+                                         at=sent + timedelta(hours=12), detail=f"date={day}"))
+            written += 1
+            continue
+        answered_at = row.answered_at or sent
+        answers: dict[str, float | str | None] = {
+            "mood": float(max(0, min(10, round(3.5 + 3 * progress + rng.gauss(0, 1.2))))),
+            "craving": float(max(0, min(10, round(6.5 - 3.5 * progress + rng.gauss(0, 1.3))))),
+            "sleep_hours": float(max(3, min(10, round(5.5 + 1.5 * progress + rng.gauss(0, 0.8), 1)))),
+            "medication": "yes" if rng.random() < 0.85 else "no",
+            "safety": "no",
+            "note": rng.choice(_NOTES) if rng.random() < 0.3 else None,
+        }
+        run.status, run.step, run.finished_at = FlowStatus.FINISHED, None, answered_at
+        run.answers = json.dumps(answers)
+        session.add(run)
+        await session.flush()
+        for question, value in answers.items():
+            session.add(CheckinAnswer(
+                participant_id=participant.id, run_id=run.id, local_date=day, question_id=question,
+                value_number=value if isinstance(value, float) else None,
+                value_choice=value if isinstance(value, str) and question != "note" else None,
+                value_text=value if question == "note" else None, answered_at=answered_at))
+        written += 1
+    return written
 
 
 async def seed_records(session: AsyncSession, ctx: AppContext, now: datetime) -> DemoProgram:

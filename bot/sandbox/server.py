@@ -230,6 +230,9 @@ class Sandbox:
                 raise SandboxError(f"the bot stopped: {task.exception()!r}")
 
     async def close(self) -> None:
+        if self.running is not None:
+            with contextlib.suppress(RuntimeError):  # "polling was not started"
+                await self.running.dispatcher.stop_polling()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

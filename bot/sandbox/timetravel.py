@@ -100,8 +100,12 @@ class BotClock:
                 .order_by(ScheduledAction.due_at).limit(200))).all()
             people = (await session.scalars(
                 select(Participant).where(Participant.status == ParticipantStatus.ACTIVE))).all()
-        times = [r.due_at for r in rows if describe_kind(r.kind) == "a check-in"]
-        times += [next_local_time(after, p.checkin_time, p.timezone) for p in people]
+        planned = [r for r in rows if describe_kind(r.kind) == "a check-in"]
+        # The planner's row is the truth (it adds jitter and honours quiet hours); the participant's
+        # check-in time is only a guess for someone the planner has not planned yet.
+        covered = {r.participant_id for r in planned}
+        times = [r.due_at for r in planned]
+        times += [next_local_time(after, p.checkin_time, p.timezone) for p in people if p.id not in covered]
         return Upcoming(min(times), "a check-in") if times else None
 
     async def advance_to(self, target: datetime) -> int:

@@ -302,10 +302,25 @@ async def plan_reminders(session: AsyncSession, settings: Settings, now: datetim
     result = PlanResult()
     if occurrence_ids is not None and not occurrence_ids:
         return result
+    existing_query = select(ScheduledAction).where(
+        ScheduledAction.kind == REMINDER_KIND,
+        or_(ScheduledAction.status == ActionStatus.PENDING,
+            (ScheduledAction.status == ActionStatus.CANCELLED) & (ScheduledAction.due_at > now - LATE_TOLERANCE)),
+    ).order_by(ScheduledAction.id)
+    if occurrence_ids is not None:
+        existing_query = existing_query.where(_occurrence_keys(occurrence_ids))
+    if participant_ids is not None:
+        existing_query = existing_query.where(ScheduledAction.participant_id.in_(participant_ids))
+    existing = {row.key: row for row in (await session.scalars(existing_query)).all()}
+
+    # The occurrences to plan: those starting within the planning window, and (so that a session
+    # moved further out keeps its reminders) every occurrence an existing row points at.
     query = select(SessionOccurrence).join(ProgramSession)
     if occurrence_ids is None:
         await materialize(session, now, horizon, now)
-        query = query.where(SessionOccurrence.start_at > now, SessionOccurrence.start_at <= horizon)
+        referenced = {int(row.payload.get("occurrence_id", 0)) for row in existing.values()}
+        query = query.where(or_(SessionOccurrence.start_at.between(now, horizon),
+                                SessionOccurrence.id.in_(referenced)))
     else:
         query = query.where(SessionOccurrence.id.in_(occurrence_ids))
     occs = list((await session.scalars(query)).unique().all())
@@ -318,7 +333,7 @@ async def plan_reminders(session: AsyncSession, settings: Settings, now: datetim
 
     desired: dict[str, tuple[datetime, datetime, SessionOccurrence, int, int]] = {}
     for occ in occs:
-        if occ.is_cancelled or not now < occ.start_at <= horizon:
+        if occ.is_cancelled or occ.start_at <= now:
             continue
         for pid in who.get(occ.session_id, ()):
             person = people.get(pid)
@@ -328,17 +343,6 @@ async def plan_reminders(session: AsyncSession, settings: Settings, now: datetim
                 due = reminder_due(settings, person, occ.start_at, offset)
                 intended = occ.start_at - timedelta(minutes=offset)
                 desired[reminder_key(occ.id, pid, offset)] = (due, intended, occ, pid, offset)
-
-    existing_query = select(ScheduledAction).where(
-        ScheduledAction.kind == REMINDER_KIND,
-        or_(ScheduledAction.status == ActionStatus.PENDING,
-            (ScheduledAction.status == ActionStatus.CANCELLED) & (ScheduledAction.due_at > now - LATE_TOLERANCE)),
-    )
-    if occurrence_ids is not None:
-        existing_query = existing_query.where(_occurrence_keys(occurrence_ids))
-    if participant_ids is not None:
-        existing_query = existing_query.where(ScheduledAction.participant_id.in_(participant_ids))
-    existing = {row.key: row for row in (await session.scalars(existing_query)).all()}
 
     for key, row in existing.items():
         want = desired.get(key)

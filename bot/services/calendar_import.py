@@ -114,6 +114,10 @@ class SessionSpec:
 class Parsed:
     specs: list[SessionSpec] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # (line, alias) of every facilitator and participant named, also on rows with other problems,
+    # so that an unknown name is reported with them.
+    facilitators: list[tuple[int, str]] = field(default_factory=list)
+    participants: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, line: int, message: str) -> None:
         self.problems.append(Problem(line, message))
@@ -193,9 +197,13 @@ def parse_csv(text: str, *, default_facilitator: str | None = None, default_grou
         first_line, line = line + 1, reader.line_num
         if not any(v.strip() for v in values):
             continue
+        if len(values) > len(columns):
+            values = _rejoin_byday(values)
         if len(values) != len(columns):
+            hint = (' Put the rrule in double quotes: "FREQ=WEEKLY;BYDAY=TU,TH".'
+                    if any("BYDAY=" in v.upper() for v in values) else "")
             out.add(first_line, f"{len(values)} values but the header has {len(columns)} columns "
-                                "(a missing or extra comma? quote values that contain commas)")
+                                f"(a missing or extra comma? quote values that contain commas).{hint}")
             continue
         row = dict(zip(columns, values, strict=True))
         spec = _csv_row(out, first_line, row, missing, default_facilitator, default_group)
@@ -209,6 +217,21 @@ def parse_csv(text: str, *, default_facilitator: str | None = None, default_grou
     if not out.specs and not out.problems:
         out.add(1, "no sessions in the file: add one row per session under the header")
     return out
+
+
+_WEEKDAY_PIECE = re.compile(r"^(MO|TU|WE|TH|FR|SA|SU)(;.*)?$", re.IGNORECASE)
+
+
+def _rejoin_byday(values: list[str]) -> list[str]:
+    """`FREQ=WEEKLY;BYDAY=TU,TH` written without quotes splits into two CSV values; put it back."""
+    joined: list[str] = []
+    for value in values:
+        if joined and "BYDAY=" in joined[-1].upper() and ";" not in joined[-1].upper().split("BYDAY=")[-1] \
+                and _WEEKDAY_PIECE.match(value.strip()):
+            joined[-1] = f"{joined[-1]},{value.strip()}"
+        else:
+            joined.append(value)
+    return joined
 
 
 def _csv_row(out: Parsed, line: int, row: dict[str, str], missing: list[str],
@@ -240,10 +263,14 @@ def _csv_row(out: Parsed, line: int, row: dict[str, str], missing: list[str],
         errors.append("facilitator is empty; give the staff alias of who runs the session")
     group = get("group") or default_group or None
     participants = _aliases(get("participants"))
+    if facilitator:
+        out.facilitators.append((line, facilitator))
+    out.participants.extend((line, alias) for alias in participants)
     if kind == SessionKind.GROUP and not group and "group" not in missing:
         errors.append("a group session needs a group")
     if kind in (SessionKind.INDIVIDUAL, SessionKind.FAMILY) and not group and not participants:
-        errors.append(f"an {kind} session needs participants (aliases) or a group")
+        errors.append(f"{'an individual' if kind == SessionKind.INDIVIDUAL else 'a family'} session "
+                      "needs participants (aliases) or a group")
     rrule = get("rrule") or None
     if rrule and start_local is not None and tz is not None:
         try:
@@ -405,6 +432,7 @@ def parse_ics(text: str, *, default_facilitator: str | None = None, default_grou
         out.add(1, "no VEVENT in the file: nothing to import")
 
     masters: dict[str, SessionSpec] = {}
+    failed: set[str] = set()  # events already reported: their RECURRENCE-ID events say nothing more
     overrides: list[tuple[str, OccurrenceChange | None, int]] = []
     for line, props in events:
         uid = _one(props, "UID")
@@ -417,6 +445,7 @@ def parse_ics(text: str, *, default_facilitator: str | None = None, default_grou
             continue  # a cancelled event is not a session
         spec = _ics_event(out, line, props, calendar_zone, default_facilitator, default_group)
         if spec is None:
+            failed.add(uid.value.strip() if uid else "")
             continue
         if spec.uid in masters:
             out.add(line, f"UID {spec.uid!r} is used by the event at line {masters[spec.uid].line} too")
@@ -424,6 +453,8 @@ def parse_ics(text: str, *, default_facilitator: str | None = None, default_grou
         masters[spec.uid] = spec
     for uid, change, line in overrides:
         if change is None:
+            continue
+        if uid in failed:
             continue
         if uid not in masters:
             out.add(line, f"this RECURRENCE-ID event belongs to UID {uid!r}, which is not in the file")
@@ -513,7 +544,8 @@ def _ics_event(out: Parsed, line: int, props: dict[str, list[_Prop]], calendar_z
     if kind == SessionKind.GROUP and not group:
         fail(None, "a group session needs X-IOPBOT-GROUP:<group name> (or pass --group)")
     if kind in (SessionKind.INDIVIDUAL, SessionKind.FAMILY) and not group and not participants:
-        fail(None, f"an {kind} session needs X-IOPBOT-PARTICIPANTS:<aliases> or X-IOPBOT-GROUP")
+        fail(None, f"{'an individual' if kind == SessionKind.INDIVIDUAL else 'a family'} session needs "
+                   "X-IOPBOT-PARTICIPANTS:<aliases> or X-IOPBOT-GROUP")
     facilitator = ""
     if (f := _one(props, "X-IOPBOT-FACILITATOR")) is not None:
         facilitator = _unescape(f.value).strip()
@@ -522,6 +554,9 @@ def _ics_event(out: Parsed, line: int, props: dict[str, list[_Prop]], calendar_z
     facilitator = facilitator or (default_facilitator or "")
     if not facilitator:
         fail(None, "no facilitator: add X-IOPBOT-FACILITATOR:<staff alias> (or pass --facilitator)")
+    else:
+        out.facilitators.append((line, facilitator))
+    out.participants.extend((line, alias) for alias in participants)
     rrule: str | None = None
     rules = props.get("RRULE", [])
     if len(rules) > 1:
@@ -624,18 +659,18 @@ class ImportReport:
 
 
 async def check_names(session: AsyncSession, parsed: Parsed) -> None:
-    """Unknown facilitators and participants are problems of their line."""
-    staff = {s.alias: s for s in (await session.scalars(select(Staff).where(Staff.active.is_(True)))).all()}
-    wanted = {a for spec in parsed.specs for a in spec.participants}
+    """Unknown facilitators and participants are problems of their line (every line that names one)."""
+    staff = set((await session.scalars(select(Staff.alias).where(Staff.active.is_(True)))).all())
+    wanted = {alias for _, alias in parsed.participants}
     people = set((await session.scalars(select(Participant.alias).where(Participant.alias.in_(wanted)))).all()) \
         if wanted else set()
-    for spec in parsed.specs:
-        if spec.facilitator not in staff:
-            parsed.add(spec.line, f"unknown facilitator {spec.facilitator!r}: enroll them with "
-                                  "`iopbot invite staff` first, or fix the alias")
-        for alias in spec.participants:
-            if alias not in people:
-                parsed.add(spec.line, f"unknown participant {alias!r}: invite them first, or fix the alias")
+    for line, alias in parsed.facilitators:
+        if alias not in staff:
+            parsed.add(line, f"unknown facilitator {alias!r}: enroll them with `iopbot invite staff` first, "
+                             "or fix the alias")
+    for line, alias in parsed.participants:
+        if alias not in people:
+            parsed.add(line, f"unknown participant {alias!r}: invite them first, or fix the alias")
     parsed.problems.sort(key=lambda p: p.line)
 
 
@@ -688,6 +723,16 @@ async def apply_import(session: AsyncSession, settings: Settings, parsed: Parsed
     result = await cal.plan_reminders(session, settings, now)
     report.reminders_planned = result.added + result.revived + result.retimed
     return report
+
+
+async def import_calendar(session: AsyncSession, settings: Settings, parsed: Parsed,
+                          now: datetime) -> ImportReport | None:
+    """All or nothing: check the names, then import only if no line has a problem (else None, and
+    `parsed.problems` lists them all, by line)."""
+    await check_names(session, parsed)
+    if parsed.problems:
+        return None
+    return await apply_import(session, settings, parsed, now)
 
 
 async def _set_attendees(session: AsyncSession, ps: ProgramSession, aliases: tuple[str, ...]) -> None:

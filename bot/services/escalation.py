@@ -78,24 +78,49 @@ async def record_message(
     Urgent and imminent open an escalation and its first page, in this transaction. Anything the
     participant writes while an escalation is open is attached to it and passed to the clinician.
     """
-    now = ctx.clock.now()
     inbound = InboundMessage(
         participant_id=participant.id, telegram_message_id=telegram_message_id, received_at=received_at,
         text=text, level=int(assessment.level), categories=",".join(assessment.categories),
         reasons=",".join(assessment.reasons),
     )
     session.add(inbound)
+    escalation, new = await escalate(session, ctx, participant, assessment, received_at=received_at,
+                                     crisis_reply_sent_at=crisis_reply_sent_at, source=source, follow_up=True)
+    inbound.escalation_id = escalation.id if escalation else None
+    await session.flush()
+    return FlagRecord(inbound, escalation, new_escalation=new)
+
+
+async def escalate(
+    session: AsyncSession,
+    ctx: AppContext,
+    participant: Participant,
+    assessment: Assessment,
+    *,
+    received_at: datetime,
+    crisis_reply_sent_at: datetime | None,
+    source: str,
+    follow_up: bool,
+) -> tuple[Escalation | None, bool]:
+    """The one place that decides what a new assessment does to a participant's escalation.
+
+    Open escalation: a higher level raises it and pages the clinician again at once, with the
+    shorter clock; otherwise (when `follow_up`) the clinician is told the participant wrote again.
+    No open escalation: urgent or imminent opens one with its first page. Returns (escalation, new).
+    """
+    now = ctx.clock.now()
     current = await open_escalation(session, participant.id)
     if current is not None:
-        current.follow_up_count += 1
-        inbound.escalation_id = current.id
+        if follow_up:
+            current.follow_up_count += 1
+        current.categories = _merge(current.categories, assessment.categories)
+        current.reasons = _merge(current.reasons, assessment.reasons)
         if assessment.level > current.level:
-            # Worse than before: raise the level and page again now, with the shorter clock.
             current.level = int(assessment.level)
-            current.categories = _merge(current.categories, assessment.categories)
-            await _schedule_step(session, ctx, current, participant, step=100 + current.follow_up_count, due=now,
-                                 reason="raised", staff_id=participant.therapist_id)
-            # The next regular page now follows the shorter clock of the new level.
+            # Extra pages are numbered 100+ so they never collide with the regular chain's steps.
+            step = 100 + current.follow_up_count + (0 if follow_up else 50)
+            await _schedule_step(session, ctx, current, participant, step=step, due=now, reason="raised",
+                                 staff_id=participant.therapist_id)
             sooner = now + timedelta(minutes=ack_minutes(ctx.settings, current.level))
             pending = await session.scalars(
                 select(ScheduledAction).where(ScheduledAction.escalation_id == current.id,
@@ -104,16 +129,14 @@ async def record_message(
                                               ScheduledAction.due_at > sooner))
             for page in pending:
                 page.due_at = sooner
-        else:
+        elif follow_up:
             await enqueue(session, kind="staff_notice", key=f"esc:{current.id}:followup:{current.follow_up_count}",
                           due_at=now, participant_id=participant.id, staff_id=participant.therapist_id,
                           escalation_id=current.id, payload={"notice": "follow_up", "count": current.follow_up_count},
                           now=now)
-        await session.flush()
-        return FlagRecord(inbound, current, new_escalation=False)
+        return current, False
     if assessment.level < Level.URGENT:
-        await session.flush()
-        return FlagRecord(inbound, None, new_escalation=False)
+        return None, False
     escalation = Escalation(
         participant_id=participant.id, level=int(assessment.level), categories=",".join(assessment.categories),
         reasons=",".join(assessment.reasons), status=EscalationStatus.OPEN, source=source,
@@ -121,9 +144,8 @@ async def record_message(
     )
     session.add(escalation)
     await session.flush()
-    inbound.escalation_id = escalation.id
     await _schedule_step(session, ctx, escalation, participant, step=0, due=now)
-    return FlagRecord(inbound, escalation, new_escalation=True)
+    return escalation, True
 
 
 async def flag_from_answers(
@@ -147,28 +169,44 @@ async def flag_from_answers(
         return None
     now = ctx.clock.now()
     replies.text(participant.chat_id, crisis_reply_text(ctx, assessment.level, participant.locale))
-    current = await open_escalation(session, participant.id)
-    if current is not None:
-        current.follow_up_count += 1
-        if assessment.level > current.level:
-            current.level = int(assessment.level)
-            await _schedule_step(session, ctx, current, participant, step=100 + current.follow_up_count, due=now,
-                                 reason="raised", staff_id=participant.therapist_id)
-        current.categories = _merge(current.categories, assessment.categories)
-        current.reasons = _merge(current.reasons, assessment.reasons)
-        replies.outbox_due = True
-        return current
-    escalation = Escalation(
-        participant_id=participant.id, level=int(assessment.level), categories=",".join(assessment.categories),
-        reasons=",".join(assessment.reasons), status=EscalationStatus.OPEN, source=source,
-        message_received_at=now, crisis_reply_sent_at=now, created_at=now,
-    )
-    session.add(escalation)
-    await session.flush()
-    await _schedule_step(session, ctx, escalation, participant, step=0, due=now)
-    replies.text(participant.chat_id, ctx.t("crisis.team_told", participant.locale))
+    escalation, new = await escalate(session, ctx, participant, assessment, received_at=now,
+                                     crisis_reply_sent_at=now, source=source, follow_up=True)
+    if new:
+        replies.text(participant.chat_id, ctx.t("crisis.team_told", participant.locale))
     replies.outbox_due = True
     return escalation
+
+
+async def raise_after_second_opinion(
+    session: AsyncSession,
+    ctx: AppContext,
+    participant: Participant,
+    *,
+    text: str,
+    telegram_message_id: int,
+    assessment: Assessment,
+    received_at: datetime,
+    crisis_reply_sent_at: datetime | None,
+) -> tuple[Escalation | None, bool]:
+    """The LLM layer raised a message's level after the rules had their say: update the stored
+    message (or store it, if it has not been written yet) and escalate."""
+    inbound = await session.scalar(
+        select(InboundMessage).where(InboundMessage.participant_id == participant.id,
+                                     InboundMessage.telegram_message_id == telegram_message_id))
+    if inbound is None:
+        inbound = InboundMessage(participant_id=participant.id, telegram_message_id=telegram_message_id,
+                                 received_at=received_at, text=text)
+        session.add(inbound)
+    inbound.level = max(inbound.level or 0, int(assessment.level))
+    inbound.categories = _merge(inbound.categories or "", assessment.categories)
+    inbound.reasons = _merge(inbound.reasons or "", assessment.reasons)
+    escalation, new = await escalate(session, ctx, participant, assessment, received_at=received_at,
+                                     crisis_reply_sent_at=crisis_reply_sent_at, source="message+llm",
+                                     follow_up=False)
+    if escalation is not None:
+        inbound.escalation_id = escalation.id
+    await session.flush()
+    return escalation, new
 
 
 def _merge(existing: str, more: tuple[str, ...]) -> str:

@@ -139,17 +139,18 @@ class OutboxWorker:
             await planner(now)
         s = self.ctx.settings.schedule
         handled = 0
+        # Sends run concurrently so the rate limiter, not one slow chat, sets the pace.
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(row: ScheduledAction) -> None:
+            async with semaphore:
+                await self._process(row)
+
         while True:
             async with self.ctx.sessionmaker() as session:
                 rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), s.batch_size)
             if not rows:
                 return handled
-            semaphore = asyncio.Semaphore(self.concurrency)
-
-            async def one(row: ScheduledAction) -> None:
-                async with semaphore:
-                    await self._process(row)
-
             await asyncio.gather(*(one(row) for row in rows))
             handled += len(rows)
 

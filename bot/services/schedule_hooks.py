@@ -13,6 +13,7 @@ from bot.services.context import AppContext
 
 
 async def participant_schedule_changed(session: AsyncSession, ctx: AppContext, participant: Participant) -> None:
-    planner = ctx.extras.get("planner")
-    if planner is not None:
-        await planner.replan_participant(session, participant, ctx.clock.now())
+    for name in ("planner", "calendar_planner"):  # check-ins, then session reminders
+        planner = ctx.extras.get(name)
+        if planner is not None:
+            await planner.replan_participant(session, participant, ctx.clock.now())

@@ -97,7 +97,7 @@ async def test_blocked_bot_marks_participant_unreachable_and_tells_clinician(api
         await enrollment.redeem_invite(s, now, issued.token, 21, 21, None)
         await s.commit()
     api.block(21)
-    bot, sender = make_bot(api, DatabaseDeliveryRecorder(ctx))
+    bot, _ = make_bot(api, DatabaseDeliveryRecorder(ctx))
     try:
         with pytest.raises(TelegramForbiddenError):
             await bot.send_message(21, "check-in")

@@ -1,0 +1,229 @@
+"""Session reminders and calendar messages: what participants and staff are sent, and the planner.
+
+- `session_reminder` rows (planned by bot/services/calendar.py) become "Your group session starts
+  at 3:00 PM." in the participant's zone and language, with a Join URL button and a Can't attend
+  button. Minimum necessary: the kind of session (group, individual, family), never its title.
+- `session_update` rows tell participants that an occurrence was cancelled or moved.
+- `attendance_notice` rows tell the facilitator and the assigned clinician that a participant
+  can't attend (or can after all). They are rendered when sent, from the attendance record, so
+  the typed reason never sits unencrypted in the outbox; it is quoted only when
+  `[privacy] quote_in_alerts` is on.
+
+`install_calendar(ctx, worker)` wires the senders and the planning step into the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.calendar_models import AttendanceStatus, SessionOccurrence
+from bot.db.models import Participant, ScheduledAction, Staff
+from bot.services import calendar as cal
+from bot.services.attendance import answer_of
+from bot.services.audit import disclose
+from bot.services.context import AppContext
+from bot.services.outbox import ActionSender, Delivered, OutboxWorker, Skip
+
+log = logging.getLogger(__name__)
+
+
+# --- words for times, in the reader's language -------------------------------------------------------
+
+def time_text(ctx: AppContext, when: datetime, tz: str, locale: str) -> str:
+    """'3:00 PM' (English) or '15:00' (Spanish), in zone `tz`; the clock style comes from ui.toml."""
+    local = when.astimezone(ZoneInfo(tz))
+    if ctx.t("calendar.clock", locale).strip() == "24h":
+        return f"{local:%H:%M}"
+    ampm = ctx.t("calendar.am" if local.hour < 12 else "calendar.pm", locale)
+    return f"{(local.hour % 12) or 12}:{local:%M} {ampm}"
+
+
+def day_text(ctx: AppContext, when: datetime, tz: str, locale: str) -> str:
+    local = when.astimezone(ZoneInfo(tz))
+    weekday = ctx.t("calendar.weekdays", locale).split()[local.weekday()]
+    month = ctx.t("calendar.months", locale).split()[local.month - 1]
+    return ctx.t("calendar.day", locale, weekday=weekday, month=month, day=local.day)
+
+
+def kind_text(ctx: AppContext, kind: str, locale: str) -> str:
+    key = f"sessions.kind_{kind}"
+    return ctx.t(key, locale) if ctx.texts.has(key) else ctx.t("sessions.kind_group", locale)
+
+
+def staff_when(ctx: AppContext, occ: SessionOccurrence, locale: str, start: datetime | None = None) -> str:
+    """For staff (who have no zone of their own): the host's time with its abbreviation."""
+    start = start or occ.start_at
+    tz = occ.session.timezone
+    return (f"{day_text(ctx, start, tz, locale)}, {time_text(ctx, start, tz, locale)} "
+            f"{start.astimezone(ZoneInfo(tz)).tzname()}")
+
+
+def reminder_text(ctx: AppContext, participant: Participant, occ: SessionOccurrence, now: datetime) -> str:
+    tz, locale = participant.timezone, participant.locale
+    values = dict(kind=kind_text(ctx, occ.session.kind, locale), time=time_text(ctx, occ.start_at, tz, locale))
+    start_day = occ.start_at.astimezone(ZoneInfo(tz)).date()
+    today = now.astimezone(ZoneInfo(tz)).date()
+    if start_day == today:
+        return ctx.t("sessions.reminder_today", locale, **values)
+    if start_day == today + timedelta(days=1):
+        return ctx.t("sessions.reminder_tomorrow", locale, **values)
+    return ctx.t("sessions.reminder_later", locale, day=day_text(ctx, occ.start_at, tz, locale), **values)
+
+
+def session_keyboard(ctx: AppContext, occ: SessionOccurrence, locale: str, *,
+                     cant_attend: bool = True) -> InlineKeyboardMarkup:
+    rows = [[InlineKeyboardButton(text=ctx.t("sessions.join", locale), url=occ.session.video_link)]]
+    if cant_attend:
+        rows.append([InlineKeyboardButton(text=ctx.t("sessions.cant_attend", locale),
+                                          callback_data=f"att:no:{occ.id}")])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+# --- senders ---------------------------------------------------------------------------------------
+
+async def _participant_and_occurrence(session: AsyncSession, row: ScheduledAction) -> tuple[Participant, SessionOccurrence]:
+    participant = await session.get(Participant, row.participant_id) if row.participant_id else None
+    if participant is None or not participant.receives_messages or participant.chat_id is None:
+        raise Skip("participant paused, stopped or unreachable")
+    occ = await session.get(SessionOccurrence, int(row.payload.get("occurrence_id", 0)))
+    if occ is None:
+        raise Skip("occurrence no longer exists")
+    return participant, occ
+
+
+async def send_session_reminder(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+    """ActionSender for `session_reminder` rows."""
+    participant, occ = await _participant_and_occurrence(session, row)
+    now = ctx.clock.now()
+    if occ.is_cancelled:
+        raise Skip("session cancelled")
+    if occ.start_at <= now:
+        raise Skip("session already started")
+    if not await cal.is_for(session, occ, participant.id):
+        raise Skip("participant no longer expected at this session")
+    answer = await answer_of(session, participant.id, occ.id)
+    if answer is not None and answer.status == AttendanceStatus.CANT_ATTEND:
+        raise Skip("participant said they can't attend")
+    message = await bot.send_message(participant.chat_id or 0, reminder_text(ctx, participant, occ, now),
+                                     reply_markup=session_keyboard(ctx, occ, participant.locale))
+    return Delivered(participant.chat_id, message.message_id)
+
+
+async def send_session_update(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+    """ActionSender for `session_update` rows: an occurrence was cancelled or moved."""
+    participant, occ = await _participant_and_occurrence(session, row)
+    tz, locale = participant.timezone, participant.locale
+    kind = kind_text(ctx, occ.session.kind, locale)
+    change = row.payload.get("change")
+    if change == "cancelled":
+        if not occ.is_cancelled:
+            raise Skip("the session is no longer cancelled")
+        text = ctx.t("sessions.cancelled", locale, kind=kind, day=day_text(ctx, occ.start_at, tz, locale),
+                     time=time_text(ctx, occ.start_at, tz, locale))
+        keyboard = None
+    elif change == "moved":
+        old = datetime.fromisoformat(str(row.payload["from_start"]))
+        if occ.is_cancelled or occ.start_at == old:
+            raise Skip("moved again or cancelled since")
+        text = ctx.t("sessions.moved", locale, kind=kind, old_day=day_text(ctx, old, tz, locale),
+                     old_time=time_text(ctx, old, tz, locale), day=day_text(ctx, occ.start_at, tz, locale),
+                     time=time_text(ctx, occ.start_at, tz, locale))
+        keyboard = session_keyboard(ctx, occ, locale)
+    else:
+        raise Skip(f"unknown change {change!r}")
+    message = await bot.send_message(participant.chat_id or 0, text, reply_markup=keyboard)
+    return Delivered(participant.chat_id, message.message_id)
+
+
+async def send_attendance_notice(ctx: AppContext, bot: Bot, session: AsyncSession,
+                                 row: ScheduledAction) -> Delivered:
+    """ActionSender for `attendance_notice` rows, to the facilitator or the assigned clinician."""
+    staff = await session.get(Staff, row.staff_id) if row.staff_id else None
+    participant = await session.get(Participant, row.participant_id) if row.participant_id else None
+    occ = await session.get(SessionOccurrence, int(row.payload.get("occurrence_id", 0)))
+    if staff is None or staff.chat_id is None or not staff.active or participant is None or occ is None:
+        raise Skip("no staff chat to notify, or the session is gone")
+    answer = await answer_of(session, participant.id, occ.id)
+    event = row.payload.get("event")
+    locale = staff.locale
+    values: dict[str, Any] = dict(alias=participant.alias, kind=kind_text(ctx, occ.session.kind, locale),
+                                  when=staff_when(ctx, occ, locale), session_id=occ.session_id)
+    if event == "cant_attend":
+        if answer is None or answer.status != AttendanceStatus.CANT_ATTEND:
+            raise Skip("the participant can attend after all")
+        if occ.is_cancelled:
+            raise Skip("session cancelled")
+        reason = (ctx.t(f"sessions.reason_{answer.reason}", locale) if answer.reason
+                  else ctx.t("notice.cant_attend_no_reason", locale))
+        text = ctx.t("notice.cant_attend", locale, reason=reason, **values)
+        if answer.note:
+            text += "\n" + (ctx.t("notice.cant_attend_quote", locale, note=answer.note)
+                            if ctx.settings.privacy.quote_in_alerts else ctx.t("notice.cant_attend_has_note", locale))
+    elif event == "attending":
+        if answer is None or answer.status != AttendanceStatus.ATTENDING:
+            raise Skip("the participant said again they can't attend")
+        text = ctx.t("notice.attending_again", locale, **values)
+    else:
+        raise Skip(f"unknown event {event!r}")
+    message = await bot.send_message(staff.chat_id, text)
+    disclose(session, ctx.clock.now(), participant.id, f"staff:{staff.id}", "notice", f"attendance:{occ.id}")
+    return Delivered(staff.chat_id, message.message_id)
+
+
+CALENDAR_SENDERS: dict[str, ActionSender] = {
+    cal.REMINDER_KIND: send_session_reminder,
+    cal.UPDATE_KIND: send_session_update,
+    cal.ATTENDANCE_NOTICE_KIND: send_attendance_notice,
+}
+
+
+# --- planning from the scheduler tick ---------------------------------------------------------------
+
+class CalendarPlanner:
+    """Materializes occurrences and reconciles reminder rows, every `[schedule] plan_interval_minutes`
+    from the tick (changes made through the bot or the CLI are planned in their own transaction)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._last: datetime | None = None
+
+    async def tick(self, now: datetime) -> None:
+        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
+        if self._last is not None and self._last <= now < self._last + interval:
+            return
+        try:
+            async with self.ctx.sessionmaker() as session:
+                result = await cal.plan_reminders(session, self.ctx.settings, now)
+                await session.commit()
+        except Exception:
+            # Planning must never stop due rows from going out; the next tick tries again.
+            log.exception("planning session reminders failed")
+            return
+        self._last = now
+        if result.added or result.cancelled or result.retimed or result.revived:
+            log.info("session reminders: %s added, %s re-timed, %s cancelled, %s revived",
+                     result.added, result.retimed, result.cancelled, result.revived)
+
+    async def replan_participant(self, session: AsyncSession, participant: Participant, now: datetime) -> None:
+        """In the transaction that changed a participant's zone, quiet hours or status."""
+        await session.flush()
+        await cal.plan_reminders(session, self.ctx.settings, now, participant_ids=[participant.id])
+
+
+def install_calendar(ctx: AppContext, worker: OutboxWorker | None = None) -> CalendarPlanner:
+    """Wire the session calendar into a running bot (called once from bot.runtime.assemble)."""
+    planner = CalendarPlanner(ctx)
+    ctx.extras["calendar_planner"] = planner
+    if worker is not None:
+        worker.senders.update(CALENDAR_SENDERS)
+        worker.before_claim.append(planner.tick)
+        # A late "can't attend" notice is still worth sending, like any staff notice.
+        worker.NEVER_EXPIRE = worker.NEVER_EXPIRE | {cal.ATTENDANCE_NOTICE_KIND}  # type: ignore[misc]
+    return planner

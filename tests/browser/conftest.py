@@ -1,0 +1,140 @@
+"""Browser fixtures: the real `iopbot sandbox` process, and Debian's Chromium driven by Playwright.
+
+Chromium is the system package (/usr/bin/chromium), never a browser Playwright downloads. When it
+is missing the tests fail and say how to install it: a browser test that skips would let a broken
+page pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+START_TIMEOUT = 180.0  # aiogram alone imports in ~6 s on a quiet machine; CI machines are not quiet
+
+
+def chromium_path() -> str:
+    path = os.environ.get("IOPBOT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail(
+            "Chromium is not installed, so the browser tests cannot run. Install Debian's package: "
+            "`sudo apt-get update && sudo apt-get install -y chromium` (`python3 dev.py test` does this "
+            "when run as root), or point IOPBOT_CHROMIUM at a Chromium binary.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`iopbot sandbox --port 0` in its own data folder; yields the page's address once it is ready."""
+    data = tmp_path_factory.mktemp("sandbox")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "IOPBOT_CLOCK_FILE")}
+    log_path = data / "sandbox.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below, after the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--data", str(data / "data")],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.put(raw.decode(errors="replace"))
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT
+    url = None
+    try:
+        while url is None:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                log.flush()
+                raise AssertionError(
+                    f"the sandbox did not become ready (exit code {proc.poll()}):\n{''.join(seen)}\n"
+                    f"{log_path.read_text(errors='replace')[-4000:]}")
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if found := re.search(r"Open (http://127\.0\.0\.1:\d+)", line):
+                url = found.group(1)
+        assert any("127.0.0.1 only" in line for line in seen), seen  # it says where it listens
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is not installed: `.venv/bin/pip install -e '.[test]'` "
+                    "(never `playwright install`: the tests use the system Chromium)", pytrace=False)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(20_000)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield opened
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+class Screens:
+    """Saves numbered screenshots of one test under test-artifacts/browser/."""
+
+    def __init__(self, test_name: str) -> None:
+        self.prefix = test_name.removeprefix("test_")[:40]
+        self.count = 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for old in ARTIFACTS.glob(f"{self.prefix}-*.png"):
+            old.unlink()
+
+    def __call__(self, page: Any, what: str) -> Path:
+        self.count += 1
+        path = ARTIFACTS / f"{self.prefix}-{self.count:02d}-{what}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def screens(request: pytest.FixtureRequest) -> Screens:
+    return Screens(request.node.name)

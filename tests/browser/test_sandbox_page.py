@@ -1,0 +1,207 @@
+"""The sandbox page in real Chromium: a visitor enrolls, writes in distress, the therapist acknowledges
+the alert, time moves and a check-in arrives, and all of it works with the keyboard alone.
+
+One `iopbot sandbox` process serves the module; the tests run in file order and build on its
+demo program (the seeded people, and the new user the first test enrolls). Screenshots of every
+screen go to test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Screens
+
+pytestmark = pytest.mark.browser
+
+
+def bot_messages(page: Any, text: str) -> Any:
+    return page.locator("li.msg.from-bot").filter(has_text=text)
+
+
+def expect() -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect
+
+
+def send(page: Any, text: str) -> None:
+    box = page.get_by_role("textbox", name="Message to the bot")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_new_user_enrolls_writes_in_crisis_and_the_therapist_acknowledges(
+    page: Any, sandbox_url: str, screens: Screens
+) -> None:
+    check = expect()
+    page.goto(f"{sandbox_url}/?as=new")
+    check(page).to_have_title(re.compile("A new user with an invite link"))
+    check(page.locator("#invite")).to_be_visible()
+    check(page.locator("#invite-link")).to_contain_text("https://t.me/iopbot_test_bot?start=")
+    check(page.locator("#empty-chat")).to_be_visible()
+    screens(page, "invite-link")
+
+    page.get_by_role("button", name="Open the invite link").click()
+    consent = bot_messages(page, "not end-to-end encrypted")
+    check(consent).to_be_visible()
+    check(consent).to_contain_text("In an emergency, call 911.")
+    check(consent.locator("b").first).to_be_visible()  # Telegram HTML is rendered, not shown as tags
+    assert "<b>" not in consent.inner_text()
+    # The visitor's own message shows the command, never the invite token behind it.
+    check(page.locator("li.msg.from-you")).to_have_count(1)
+    check(page.locator("li.msg.from-you")).to_contain_text("/start")
+    assert "start=" not in page.locator("li.msg.from-you").inner_text()
+    check(page.locator("#invite")).to_be_hidden()
+    screens(page, "consent")
+
+    consent.get_by_role("button", name="I agree").click()
+    check(consent.get_by_role("button")).to_have_count(0)  # the consent buttons are gone once answered
+    check(bot_messages(page, "Which time zone")).to_be_visible()
+    page.get_by_role("button", name="Chicago", exact=True).click()
+    check(bot_messages(page, "What time should I send your daily check-in")).to_be_visible()
+    screens(page, "check-in-time")
+    page.get_by_role("button", name="09:00", exact=True).click()
+    page.get_by_role("button", name=re.compile(r"^Keep 22:00")).click()
+    done = bot_messages(page, "You're all set")
+    check(done).to_contain_text("09:00 (America/Chicago)")
+    check(page.locator("#person-summary")).to_contain_text("P-201 · active")
+    screens(page, "enrolled")
+
+    send(page, "I want to kill myself tonight")
+    crisis = bot_messages(page, "Please call 911 now")
+    check(crisis).to_be_visible()
+    check(crisis).to_contain_text("988")
+    check(bot_messages(page, "I've let your care team know")).to_be_visible()
+    check(page.locator("li.msg.from-you").last).to_contain_text("I want to kill myself tonight")
+    # The crisis line's chat address is a link that opens in a new tab.
+    chat_link = crisis.get_by_role("link", name=re.compile(r"988lifeline\.org"))
+    check(chat_link).to_have_attribute("target", "_blank")
+    screens(page, "crisis-reply")
+
+    page.get_by_role("navigation", name="Who are you?").get_by_role("link", name="Dr. Rivera – therapist").click()
+    check(page).to_have_url(re.compile(r"\?as=therapist$"))
+    check(page.locator("#chat-title")).to_contain_text("Dr. Rivera")
+    seeded = bot_messages(page, "Safety alert: URGENT").filter(has_text="P-102")
+    check(seeded).to_be_visible()  # the demo's participant with an open alert
+    alert = bot_messages(page, "Safety alert: IMMINENT").filter(has_text="P-201")
+    check(alert).to_be_visible()
+    check(alert).to_contain_text("the assigned clinician")
+    assert "kill myself" not in alert.inner_text()  # the words stay out of alerts by default
+    check(alert.get_by_role("button")).to_have_text(["Acknowledge", "I contacted them", "False alarm", "Reassign"])
+    screens(page, "therapist-alert")
+
+    alert.get_by_role("button", name="Acknowledge").click()
+    check(page.locator("#notice")).to_contain_text("Acknowledged. Paging stopped.")
+    check(alert).to_contain_text("Acknowledged by dr-rivera")
+    check(alert.get_by_role("button")).to_have_count(0)
+    check(seeded.get_by_role("button", name="Acknowledge")).to_be_visible()  # the other alert is still open
+    screens(page, "acknowledged")
+
+    replies = page.locator("li.msg.from-bot")
+    before = replies.count()
+    send(page, "/alerts")
+    check(replies).to_have_count(before + 1)  # one open alert is left: the seeded one
+    check(replies.last).to_contain_text("URGENT – P-102")
+    assert "P-201" not in replies.last.inner_text()
+
+
+def test_keyboard_alone_sends_messages_and_presses_buttons(page: Any, sandbox_url: str, screens: Screens) -> None:
+    check = expect()
+    page.goto(f"{sandbox_url}/?as=alex")
+    check(page.locator("#chat")).to_be_visible()
+    check(page.locator("#messages")).to_have_attribute("role", "log")
+    check(page.locator("#messages")).to_have_attribute("aria-live", "polite")
+
+    # The first Tab reaches the skip link; further Tabs reach the message box through the page.
+    page.keyboard.press("Tab")
+    check(page.locator(":focus")).to_have_text("Skip to the message box")
+    for _ in range(60):
+        if page.evaluate("document.activeElement.id") == "composer-input":
+            break
+        page.keyboard.press("Tab")
+    else:
+        pytest.fail("Tab never reached the message box")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"  # focus is visible
+    page.keyboard.type("/settings")
+    page.keyboard.press("Enter")
+    summary = bot_messages(page, "Daily check-in: 09:00")
+    check(summary).to_be_visible()
+    check(page.get_by_role("textbox", name="Message to the bot")).to_be_focused()
+    check(page.get_by_role("textbox", name="Message to the bot")).to_have_value("")
+    screens(page, "settings-by-keyboard")
+
+    # Back up with Shift+Tab to a button under the bot's message, and press it with Enter.
+    for _ in range(30):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("document.activeElement.textContent") == "Check-in time":
+            break
+    else:
+        pytest.fail("Shift+Tab never reached the 'Check-in time' button")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.press("Enter")
+    check(bot_messages(page, "What time should I send")).to_be_visible()
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "08:00":
+            break
+    else:
+        pytest.fail("Tab never reached the '08:00' button")
+    page.keyboard.press("Space")
+    check(bot_messages(page, "Daily check-in: 08:00")).to_be_visible()
+    screens(page, "button-by-keyboard")
+
+    # Everything a screen reader announces as a control has a name.
+    unnamed = page.evaluate("""() => [...document.querySelectorAll('button, a[href], input')]
+        .filter((el) => el.offsetParent !== null)
+        .filter((el) => !(el.getAttribute('aria-label') || el.textContent.trim() || el.labels?.length))
+        .map((el) => el.outerHTML)""")
+    assert unnamed == []
+    check(page.get_by_role("group", name="Move the bot's clock forward")).to_be_visible()
+
+
+def test_moving_the_clock_pages_the_backup_and_brings_a_check_in(page: Any, sandbox_url: str,
+                                                                  screens: Screens) -> None:
+    check = expect()
+    page.goto(f"{sandbox_url}/?as=backup")
+    check(page.locator("#chat-title")).to_contain_text("Dr. Okafor")
+    check(page.locator("#clock-now")).not_to_have_text("…")
+    before = page.locator("#clock-now").inner_text()
+    check(bot_messages(page, "Welcome, dr-okafor")).to_be_visible()
+    check(bot_messages(page, "Safety alert:")).to_have_count(0)
+
+    # The seeded alert is urgent: 30 minutes for the therapist, then the on-call backup is paged.
+    page.get_by_role("button", name="+1 hour").click()
+    check(page.locator("#clock-status")).to_contain_text("Moved to +1 hour")
+    assert page.locator("#clock-now").inner_text() != before
+    backup_alert = bot_messages(page, "Safety alert: URGENT").filter(has_text="P-102")
+    check(backup_alert).to_contain_text("backup on call")
+    screens(page, "backup-paged")
+
+    page.goto(f"{sandbox_url}/?as=alex")
+    for _ in range(4):  # the next check-in may be another participant's
+        if bot_messages(page, "Time for your daily check-in").count():
+            break
+        page.get_by_role("button", name="Next check-in").click()
+        check(page.locator("#clock-status")).to_contain_text("Moved to the next check-in")
+        page.wait_for_timeout(1000)  # let the page's long poll bring what the scheduler sent
+    checkin = bot_messages(page, "Time for your daily check-in").last
+    check(checkin).to_contain_text("How is your mood right now?")
+    screens(page, "check-in-arrived")
+
+    checkin.get_by_role("button", name="7", exact=True).click()
+    check(bot_messages(page, "cravings").last).to_be_visible()
+    bot_messages(page, "cravings").last.get_by_role("button", name="2", exact=True).click()
+    check(bot_messages(page, "hours did you sleep").last).to_be_visible()
+    bot_messages(page, "hours did you sleep").last.get_by_role("button", name="7", exact=True).click()
+    check(bot_messages(page, "medication").last).to_be_visible()
+    bot_messages(page, "medication").last.get_by_role("button", name="Yes", exact=True).click()
+    check(bot_messages(page, "thoughts of hurting yourself").last).to_be_visible()
+    bot_messages(page, "thoughts of hurting yourself").last.get_by_role("button", name="No", exact=True).click()
+    check(bot_messages(page, "anything you want your care team to know").last).to_be_visible()
+    send(page, "Group helped today.")
+    check(bot_messages(page, "Thank you for checking in")).to_be_visible()
+    screens(page, "check-in-done")
