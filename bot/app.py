@@ -29,7 +29,11 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     """
     # One update at a time per user: dialog state is read and written under this lock.
     dp = Dispatcher(storage=DatabaseStorage(ctx.sessionmaker), events_isolation=isolation or SimpleEventIsolation())
+    # aiogram registers its FSM middleware (which reads dialog state from the database) at
+    # construction; move it behind the safety gate, so the crisis reply never waits for the database.
+    dp.update.outer_middleware.unregister(dp.fsm)
     dp.update.outer_middleware(SafetyGate(ctx, assessor, second_opinion))
+    dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
     dp.update.outer_middleware(ActorMiddleware(ctx))
     dp.update.outer_middleware(FlagRecorder(ctx))

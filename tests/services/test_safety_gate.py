@@ -1,0 +1,52 @@
+"""The crisis reply needs neither the database nor the LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import Update
+
+from bot.app import build_dispatcher
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.content.i18n import Texts
+from bot.db.engine import make_engine, make_sessionmaker
+from bot.safety.rules import SafetyRules
+from bot.sandbox.botapi import DEFAULT_TOKEN, FakeBotAPI
+from bot.services.context import AppContext
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def test_crisis_reply_goes_out_while_the_database_is_down(settings: Settings, clock: ManualClock) -> None:
+    api = FakeBotAPI()
+    await api.start()
+    # Nothing listens on port 1: every database call fails.
+    engine = make_engine("postgresql+asyncpg://iopbot:x@127.0.0.1:1/iopbot")
+    ctx = AppContext(settings=settings, clock=clock, texts=Texts.load(REPO / "content"),
+                     sessionmaker=make_sessionmaker(engine))
+    dp = build_dispatcher(ctx, SafetyRules.load(REPO / "content"))
+    bot = Bot(DEFAULT_TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url or "")),
+              default=DefaultBotProperties(parse_mode="HTML"))
+    update = Update.model_validate({
+        "update_id": 1,
+        "message": {"message_id": 5, "date": 0, "chat": {"id": 42, "type": "private"},
+                    "from": {"id": 42, "is_bot": False, "first_name": "A", "language_code": "es"},
+                    "text": "quiero morir"},
+    }, context={"bot": bot})
+    try:
+        with pytest.raises(OSError):  # the unit of work could not reach the database
+            await dp.feed_update(bot, update)
+        messages = api.chat(42)["messages"]
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+        await api.stop()
+    assert len(messages) == 1
+    assert "988" in messages[0]["visible_text"] and "911" in messages[0]["visible_text"]
+    assert "oprima 2 para español" in messages[0]["visible_text"]  # in the person's language
