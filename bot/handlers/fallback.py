@@ -57,9 +57,7 @@ async def any_text(message: Message, actor: Staff | Participant | None, session:
         send_help(replies, ctx, actor, message.chat.id)
         return
     if actor.status in (ParticipantStatus.OPTED_OUT, ParticipantStatus.DISCHARGED):
-        crisis = ctx.settings.crisis_for(locale)
-        replies.text(message.chat.id, ctx.t("stopped.hint", locale, crisis_line=crisis.call_or_text,
-                                            emergency=crisis.emergency_number))
+        replies.text(message.chat.id, ctx.t("stopped.hint", locale))
         return
     if actor.status not in (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED):
         send_help(replies, ctx, actor, message.chat.id)
@@ -79,8 +77,7 @@ async def any_other_message(message: Message, actor: Staff | Participant | None,
     if actor is None:
         replies.text(message.chat.id, ctx.t("unknown.hint", locale))
         return
-    crisis = ctx.settings.crisis_for(locale)
-    replies.text(message.chat.id, ctx.t("common.text_only", locale, crisis_line=crisis.call_or_text))
+    replies.text(message.chat.id, ctx.t("common.text_only", locale))
 
 
 @router.callback_query()

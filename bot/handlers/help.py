@@ -17,9 +17,7 @@ def send_help(replies: Replies, ctx: AppContext, actor: Staff | Participant | No
     if isinstance(actor, Staff):
         replies.text(chat_id, ctx.t("help.staff", actor.locale))
     elif isinstance(actor, Participant) and actor.status in (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED):
-        crisis = ctx.settings.crisis_for(actor.locale)
-        replies.text(chat_id, ctx.t("help.participant", actor.locale, crisis_line=crisis.call_or_text,
-                                    emergency=crisis.emergency_number))
+        replies.text(chat_id, ctx.t("help.participant", actor.locale))
     elif isinstance(actor, Participant):
         replies.text(chat_id, ctx.t("help.onboarding", actor.locale))
     else:

@@ -42,8 +42,7 @@ async def pause_command(message: Message, actor: Participant, session: AsyncSess
         replies.text(message.chat.id, ctx.t("pause.already", actor.locale))
         return
     await enrollment.pause(session, actor, ctx.clock.now())
-    crisis = ctx.settings.crisis_for(actor.locale)
-    replies.text(message.chat.id, ctx.t("pause.done", actor.locale, crisis_line=crisis.call_or_text))
+    replies.text(message.chat.id, ctx.t("pause.done", actor.locale))
 
 
 @router.message(Command("resume"))
@@ -74,9 +73,7 @@ async def stop_answer(query: CallbackQuery, actor: Participant, session: AsyncSe
     await state.clear()
     await enrollment.opt_out(session, actor, ctx.clock.now())
     replies.outbox_due = True  # the clinician's notice goes out now, not at the next tick
-    crisis = ctx.settings.crisis_for(actor.locale)
-    replies.text(actor.chat_id or 0, ctx.t("stop.done", actor.locale, crisis_line=crisis.call_or_text,
-                                           emergency=crisis.emergency_number))
+    replies.text(actor.chat_id or 0, ctx.t("stop.done", actor.locale))
 
 
 @router.message(Command("mydata"))
