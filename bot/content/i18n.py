@@ -1,6 +1,6 @@
 """Every string the bot says comes from `content/<locale>/ui.toml`, so a translation covers it all.
 
-Keys are dotted (`[consent] title` → "consent.title"); values use `{name}` placeholders. A key
+Keys are dotted (`[consent] agree` → "consent.agree"); values use `{name}` placeholders. A key
 missing in a locale falls back to English; a key missing in English is a bug and raises at load
 time in tests (`Texts.check`).
 """

@@ -38,13 +38,15 @@ class Onboarding(StatesGroup):
     language = State()
 
 
-def show_consent(replies: Replies, ctx: AppContext, p: Participant) -> None:
+def consent_text(ctx: AppContext, p: Participant) -> str:
     s = ctx.settings.program
-    text = ctx.t("consent.text", p.locale, program=s.name, scope=s.consent_scope,
-                 emergency=ctx.settings.crisis_for(p.locale).emergency_number,
-                 crisis_line=ctx.settings.crisis_for(p.locale).call_or_text)
-    replies.text(p.chat_id or 0, text, keyboard([[(ctx.t("consent.agree", p.locale), "ob:agree")],
-                                                 [(ctx.t("consent.decline", p.locale), "ob:decline")]]))
+    return ctx.t("consent.text", p.locale, program=s.name, scope=s.consent_scope)
+
+
+def show_consent(replies: Replies, ctx: AppContext, p: Participant) -> None:
+    replies.text(p.chat_id or 0, consent_text(ctx, p),
+                 keyboard([[(ctx.t("consent.agree", p.locale), "ob:agree")],
+                           [(ctx.t("consent.decline", p.locale), "ob:decline")]]))
 
 
 def ask_timezone(replies: Replies, ctx: AppContext, p: Participant) -> None:
@@ -122,8 +124,10 @@ async def consent_answer(query: CallbackQuery, actor: Participant, session: Asyn
         return
     now = ctx.clock.now()
     if query.message:
+        # Keep the text the participant agreed to (or not) on screen; only the buttons go.
+        answer = "consent.stamp_agreed" if query.data == "ob:agree" else "consent.stamp_declined"
         replies.edit(actor.chat_id or 0, query.message.message_id,
-                     ctx.t("consent.title", actor.locale), None)
+                     f"{consent_text(ctx, actor)}\n\n{ctx.t(answer, actor.locale)}", None)
     if query.data == "ob:decline":
         chat_id, user_id = actor.chat_id or 0, actor.telegram_user_id
         enrollment.record_refusal(actor, now)

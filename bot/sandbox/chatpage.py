@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,8 +30,6 @@ from bot.db.models import Participant, ParticipantStatus, Staff
 from bot.sandbox.botapi import MESSAGE_LIMIT, ControlError, FakeBotAPI
 from bot.sandbox.demo import DemoProgram, Persona, has_open_alert
 from bot.sandbox.timetravel import BotClock
-
-log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_FILES = {"sandbox.js": "text/javascript", "sandbox.css": "text/css"}
@@ -85,9 +82,10 @@ class ChatPage:
     bot_username: str
     program_timezone: str
     add_new_user: Callable[[], Awaitable[Persona]]
-    # When each user message was written (bot time), for the time stamp beside it.
-    _user_dates: dict[tuple[int, int], int] = field(default_factory=dict)
+    # The Host headers this page answers to; set once the port is known.
     allowed_hosts: set[str] = field(default_factory=set)
+    # When each user message was written (bot time), for the time stamp beside it.
+    _user_dates: dict[tuple[int, int], int] = field(default_factory=dict, init=False)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
@@ -120,7 +118,7 @@ class ChatPage:
     async def _guard(self, request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         # A page elsewhere could point a name at 127.0.0.1 (DNS rebinding) or post a form here.
-        if self.allowed_hosts and request.host not in self.allowed_hosts:
+        if request.host not in self.allowed_hosts:  # empty until the port is known: nobody yet
             return web.Response(status=421, text="This sandbox answers only at its 127.0.0.1 address.")
         if request.method == "POST":
             origin = request.headers.get("Origin")
@@ -320,12 +318,13 @@ class ChatPage:
         zone = ZoneInfo(self.program_timezone)
         upcoming = await self.clock.next_due(now)
         checkin = await self.clock.next_checkin(now)
-        ahead = timedelta(seconds=round(max(self.clock.offset_seconds(), 0)))
+        ahead = timedelta(seconds=max(self.clock.offset_seconds(), 0))
         return {
             "now": now.isoformat(),
             "text": f"{now.astimezone(zone):%a %d %b, %H:%M} ({self.program_timezone})",
             "utc": f"{now:%H:%M} UTC",
-            "ahead": _duration_text(ahead),
+            "ahead": "running at real time" if ahead < timedelta(minutes=1)
+            else f"{_duration_text(ahead)} ahead of real time",
             "next_event": None if upcoming is None else
             f"{upcoming.what} at {upcoming.due_at.astimezone(zone):%a %H:%M}",
             "next_checkin": None if checkin is None else f"{checkin.due_at.astimezone(zone):%a %H:%M}",
@@ -375,7 +374,9 @@ def _time_text(unix: int, zone: ZoneInfo) -> str:
 
 
 def _duration_text(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
+    if delta.total_seconds() < 60:
+        return "under a minute"
+    minutes = round(delta.total_seconds() / 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]

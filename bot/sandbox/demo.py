@@ -9,7 +9,6 @@ participant, so what a visitor sees was made by the same code a real program run
 from __future__ import annotations
 
 import json
-import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,15 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun, FlowStatus
-from bot.db.models import ActionStatus, Participant, ParticipantEvent, ParticipantStatus, ScheduledAction, Staff
+from bot.db.models import ActionStatus, Participant, ParticipantEvent, ParticipantStatus, ScheduledAction
 from bot.services import enrollment
 from bot.services.checkins import checkin_key
 from bot.services.context import AppContext
 from bot.services.escalation import open_escalation
 from bot.services.local_time import local_date
 from bot.services.schedule_hooks import participant_schedule_changed
-
-log = logging.getLogger(__name__)
 
 PersonaKind = Literal["staff", "participant", "new"]
 
@@ -257,7 +254,3 @@ async def has_open_alert(session: AsyncSession, alias: str) -> bool:
     participant = await session.scalar(select(Participant).where(Participant.alias == alias))
     return participant is not None and await open_escalation(session, participant.id) is not None
 
-
-async def staff_is_bound(session: AsyncSession, alias: str) -> bool:
-    staff = await session.scalar(select(Staff).where(Staff.alias == alias))
-    return staff is not None and staff.telegram_user_id is not None

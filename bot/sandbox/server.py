@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
-import logging
 import os
 import shutil
 import signal
@@ -50,7 +49,6 @@ from bot.sandbox.timetravel import BotClock
 if TYPE_CHECKING:
     from bot.runtime import RunningBot
 
-log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"  # never another address: the sandbox has no authentication
 REPO_CONTENT = Path(__file__).resolve().parents[2] / "content"
@@ -118,6 +116,9 @@ class Sandbox:
         self.base = base
         self.options = options
         self.say = say
+        # Checked before anything is created, so a mistake in the command line leaves nothing behind.
+        self.content_dir = pick_content_dir(options.content_dir, base)
+        check_port_free(options.port)
         self.temporary = options.data_dir is None
         self.data_dir = (options.data_dir or Path(tempfile.mkdtemp(prefix="iopbot-sandbox-"))).resolve()
         self.api: FakeBotAPI | None = None
@@ -129,8 +130,7 @@ class Sandbox:
     async def start(self) -> None:
         from bot.runtime import assemble  # aiogram: seconds to import, so only when starting
 
-        content_dir = pick_content_dir(self.options.content_dir, self.base)
-        check_port_free(self.options.port)
+        content_dir = self.content_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         clock_file = self.data_dir / "clock-offset"
         # Read by everything that asks bot.runtime.clock_from_environment() for the time.
@@ -141,11 +141,11 @@ class Sandbox:
         where = "a temporary folder, deleted when you stop; keep it with --data DIR" if self.temporary else "kept"
         self.say(f"  Data:    {self.data_dir} ({where})")
         self.say(f"  Content: {content_dir}")
-        self.say("Starting the bot and seeding the demo program ...")
-
         # Telegram's per-chat pace is relaxed so a visitor reads replies at once.
         self.api = FakeBotAPI(rate_limits=RateLimits(per_chat_per_second=100.0, per_chat_burst=100.0), clock=clock)
         api_base = await self.api.start(HOST, 0)
+        self.say(f"  Telegram stand-in: {api_base} (the Bot API, and its test controls under /_control/)")
+        self.say("Starting the bot and seeding the demo program ...")
         settings = sandbox_settings(self.base, api_base=api_base, data_dir=self.data_dir, content_dir=content_dir)
         try:
             running = await assemble(settings, clock)
@@ -181,7 +181,11 @@ class Sandbox:
 
         self.page_runner = web.AppRunner(page.app(), access_log=None, shutdown_timeout=1.0)
         await self.page_runner.setup()
-        await web.TCPSite(self.page_runner, HOST, self.options.port).start()
+        try:
+            await web.TCPSite(self.page_runner, HOST, self.options.port).start()
+        except OSError as exc:
+            raise SandboxError(f"cannot listen on {HOST}:{self.options.port}: {exc.strerror}; "
+                               "pick another port with --port N") from None
         port = self.page_runner.addresses[0][1]
         page.allowed_hosts = {f"{HOST}:{port}", f"localhost:{port}"}
         self.url = f"http://{HOST}:{port}"
@@ -253,7 +257,7 @@ class Sandbox:
 async def run_sandbox(base: Settings, options: SandboxOptions, say: Callable[[str], None] | None = None) -> None:
     """Start everything, print the address, serve until Ctrl+C or SIGTERM, then clean up."""
     say = say or (lambda line: print(line, flush=True))
-    sandbox = Sandbox(base, options, say)
+    sandbox = Sandbox(base, options, say)  # raises SandboxError for a wrong --content or a busy port
     try:
         await sandbox.start()
         say(f"Ready. Open {sandbox.url} in your browser (each tab can be a different person). "

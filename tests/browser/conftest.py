@@ -17,13 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser.screens import ARTIFACTS
+
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -43,14 +45,20 @@ def chromium_path() -> str:
     return path
 
 
+@dataclass(frozen=True)
+class RunningSandbox:
+    url: str  # the chat page
+    bot_api: str  # the local Bot API the bot talks to
+
+
 @pytest.fixture(scope="module")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`iopbot sandbox --port 0` in its own data folder; yields the page's address once it is ready."""
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """`iopbot sandbox --port 0` in its own data folder, once it says it is ready."""
     data = tmp_path_factory.mktemp("sandbox")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "IOPBOT_CLOCK_FILE")}
     log_path = data / "sandbox.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed below, after the process
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own command line
         [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--data", str(data / "data")],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log,
     )
@@ -64,7 +72,7 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     threading.Thread(target=read, daemon=True).start()
     seen: list[str] = []
     deadline = time.monotonic() + START_TIMEOUT
-    url = None
+    url = bot_api = None
     try:
         while url is None:
             if time.monotonic() > deadline or proc.poll() is not None:
@@ -77,10 +85,13 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except queue.Empty:
                 continue
             seen.append(line)
+            if found := re.search(r"Telegram stand-in: (http://127\.0\.0\.1:\d+)", line):
+                bot_api = found.group(1)
             if found := re.search(r"Open (http://127\.0\.0\.1:\d+)", line):
                 url = found.group(1)
         assert any("127.0.0.1 only" in line for line in seen), seen  # it says where it listens
-        yield url
+        assert bot_api is not None, seen
+        yield RunningSandbox(url, bot_api)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -106,35 +117,30 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)  # a loaded CI machine answers slower than a laptop
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     context.set_default_timeout(20_000)
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
     yield opened
+    if request.node.stash.get(_CALL_FAILED, False):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        opened.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True)
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-class Screens:
-    """Saves numbered screenshots of one test under test-artifacts/browser/."""
-
-    def __init__(self, test_name: str) -> None:
-        self.prefix = test_name.removeprefix("test_")[:40]
-        self.count = 0
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for old in ARTIFACTS.glob(f"{self.prefix}-*.png"):
-            old.unlink()
-
-    def __call__(self, page: Any, what: str) -> Path:
-        self.count += 1
-        path = ARTIFACTS / f"{self.prefix}-{self.count:02d}-{what}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-
-@pytest.fixture
-def screens(request: pytest.FixtureRequest) -> Screens:
-    return Screens(request.node.name)

@@ -9,11 +9,15 @@ screen go to test-artifacts/browser/.
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Screens
+from bot.sandbox.botapi import DEFAULT_TOKEN
+from tests.browser.conftest import RunningSandbox, chromium_path
+from tests.browser.screens import Screens
 
 pytestmark = pytest.mark.browser
 
@@ -34,11 +38,16 @@ def send(page: Any, text: str) -> None:
     box.press("Enter")
 
 
+def test_chromium_is_installed() -> None:
+    """Fails (never skips) with how to install it when Debian's chromium is missing."""
+    assert chromium_path()
+
+
 def test_new_user_enrolls_writes_in_crisis_and_the_therapist_acknowledges(
-    page: Any, sandbox_url: str, screens: Screens
+    page: Any, sandbox: RunningSandbox
 ) -> None:
-    check = expect()
-    page.goto(f"{sandbox_url}/?as=new")
+    check, screens = expect(), Screens("enroll-crisis-acknowledge")
+    page.goto(f"{sandbox.url}/?as=new")
     check(page).to_have_title(re.compile("A new user with an invite link"))
     check(page.locator("#invite")).to_be_visible()
     check(page.locator("#invite-link")).to_contain_text("https://t.me/iopbot_test_bot?start=")
@@ -109,9 +118,9 @@ def test_new_user_enrolls_writes_in_crisis_and_the_therapist_acknowledges(
     assert "P-201" not in replies.last.inner_text()
 
 
-def test_keyboard_alone_sends_messages_and_presses_buttons(page: Any, sandbox_url: str, screens: Screens) -> None:
-    check = expect()
-    page.goto(f"{sandbox_url}/?as=alex")
+def test_keyboard_alone_sends_messages_and_presses_buttons(page: Any, sandbox: RunningSandbox) -> None:
+    check, screens = expect(), Screens("keyboard-only")
+    page.goto(f"{sandbox.url}/?as=alex")
     check(page.locator("#chat")).to_be_visible()
     check(page.locator("#messages")).to_have_attribute("role", "log")
     check(page.locator("#messages")).to_have_attribute("aria-live", "polite")
@@ -163,10 +172,9 @@ def test_keyboard_alone_sends_messages_and_presses_buttons(page: Any, sandbox_ur
     check(page.get_by_role("group", name="Move the bot's clock forward")).to_be_visible()
 
 
-def test_moving_the_clock_pages_the_backup_and_brings_a_check_in(page: Any, sandbox_url: str,
-                                                                  screens: Screens) -> None:
-    check = expect()
-    page.goto(f"{sandbox_url}/?as=backup")
+def test_moving_the_clock_pages_the_backup_and_brings_a_check_in(page: Any, sandbox: RunningSandbox) -> None:
+    check, screens = expect(), Screens("clock-backup-checkin")
+    page.goto(f"{sandbox.url}/?as=backup")
     check(page.locator("#chat-title")).to_contain_text("Dr. Okafor")
     check(page.locator("#clock-now")).not_to_have_text("…")
     before = page.locator("#clock-now").inner_text()
@@ -181,7 +189,7 @@ def test_moving_the_clock_pages_the_backup_and_brings_a_check_in(page: Any, sand
     check(backup_alert).to_contain_text("backup on call")
     screens(page, "backup-paged")
 
-    page.goto(f"{sandbox_url}/?as=alex")
+    page.goto(f"{sandbox.url}/?as=alex")
     for _ in range(4):  # the next check-in may be another participant's
         if bot_messages(page, "Time for your daily check-in").count():
             break
@@ -205,3 +213,61 @@ def test_moving_the_clock_pages_the_backup_and_brings_a_check_in(page: Any, sand
     send(page, "Group helped today.")
     check(bot_messages(page, "Thank you for checking in")).to_be_visible()
     screens(page, "check-in-done")
+
+
+def tiny_png(width: int = 40, height: int = 20) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x30\x80\xd0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_bot_html_is_rendered_safely_and_photos_and_documents_open(page: Any, sandbox: RunningSandbox) -> None:
+    check, screens = expect(), Screens("rendering-and-files")
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:  # an alert() would mean the page ran the bot's text as code
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(f"{sandbox.url}/?as=sam")
+    check(page.locator("#chat")).to_be_visible()
+
+    # Straight to the Bot API, as the bot would send it: allowed markup, a script link, escaped
+    # tags and a tag Telegram knows but this page does not render.
+    api = f"{sandbox.bot_api}/bot{DEFAULT_TOKEN}"
+    tricky = ('<b>bold</b> <i>slanted</i> <code>/checkin</code> <a href="javascript:alert(1)">click</a> '
+              '&lt;img src=x onerror=alert(1)&gt; <blockquote>quoted</blockquote>')
+    sent = page.request.post(f"{api}/sendMessage", data={"chat_id": 2002, "text": tricky, "parse_mode": "HTML"})
+    assert sent.ok, sent.text()
+    shown = bot_messages(page, "slanted")
+    check(shown).to_be_visible()
+    check(shown.locator("b")).to_have_text("bold")
+    check(shown.locator("i")).to_have_text("slanted")
+    check(shown.locator("code")).to_have_text("/checkin")
+    check(shown).to_contain_text("<img src=x onerror=alert(1)>")  # shown as text, never as an element
+    check(shown).to_contain_text("<blockquote>quoted</blockquote>")
+    assert shown.locator("img, blockquote, script").count() == 0
+    assert shown.locator("a").count() == 0  # a javascript: link stays plain text
+
+    photo = page.request.post(f"{api}/sendPhoto", multipart={
+        "chat_id": "2002", "caption": "Your mood this week",
+        "photo": {"name": "mood.png", "mimeType": "image/png", "buffer": tiny_png()},
+    })
+    assert photo.ok, photo.text()
+    picture = page.get_by_role("img", name="Picture from the bot: Your mood this week")
+    check(picture).to_be_visible()
+    assert picture.evaluate("img => img.naturalWidth") == 40  # the bytes really arrived
+
+    send(page, "/mydata")
+    download = page.locator("li.msg.from-bot a.document").last
+    check(download).to_contain_text(".json")
+    check(download).to_have_attribute("download", re.compile(r"\.json$"))
+    response = page.request.get(sandbox.url + download.get_attribute("href"))
+    assert response.ok and response.headers["content-disposition"].startswith("attachment")
+    assert response.json()["alias"] == "P-102"
+    screens(page, "html-photo-document")
+    assert dialogs == []

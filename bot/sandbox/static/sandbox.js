@@ -291,8 +291,10 @@
 
   function applyPerson(p) {
     const changed = JSON.stringify(p) !== JSON.stringify(person);
+    const statusChanged = person !== null && person.status !== p.status;
     person = p;
     if (!changed) return;
+    if (statusChanged) loadPeople().catch(() => {}); // the list on the left shows where people are
     document.title = `${p.label} – iopbot sandbox`;
     $("chat-title").textContent = `You are ${p.name}: ${p.label}`;
     $("person-summary").textContent =
@@ -402,7 +404,7 @@
     try {
       const c = moved ? await call("/api/clock", {move: moved}) : await call("/api/clock");
       $("clock-now").textContent = c.text;
-      const parts = [`${c.utc}`, `${c.ahead} ahead of real time`];
+      const parts = [c.utc, c.ahead];
       if (c.next_checkin) parts.push(`next check-in ${c.next_checkin}`);
       if (c.next_event) parts.push(`next scheduled: ${c.next_event}`);
       $("clock-detail").textContent = parts.join(" · ");
@@ -453,7 +455,7 @@
       $("start").hidden = false;
       if (me) {
         $("start").append(Object.assign(document.createElement("p"), {
-          className: "error", textContent: `Nobody called “${me}” is in this sandbox. Pick someone on the left.`,
+          className: "error", textContent: `Nobody called “${me}” is in this sandbox. Pick someone under “Who are you?”.`,
         }));
       }
       document.querySelector(".skip-link").hidden = true;
