@@ -70,6 +70,19 @@ def messages(count: int, risky_share: float = 0.15) -> list[str]:
     return [next(risky) if i % every == 0 else next(benign) for i in range(count)]
 
 
+def reference_loop_ns(iterations: int = 2_000_000) -> float:
+    """CPU time of one iteration of a trivial Python loop, in ns: how fast this machine is right now.
+
+    About 30 ns on a current laptop; a busy shared machine can be several times slower, and every
+    figure of this benchmark with it.
+    """
+    started = time.process_time()
+    total = 0
+    for number in range(iterations):
+        total += number
+    return (time.process_time() - started) / iterations * 1e9
+
+
 def run(count: int = 50_000, content_dir: Path | None = None) -> dict[str, float]:
     """Load the rules and assess `count` short messages; return the figures."""
     started = time.process_time()
@@ -95,6 +108,7 @@ def run(count: int = 50_000, content_dir: Path | None = None) -> dict[str, float
         "messages_per_second": round(count / seconds),
         "microseconds_per_message": round(seconds / count * 1e6, 1),
         "messages_per_second_es": round((count // 5) / seconds_es),
+        "reference_loop_ns": round(reference_loop_ns(), 1),
     }
 
 
@@ -107,6 +121,7 @@ def main() -> None:
         f"{figures['messages']:,} flagged)"
     )
     print(f"assess (es, + English): {figures['messages_per_second_es']:,.0f} messages/s")
+    print(f"machine speed:          {figures['reference_loop_ns']} ns per trivial loop step (a current laptop: ~30)")
 
 
 if __name__ == "__main__":

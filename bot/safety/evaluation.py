@@ -106,7 +106,9 @@ def parse_line(line: str) -> dict[str, object] | None:
     return {"text": line.rstrip("\n")}
 
 
-def classify_lines(lines: Iterable[str], rules: SafetyRules, locale: str = FALLBACK_LOCALE) -> Iterator[dict[str, object]]:
+def classify_lines(
+    lines: Iterable[str], rules: SafetyRules, locale: str = FALLBACK_LOCALE
+) -> Iterator[dict[str, object]]:
     """Assess each line (plain text, or a JSON object with "text"); yield level, categories, reasons.
 
     The text itself is not repeated in the output. A JSON object's "id" and "locale" are honoured.
@@ -222,7 +224,9 @@ def evaluate(
 _WORD = re.compile(r"[a-z]{3,}")
 
 
-def _distinctive(missed: Counter[str], negatives: Counter[str], n_missed: int, n_negative: int) -> list[tuple[str, int]]:
+def _distinctive(
+    missed: Counter[str], negatives: Counter[str], n_missed: int, n_negative: int
+) -> list[tuple[str, int]]:
     """Words frequent in missed risk texts and rare in no-risk texts: leads for new rules."""
     if not n_missed:
         return []
@@ -247,12 +251,15 @@ def format_report(report: EvalReport) -> str:
     ]
     if report.skipped:
         lines.append(f"skipped {report.skipped} rows without a text or a 0/1 label")
-    for kind, title in (("false_negative", "Missed (false negatives)"), ("false_positive", "False alarms (false positives)")):
+    for kind, title in (
+        ("false_negative", "Missed (false negatives)"),
+        ("false_positive", "False alarms (false positives)"),
+    ):
         classes = [f for f in report.failures if f.kind == kind][:TOP_CLASSES]
         if not classes:
             continue
         lines += ["", f"{title}, by cause:"]
-        lines += [f"  {f.count:6d}  {f.cause}\n          e.g. \"{f.example}\"" for f in classes]
+        lines += [f'  {f.count:6d}  {f.cause}\n          e.g. "{f.example}"' for f in classes]
     if report.missed_terms:
         lines += ["", "Words common in missed texts and rare in no-risk texts:"]
         lines.append("  " + ", ".join(f"{word} ({count})" for word, count in report.missed_terms))
@@ -275,7 +282,7 @@ def default_content_dir() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.safety.evaluation", description=__doc__.split("\n")[0])
-    parser.add_argument("file", type=Path, help="labelled JSONL: one {\"text\", \"label\"} object a line")
+    parser.add_argument("file", type=Path, help='labelled JSONL: one {"text", "label"} object a line')
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     parser.add_argument("--min-level", default="concern", help="flagged means this level or above (default concern)")
     parser.add_argument("--locale", default=FALLBACK_LOCALE, help="locale of rows without one (default en)")

@@ -89,7 +89,9 @@ _APOSTROPHE_NOT = re.compile(r"\b(ca|wo|ai)?n't\b")
 _APOSTROPHE_SUFFIX = re.compile(r"\b(\w+)'(m|re|ve|ll|d|s)\b")
 _NOT_BASE = {"ca": "can", "wo": "will", "ai": "am"}
 _NOT_STEMS = frozenset(
-    "do does did is are was were has have had would should could must need might ca wo ai".split()
+    """
+    do does did is are was were has have had would should could must need might ca wo ai
+    """.split()  # noqa: SIM905 - a word list reads better as text
 )
 _SUFFIX = {"m": "am", "re": "are", "ve": "have", "ll": "will", "d": "would", "s": "is"}
 _PRONOUNS_WITH = {  # which contractions each word takes ("it s" yes, "i s" no)
@@ -97,10 +99,10 @@ _PRONOUNS_WITH = {  # which contractions each word takes ("it s" yes, "i s" no)
     "you": {"re", "ve", "ll", "d"},
     "we": {"re", "ve", "ll", "d"},
     "they": {"re", "ve", "ll", "d"},
-    **{word: {"s", "ll", "d"} for word in "he she it that there what who where".split()},
-    **{word: {"s"} for word in "everyone nobody everything nothing someone".split()},
+    **{word: {"s", "ll", "d"} for word in ["he", "she", "it", "that", "there", "what", "who", "where"]},
+    **{word: {"s"} for word in ["everyone", "nobody", "everything", "nothing", "someone"]},
 }
-_SELF_OWNERS = frozenset("my your him her them it our one ur".split())  # "my self" → "myself"
+_SELF_OWNERS = frozenset(["my", "your", "him", "her", "them", "it", "our", "one", "ur"])  # "my self" → "myself"
 
 # The common contractions, replaced as plain text (much faster than a regex); the rest below.
 _CONTRACTIONS = (
@@ -113,9 +115,7 @@ _CONTRACTIONS = (
 # A letter followed by a digit or symbol ("su1c1de", "d13", "k!ll", "w@nt"), or "$" before a letter.
 # A number followed by letters ("3pm", "200mg") is a quantity, so it is not looked at.
 _LEET_SPOT = re.compile(r"[a-z][0-9$@]|[a-z]![a-z]|\$[a-z]")
-_QUANTITY = re.compile(
-    r"\d+(?:st|nd|rd|th|am|pm|s|k|m|h|hr|hrs|x|mg|ml|mcg|g|kg|lb|lbs|yo|min|mins|ish|d|w|y)?"
-)
+_QUANTITY = re.compile(r"\d+(?:st|nd|rd|th|am|pm|s|k|m|h|hr|hrs|x|mg|ml|mcg|g|kg|lb|lbs|yo|min|mins|ish|d|w|y)?")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "$": "s", "@": "a", "!": "i"})
 
 _SENTINEL = "\ue000"  # a private-use character: safe as a marker because symbols were removed earlier
@@ -125,7 +125,7 @@ _FULL_STOP = re.compile(r"\.+(?=\s|$)")
 def _punctuation_table() -> bytes:
     """ASCII punctuation to spaces, and sentence ends (! ? ; new line) to "|"."""
     table = bytearray(range(256))
-    for char in "\"#$%&()*+,-./:<=>@[\\]^_`{}~\t\x0b\x0c":
+    for char in '"#$%&()*+,-./:<=>@[\\]^_`{}~\t\x0b\x0c':
         table[ord(char)] = ord(" ")
     for char in "!?;|\n\r":
         table[ord(char)] = ord("|")
@@ -169,7 +169,8 @@ _TOKEN_MAP: dict[str, str] = {
     "suicidle": "suicidal", "suecide": "suicide", "suecidal": "suicidal", "suicidel": "suicidal",
     "kil": "kill", "kll": "kill", "kilng": "killing", "kiling": "killing", "killin": "killing",
     "myslef": "myself", "mysefl": "myself", "mysef": "myself", "msyelf": "myself", "myselg": "myself",
-    "meself": "myself", "mself": "myself", "dieing": "dying", "dyin": "dying", "tierd": "tired",
+    "meself": "myself", "myselt": "myself", "myslf": "myself", "gon": "going to",
+    "mself": "myself", "dieing": "dying", "dyin": "dying", "tierd": "tired",
     "tird": "tired", "anymor": "anymore", "nomore": "no more", "nevr": "never", "nvr": "never",
     "wnat": "want", "whant": "want", "wnt": "want", "liveing": "living", "livin": "living",
     "overdoes": "overdose", "overdosing": "overdosing", "selfharm": "self harm",
@@ -191,15 +192,15 @@ _TOKEN_MAP: dict[str, str] = {
 # Words whose double letters must survive shortening of elongations ("killlll" → "kill").
 BASE_VOCABULARY = frozenset(
     """
-    kill killing killed all will still feel feeling need see sleep sleeping bleed bleeding pill
-    pills bottle off stuff too good goodbye goodbyes anymore tell well hell cutting hurt free
-    worthless hopeless useless pointless helpless endless alone lonely empty tired please help
-    die dying dead death done so no yes me my myself life live living leave gone forever never
-    sorry suicide suicidal over end ending miss missing hate numb scared afraid sad cry crying
-    morir muerte matarme quiero vida llorar ayuda sola solo nadie nunca cansado cansada vivir
-    adios perdon
-    """.split()
+    kill killing killed all will still feel feeling need see sleep sleeping bleed bleeding pill pills
+    bottle off stuff too good goodbye goodbyes anymore tell well hell cutting hurt free worthless
+    hopeless useless pointless helpless endless alone lonely empty tired please help die dying dead
+    death done so no yes me my myself life live living leave gone forever never sorry suicide suicidal
+    over end ending miss missing hate numb scared afraid sad cry crying morir muerte matarme quiero vida
+    llorar ayuda sola solo nadie nunca cansado cansada vivir adios perdon
+    """.split()  # noqa: SIM905 - a word list reads better as text
 )
+
 
 def _squeeze(word: str) -> str:
     return _RUN2.sub(r"\1", word)
@@ -231,7 +232,7 @@ class Normalizer:
         except Exception as error:  # a detector that crashes detects nothing
             log.error("normalize failed (%s); using a simpler form", type(error).__name__)
             try:
-                return " ".join(_PUNCTUATION.sub(" ", text.casefold()).split())
+                return " ".join(_OTHER_PUNCTUATION.sub(" ", text.casefold()).split())
             except Exception:
                 return ""
 
@@ -341,25 +342,25 @@ def _punctuation_char(match: re.Match[str]) -> str:
     return "|" if match.group(0) in "!?;|\n\r" else " "
 
 
-def _join_with_previous(previous: str, token: str) -> str | None:
+def _join_with_previous(previous: str, piece: str) -> str | None:
     """Rejoin a contraction typed with a space ("don t", "i m") or a split "my self"."""
-    if token == "t":
+    if piece == "t":
         stem = previous[:-1]
         if previous.endswith("n") and stem in _NOT_STEMS:
             return f"{_NOT_BASE.get(stem, stem)} not"
         return None
-    if token in ("self", "selves"):
-        return previous + token if previous in _SELF_OWNERS else None
-    suffix = _SUFFIX.get(token)
-    if suffix is not None and token in _PRONOUNS_WITH.get(previous, ()):
+    if piece in ("self", "selves"):
+        return previous + piece if previous in _SELF_OWNERS else None
+    suffix = _SUFFIX.get(piece)
+    if suffix is not None and piece in _PRONOUNS_WITH.get(previous, ()):
         return f"{previous} {suffix}"
     return None
 
 
-def _words(tokens: list[str]) -> list[str]:
-    """Second pass over whitespace tokens: contractions, spaced letters, word map, sentences."""
-    if _SPECIAL.isdisjoint(tokens):  # the usual case: only the word map applies
-        return [word for token in tokens if (word := _TOKEN_MAP.get(token, token))]
+def _words(pieces: list[str]) -> list[str]:
+    """Second pass over whitespace pieces: contractions, spaced letters, word map, sentences."""
+    if _SPECIAL.isdisjoint(pieces):  # the usual case: only the word map applies
+        return [word for piece in pieces if (word := _TOKEN_MAP.get(piece, piece))]
     words: list[str] = []
     run: list[str] = []  # consecutive single letters, maybe a spaced-out word ("k i l l")
 
@@ -369,17 +370,17 @@ def _words(tokens: list[str]) -> list[str]:
         words.extend(piece for piece in pieces if piece)
         run.clear()
 
-    for token in tokens:
-        if token in _JOINERS or token == _SENTINEL or len(token) == 1:
-            if token == _SENTINEL:
+    for piece in pieces:
+        if piece in _JOINERS or piece == _SENTINEL or len(piece) == 1:
+            if piece == _SENTINEL:
                 if run:
                     flush()
                 if words and words[-1] != SENTENCE_END:
                     words.append(SENTENCE_END)
                 continue
-            if token in _JOINERS:
+            if piece in _JOINERS:
                 previous = run[-1] if run else (words[-1] if words else "")
-                joined = _join_with_previous(previous, token)
+                joined = _join_with_previous(previous, piece)
                 if joined is not None:
                     if run:
                         run.pop()
@@ -389,12 +390,12 @@ def _words(tokens: list[str]) -> list[str]:
                         flush()
                     words.append(_TOKEN_MAP.get(joined, joined))
                     continue
-            if len(token) == 1 and "a" <= token <= "z":
-                run.append(token)
+            if len(piece) == 1 and "a" <= piece <= "z":
+                run.append(piece)
                 continue
         if run:
             flush()
-        mapped = _TOKEN_MAP.get(token, token)
+        mapped = _TOKEN_MAP.get(piece, piece)
         if mapped:
             words.append(mapped)
     if run:

@@ -12,7 +12,9 @@ case, accents, apostrophes, contractions and filler words ("just", "really") do 
 Phrases are cheap to check because each one names at least one word that must be present (its
 "anchor": the least common word it needs). A message is only tested against the phrases whose
 anchor it contains, so most benign messages are rejected after a dictionary look-up.
-Regular-expression `patterns` get the same treatment when their first word is plain text.
+Regular-expression `patterns` are skipped unless the message contains their longest plain text.
+Filler words are dropped from every message, so a phrase may not use them ("just die" is an
+error, not a silent "die").
 """
 
 from __future__ import annotations
@@ -30,30 +32,32 @@ _MIN_GLUED_LENGTH = 8  # shorter glued forms ("killme") occur inside ordinary wo
 
 # How common a word is, roughly: an anchor should be a word most messages do not contain.
 # Function words are in almost every message; the common words below are in many.
-NEARLY_ALWAYS = frozenset("i to a the and it is you my me of in that this for on be do not have am are was with".split())
+NEARLY_ALWAYS = frozenset(
+    """
+    i to a the and it is you my me of in that this for on be do not have am are was with
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
 VERY_COMMON = frozenset(
     """
-    i me my myself you your we us our he she him her his it its they them their a an the and or
-    but if so to of in on at for with from by as is am are was were be been being do does did
-    not no have has had will would should could can may might must going go get got want this
-    that these those there here what when where why how all any some just up out about like
-    one now then too also only very feel know think
-    y o a el la los las un una de del en que no me mi yo te tu se lo le es ser estar soy estoy
-    por para con sin mas ya muy pero como cuando
-    """.split()
+    i me my myself you your we us our he she him her his it its they them their a an the and or but if
+    so to of in on at for with from by as is am are was were be been being do does did not no have has
+    had will would should could can may might must going go get got want this that these those there
+    here what when where why how all any some just up out about like one now then too also only very
+    feel know think y o a el la los las un una de del en que no me mi yo te tu se lo le es ser estar soy
+    estoy por para con sin mas ya muy pero como cuando
+    """.split()  # noqa: SIM905 - a word list reads better as text
 )
 COMMON = frozenset(
     """
-    never ever even again still more most over into than back way thing things time day today
-    really make made let can cant could see ok okay better good bad last used sorry tomorrow
-    tonight weekend week yes yeah well right left new old first take took give gave come came
-    say said tell told look need needs needed people life work home night morning after before
-    while because until since every each other another much many few lot something anything
-    nothing everything someone somebody anyone everyone nobody off find found keep kept try
-    tried call called talk talked meeting group session later soon always sometimes lol
-    who which am pm hi hello hey thanks thank please help love hate live living alone end
-    todo nada nadie vida hoy ahora siempre nunca quiero tengo hacer
-    """.split()
+    never ever even again still more most over into than back way thing things time day today really
+    make made let can cant could see ok okay better good bad last used sorry tomorrow tonight weekend
+    week yes yeah well right left new old first take took give gave come came say said tell told look
+    need needs needed people life work home night morning after before while because until since every
+    each other another much many few lot something anything nothing everything someone somebody anyone
+    everyone nobody off find found keep kept try tried call called talk talked meeting group session
+    later soon always sometimes lol who which am pm hi hello hey thanks thank please help love hate live
+    living alone end todo nada nadie vida hoy ahora siempre nunca quiero tengo hacer
+    """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
 
@@ -107,36 +111,36 @@ def compile_phrase(phrase: str, normalize: Callable[[str], str]) -> CompiledPhra
 
 def _parse(phrase: str, normalize: Callable[[str], str]) -> list[_Slot]:
     slots: list[_Slot] = []
-    tokens = _TOKEN.findall(phrase)
+    pieces = _TOKEN.findall(phrase)
     position = 0
-    while position < len(tokens):
-        token = tokens[position]
-        if token == GAP:
+    while position < len(pieces):
+        piece = pieces[position]
+        if piece == GAP:
             slots.append(_Slot((), gap=True))
             position += 1
-        elif token in ("(", "["):
-            closing = ")" if token == "(" else "]"
+        elif piece in ("(", "["):
+            closing = ")" if piece == "(" else "]"
             try:
-                end = tokens.index(closing, position + 1)
+                end = pieces.index(closing, position + 1)
             except ValueError:
-                raise PhraseError(f"'{token}' is not closed with '{closing}'") from None
-            inner = tokens[position + 1 : end]
+                raise PhraseError(f"'{piece}' is not closed with '{closing}'") from None
+            inner = pieces[position + 1 : end]
             if any(t in ("(", "[", GAP) for t in inner):
                 raise PhraseError("brackets cannot contain other brackets or '...'")
             alternatives = _split_alternatives(inner, normalize)
-            if token == "[" and len(alternatives) > 1:
+            if piece == "[" and len(alternatives) > 1:
                 raise PhraseError("use (a|b) for alternatives and [word] for an optional word")
-            optional = token == "[" or any(not alt for alt in alternatives)
+            optional = piece == "[" or any(not alt for alt in alternatives)
             kept = tuple(alt for alt in alternatives if alt)
             if kept:
                 slots.append(_Slot(kept, optional=optional))
             position = end + 1
-        elif token in (")", "]", "|"):
-            raise PhraseError(f"unexpected '{token}': brackets are (a|b) and [optional]")
+        elif piece in (")", "]", "|"):
+            raise PhraseError(f"unexpected '{piece}': brackets are (a|b) and [optional]")
         else:
-            words = _normalize_words([token], normalize)
+            words = _normalize_words([piece], normalize)
             if not words:
-                raise PhraseError(_ignored(token))
+                raise PhraseError(_ignored(piece))
             slots.extend(_Slot(((word,),)) for word in words)
             position += 1
     if not slots:
@@ -144,18 +148,18 @@ def _parse(phrase: str, normalize: Callable[[str], str]) -> list[_Slot]:
     return slots
 
 
-def _split_alternatives(tokens: list[str], normalize: Callable[[str], str]) -> list[tuple[str, ...]]:
+def _split_alternatives(pieces: list[str], normalize: Callable[[str], str]) -> list[tuple[str, ...]]:
     alternatives: list[tuple[str, ...]] = []
     current: list[str] = []
-    for token in [*tokens, "|"]:
-        if token == "|":
+    for piece in [*pieces, "|"]:
+        if piece == "|":
             words = _normalize_words(current, normalize)
             if current and not words:
                 raise PhraseError(_ignored(" ".join(current)))
             alternatives.append(tuple(words))
             current = []
         else:
-            current.append(token)
+            current.append(piece)
     return alternatives
 
 
@@ -166,26 +170,27 @@ def _ignored(text: str) -> str:
     )
 
 
-def _normalize_words(tokens: list[str], normalize: Callable[[str], str]) -> list[str]:
+def _normalize_words(pieces: list[str], normalize: Callable[[str], str]) -> list[str]:
     """Normalize words as participant text is normalized; keep a trailing '*' (prefix)."""
     words: list[str] = []
-    for token in tokens:
-        if _ODD_CHARACTER.search(token):
+    for piece in pieces:
+        if _ODD_CHARACTER.search(piece):
             raise PhraseError(
-                f"unexpected character in '{token}': write words, (a|b) for choices, [word] for an "
+                f"unexpected character in '{piece}': write words, (a|b) for choices, [word] for an "
                 f"optional word, '...' for a gap and word* for a word start"
             )
-        star = token.endswith("*")
-        base = token.rstrip("*")
+        star = piece.endswith("*")
+        base = piece.rstrip("*")
         if star and not base:
             raise PhraseError("'*' must follow the start of a word, e.g. suicid*")
         if star and not re.fullmatch(r"\w+", _fold(base)):
-            raise PhraseError(f"'{token}': '*' only works on a plain word")
+            raise PhraseError(f"'{piece}': '*' only works on a plain word")
         if "*" in base:
-            raise PhraseError(f"'{token}': '*' may only end a word")
+            raise PhraseError(f"'{piece}': '*' may only end a word")
         normalized = (_fold(base) if star else normalize(base)).split()
         if not normalized:
-            continue  # a filler word inside a longer choice ("i am so"): harmless
+            # "just overdosed" would silently become "overdosed": say so rather than change meaning
+            raise PhraseError(_ignored(piece))
         if star:
             normalized[-1] += "*"
         words.extend(normalized)
@@ -301,50 +306,6 @@ def pattern_literal(pattern: str) -> str | None:
         best, run = max(best, run, key=len), ""
     best = max(best, run, key=len)
     return best if len(best.strip()) >= 3 else None
-
-
-def pattern_prefixes(pattern: str) -> frozenset[str] | None:
-    """Word starts that every match of `pattern` begins with, or None if they cannot be told.
-
-    Patterns are matched from the start of a word, so a message with no word starting like
-    this cannot match and the pattern is skipped. None means: test this pattern on every message.
-    """
-    if _sre_parser is None:
-        return None
-    try:
-        parsed = _sre_parser.parse(pattern)
-        found = _literal_starts(list(parsed))
-    except Exception:  # unusual syntax: correct but slower
-        return None
-    if not found or any(len(prefix) < 2 for prefix in found):
-        return None
-    return frozenset(found)
-
-
-def _literal_starts(items: list[tuple[object, object]]) -> set[str] | None:
-    c = _sre_constants
-    prefix = ""
-    for op, value in items:
-        if op in (c.AT, c.ASSERT, c.ASSERT_NOT) and not prefix:
-            continue
-        if op is c.LITERAL:
-            char = chr(value)  # type: ignore[arg-type]
-            if not char.isalnum():
-                break
-            prefix += char
-            continue
-        if not prefix and op is c.SUBPATTERN:
-            return _literal_starts(list(value[-1]))  # type: ignore[index]
-        if not prefix and op is c.BRANCH:
-            found: set[str] = set()
-            for branch in value[1]:  # type: ignore[index]
-                starts = _literal_starts(list(branch))
-                if not starts:
-                    return None
-                found |= starts
-            return found
-        break
-    return {prefix} if prefix else None
 
 
 def impossible_literals(pattern: str) -> list[str]:

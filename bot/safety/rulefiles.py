@@ -232,7 +232,7 @@ class _Checker:
                 self.problem(
                     line,
                     f"[file] needs '{key}' (who wrote the file, who reviewed it clinically, and when; "
-                    "write \"pending\" until it is reviewed)",
+                    'write "pending" until it is reviewed)',
                 )
         if "category" in table:
             return self._category(table["category"], self.lines.line("file", 0, "category"))
@@ -263,7 +263,7 @@ class _Checker:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            self.problem(line, f"'{key}' must be a list of quoted strings, e.g. {key} = [\"...\", \"...\"]")
+            self.problem(line, f'\'{key}\' must be a list of quoted strings, e.g. {key} = ["...", "..."]')
             return ()
         return tuple(value)
 
@@ -271,9 +271,7 @@ class _Checker:
         value = table.get("id")
         line = self.lines.line(name, index, "id")
         if not isinstance(value, str) or not _ID.fullmatch(value):
-            self.problem(
-                line, f"[[{name}]] needs an id of lowercase letters, digits and '_' (got {value!r})"
-            )
+            self.problem(line, f"[[{name}]] needs an id of lowercase letters, digits and '_' (got {value!r})")
             return None
         return value
 
@@ -294,7 +292,7 @@ class _Checker:
         if "category" in table:
             category = self._category(table["category"], self.lines.line("rule", index, "category"))
         elif default is None:
-            self.problem(header, "the rule has no category; add category = \"...\" here or in [file]")
+            self.problem(header, 'the rule has no category; add category = "..." here or in [file]')
         raises: Level | None = None
         if "raises" in table:
             raises = self._level(
@@ -307,7 +305,7 @@ class _Checker:
             Level.CONCERN, Level.URGENT, Level.IMMINENT)  # fmt: skip
         level: Level | None = None
         if "level" not in table:
-            self.problem(header, "the rule has no level; add level = \"concern\", \"urgent\" or \"imminent\"")
+            self.problem(header, 'the rule has no level; add level = "concern", "urgent" or "imminent"')
         else:
             level = self._level(table["level"], self.lines.line("rule", index, "level"), allowed, "level")
             if level is None and str(table["level"]).strip().lower() == "none":
@@ -315,7 +313,7 @@ class _Checker:
         phrases = self._strings(table, "phrases", self.lines.line("rule", index, "phrases"))
         patterns = self._strings(table, "patterns", self.lines.line("rule", index, "patterns"))
         if not phrases and not patterns:
-            self.problem(header, "the rule has no phrases and no patterns; add phrases = [\"...\"]")
+            self.problem(header, 'the rule has no phrases and no patterns; add phrases = ["..."]')
         notes = table.get("notes", "")
         if len(self.problems) > problems_before or rule_id is None or category is None or level is None:
             return None
@@ -361,7 +359,7 @@ class _Checker:
         phrases = self._strings(table, "phrases", self.lines.line("guard", index, "phrases"))
         patterns = self._strings(table, "patterns", self.lines.line("guard", index, "patterns"))
         if not phrases and not patterns:
-            self.problem(header, "the guard has no phrases and no patterns; add phrases = [\"...\"]")
+            self.problem(header, 'the guard has no phrases and no patterns; add phrases = ["..."]')
         if len(self.problems) > problems_before or guard_id is None or kind is None:
             return None
         return GuardSpec(

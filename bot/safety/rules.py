@@ -90,52 +90,101 @@ class Finding:
 
     @property
     def cancelled(self) -> bool:
+        """A risk phrase that a guard (negation, idiom, media) made mean nothing."""
         return self.level == Level.NONE and not self.rule.is_marker
 
-    @property
-    def lowered(self) -> bool:
-        return self.guard is not None
 
-
-@dataclass
-class _GuardGroup:
-    """All guards of one kind in one locale, as one regex with a named group per guard.
+@dataclass(frozen=True)
+class _Idioms:
+    """The idiom guards of one locale, as one regex with a named group per guard.
 
     Like the rules, the regex expects a space before every word, so `find` adds one; the spans it
     returns are in the coordinates of the text it was given.
     """
 
     regex: re.Pattern[str]
-    ids: dict[str, tuple[str, int, frozenset[Category]]]  # group name → (guard id, window, categories)
-    window: int  # the largest window of the group
-    # Like the rules, every guard phrase needs one of these words: a cheap test before the regex.
-    anchors: frozenset[str] = frozenset()
-    prefixes: tuple[str, ...] = ()
-    always: bool = False  # a pattern without a known word: always run the regex
+    ids: dict[str, tuple[str, frozenset[Category]]]  # group name → (guard id, categories)
 
-    def may_occur(self, words: Iterable[str]) -> bool:
-        """False when none of `words` could start a phrase of this group."""
-        if self.always:
-            return True
-        words = words if isinstance(words, set | frozenset) else set(words)
-        if not self.anchors.isdisjoint(words):
-            return True
-        return bool(self.prefixes) and any(word.startswith(self.prefixes) for word in words)
-
-    def find(self, text: str, category: Category | None = None) -> list[tuple[str, int, int, int]]:
-        """(guard id, window, start, end) of every guard phrase in `text` that applies to `category`."""
+    def find(self, text: str) -> list[tuple[str, frozenset[Category], int, int]]:
+        """(guard id, categories, start, end) of every idiom in `text`."""
         found = []
         for match in self.regex.finditer(" " + text):
             name = match.lastgroup
             if name is not None:
-                guard_id, window, categories = self.ids[name]
-                if category is None or category in categories:
-                    found.append((guard_id, window, match.start(), match.end() - 1))
+                guard_id, categories = self.ids[name]
+                found.append((guard_id, categories, match.start(), match.end() - 1))
         return found
 
-    def occurs(self, text: str, start: int = 0) -> bool:
-        """Whether any phrase of the group starts at or after `start` in `text`."""
-        return self.regex.search(" " + text, start) is not None
+
+@dataclass(frozen=True)
+class _Hit:
+    """A guard phrase found near a risk phrase; start and end are positions in the window searched."""
+
+    kind: GuardKind
+    guard_id: str
+    window: int
+    start: int
+    end: int
+
+
+# The order in which guard kinds win when two start at the same word.
+_KIND_ORDER = (
+    GuardKind.NEGATION,
+    GuardKind.MEDIA,
+    GuardKind.OTHER_PERSON,
+    GuardKind.PAST,
+    GuardKind.PRESENT,
+    GuardKind.SPEAKER,
+)
+
+
+@dataclass(frozen=True)
+class _ContextGuards:
+    """Every guard that looks at the words around a risk phrase, as one regex: one pass per window.
+
+    Each guard is a named group in a lookahead after the space before a word, so guards starting
+    at different words are all found in a single search.
+    """
+
+    regex: re.Pattern[str]
+    names: dict[str, tuple[GuardKind, str, int, frozenset[Category]]]
+    before_words: int  # the largest window of the guards that look before the phrase
+    after_words: int  # the largest window of past/present guards, which also look after it
+
+    def hits(self, window: str, category: Category) -> list[_Hit]:
+        found = []
+        for match in self.regex.finditer(" " + window):
+            name = match.lastgroup
+            if name is None:
+                continue
+            kind, guard_id, size, categories = self.names[name]
+            if category in categories:
+                start, end = match.span(name)
+                found.append(_Hit(kind, guard_id, size, start - 1, end - 1))
+        return found
+
+
+@dataclass(frozen=True)
+class _WordGroup:
+    """The phrases that need one word, as one regex: a message with the word runs it once.
+
+    Each phrase is a named group inside a lookahead after the space before a word, so phrases
+    starting at different words are all found; where two start at the same word, the first listed
+    wins, and they are listed from the most to the least urgent.
+    """
+
+    regex: re.Pattern[str]
+    regex_index: dict[str, int]  # group name → index of the phrase's own regex
+
+    def matches(self, spaced: str, owner: list[int]) -> list[_Raw]:
+        found = []
+        for match in self.regex.finditer(spaced):
+            name = match.lastgroup
+            if name is not None:
+                start, end = match.span(name)
+                # positions in " " + text, minus the leading space
+                found.append(_Raw(owner[self.regex_index[name]], start - 1, end - 1))
+        return found
 
 
 @dataclass
@@ -146,10 +195,12 @@ class _Locale:
     rules: list[Rule] = field(default_factory=list)
     # Every phrase and pattern is one regex, matched against " " + normalized text: each starts
     # with the space before its first word, a literal the regex engine can find quickly.
-    regexes: list[re.Pattern[str]] = field(default_factory=list)
+    regexes: list[re.Pattern[str] | None] = field(default_factory=list)  # None: only in word groups
     owner: list[int] = field(default_factory=list)  # regex index → rule index
+    bodies: dict[int, str] = field(default_factory=dict)  # phrase regex index → regex without the space
     anchors: dict[str, list[int]] = field(default_factory=dict)  # word → regex indexes
     anchor_set: frozenset[str] = frozenset()
+    word_groups: dict[str, tuple[_WordGroup | None, _WordGroup | None]] = field(default_factory=dict)
     prefixes: dict[str, list[int]] = field(default_factory=dict)  # word start → regex indexes
     prefix_regex: re.Pattern[str] | None = None
     literals: list[tuple[str, int]] = field(default_factory=list)  # (text every match contains, regex)
@@ -157,7 +208,12 @@ class _Locale:
     secondary: frozenset[int] = frozenset()  # regexes of markers that mean nothing alone
     glued: dict[str, int] = field(default_factory=dict)  # "killmyself" → rule index
     glued_regex: re.Pattern[str] | None = None
-    guards: dict[GuardKind, _GuardGroup] = field(default_factory=dict)
+    idioms: _Idioms | None = None
+    context: _ContextGuards | None = None
+    guard_words: dict[str, frozenset[GuardKind]] = field(default_factory=dict)  # word → kinds it may start
+    guard_word_set: frozenset[str] = frozenset()
+    guard_prefixes: tuple[tuple[str, GuardKind], ...] = ()
+    guard_always: frozenset[GuardKind] = frozenset()  # kinds with a pattern: always possible
 
 
 class SafetyRules:
@@ -184,7 +240,7 @@ class SafetyRules:
                 files.append(parsed)
         if not any(f.locale == FALLBACK_LOCALE and f.rules for f in files) and not problems:
             problems.append(
-                f"{content_dir / FALLBACK_LOCALE / 'safety'}:0: no English safety rules found; the "
+                f"{content_dir / FALLBACK_LOCALE / 'safety'}: no English safety rules found; the "
                 "English rules are the fallback for every locale, so add at least one rule file there"
             )
         _check_unique_ids(files, problems)
@@ -244,9 +300,13 @@ class SafetyRules:
         return findings
 
     def _locales_for(self, locale: str) -> list[_Locale]:
+        if not isinstance(locale, str):
+            locale = str(locale or "")
         chosen = self._chosen.get(locale)
         if chosen is None:
-            chosen = self._chosen[locale] = self._choose_locales(locale)
+            chosen = self._choose_locales(locale)
+            if len(self._chosen) < 256:  # locales are few; never grow without bound
+                self._chosen[locale] = chosen
         return chosen
 
     def _choose_locales(self, locale: str) -> list[_Locale]:
@@ -309,7 +369,10 @@ def _compile_rule(target: _Locale, spec: RuleSpec, locale: str, normalizer: Norm
         except PhraseError as error:
             problems.append(f"{_where(spec, 'rule', 'phrases', phrase)}: rule '{spec.id}': phrase {phrase!r}: {error}")
             continue
-        regex_index = _add_regex(target, re.compile(compiled.spaced_regex), rule_index)
+        # A phrase found through its anchor words lives only in word groups (compiled at the end).
+        own = re.compile(compiled.spaced_regex) if compiled.prefixes else None
+        regex_index = _add_regex(target, own, rule_index)
+        target.bodies[regex_index] = compiled.body
         for word in compiled.anchors:
             target.anchors.setdefault(word, []).append(regex_index)
         for prefix in compiled.prefixes:
@@ -328,7 +391,9 @@ def _compile_rule(target: _Locale, spec: RuleSpec, locale: str, normalizer: Norm
             target.literals.append((literal, regex_index))
 
 
-def _compile_pattern(spec: RuleSpec | GuardSpec, table: str, pattern: str, problems: list[str]) -> re.Pattern[str] | None:
+def _compile_pattern(
+    spec: RuleSpec | GuardSpec, table: str, pattern: str, problems: list[str]
+) -> re.Pattern[str] | None:
     kind = "rule" if table == "rule" else "guard"
     where = _where(spec, table, "patterns", pattern)
     try:
@@ -354,7 +419,7 @@ def _compile_pattern(spec: RuleSpec | GuardSpec, table: str, pattern: str, probl
     return regex
 
 
-def _add_regex(target: _Locale, regex: re.Pattern[str], rule_index: int) -> int:
+def _add_regex(target: _Locale, regex: re.Pattern[str] | None, rule_index: int) -> int:
     target.regexes.append(regex)
     target.owner.append(rule_index)
     return len(target.regexes) - 1
@@ -362,43 +427,64 @@ def _add_regex(target: _Locale, regex: re.Pattern[str], rule_index: int) -> int:
 
 def _compile_guards(target: _Locale, specs: Sequence[GuardSpec], normalizer: Normalizer, problems: list[str]) -> None:
     by_kind: dict[GuardKind, list[tuple[GuardSpec, list[str]]]] = {}
+    bodies: dict[GuardKind, list[tuple[GuardSpec, list[str]]]] = {}
     anchors: dict[GuardKind, set[str]] = {}
     prefixes: dict[GuardKind, set[str]] = {}
     always: set[GuardKind] = set()
     for spec in specs:
         pieces: list[str] = []
+        body_list: list[str] = []
         for phrase in spec.phrases:
             try:
                 compiled = compile_phrase(phrase, normalizer.normalize)
             except PhraseError as error:
-                problems.append(f"{_where(spec, 'guard', 'phrases', phrase)}: guard '{spec.id}': phrase {phrase!r}: {error}")
+                problems.append(
+                    f"{_where(spec, 'guard', 'phrases', phrase)}: guard '{spec.id}': phrase {phrase!r}: {error}"
+                )
                 continue
             pieces.append(compiled.spaced_regex)
+            body_list.append(compiled.body)
             anchors.setdefault(spec.kind, set()).update(compiled.anchors)
             prefixes.setdefault(spec.kind, set()).update(compiled.prefixes)
         for pattern in spec.patterns:
             regex = _compile_pattern(spec, "guard", pattern, problems)
             if regex is not None:
                 pieces.append(regex.pattern)
+                body_list.append(regex.pattern[1:])  # without the leading space
                 always.add(spec.kind)
         if pieces:
             by_kind.setdefault(spec.kind, []).append((spec, pieces))
-    for kind, entries in by_kind.items():
-        ids: dict[str, tuple[str, int, frozenset[Category]]] = {}
-        groups: list[str] = []
-        for number, (spec, pieces) in enumerate(entries):
-            name = f"g{number}"
-            ids[name] = (spec.id, spec.window, spec.categories)
+            bodies.setdefault(spec.kind, []).append((spec, body_list))
+    idioms = by_kind.get(GuardKind.IDIOM, [])
+    if idioms:
+        ids = {f"g{number}": (spec.id, spec.categories) for number, (spec, _) in enumerate(idioms)}
+        groups = [f"(?P<g{number}>{'|'.join(pieces)})" for number, (_, pieces) in enumerate(idioms)]
+        target.idioms = _Idioms(re.compile("|".join(groups)), ids)
+    target.context = _context_guards(bodies)
+    words: dict[str, set[GuardKind]] = {}
+    for kind, found in anchors.items():
+        for word in found:
+            words.setdefault(word, set()).add(kind)
+    target.guard_words = {word: frozenset(kinds) for word, kinds in words.items()}
+    target.guard_word_set = frozenset(words)
+    target.guard_prefixes = tuple((p, kind) for kind, found in prefixes.items() for p in sorted(found))
+    target.guard_always = frozenset(always)
+
+
+def _context_guards(bodies: dict[GuardKind, list[tuple[GuardSpec, list[str]]]]) -> _ContextGuards | None:
+    names: dict[str, tuple[GuardKind, str, int, frozenset[Category]]] = {}
+    groups: list[str] = []
+    for kind in _KIND_ORDER:
+        for spec, pieces in bodies.get(kind, []):
+            name = f"c{len(names)}"
+            names[name] = (kind, spec.id, spec.window, spec.categories)
             groups.append(f"(?P<{name}>{'|'.join(pieces)})")
-        window = max(spec.window for spec, _ in entries)
-        target.guards[kind] = _GuardGroup(
-            re.compile("|".join(groups)),
-            ids,
-            window,
-            frozenset(anchors.get(kind, ())),
-            tuple(sorted(prefixes.get(kind, ()))),
-            kind in always,
-        )
+    if not groups:
+        return None
+    sizes = {kind: max((spec.window for spec, _ in bodies.get(kind, [])), default=0) for kind in _KIND_ORDER}
+    before = max(sizes.values())
+    after = max(sizes[GuardKind.PAST], sizes[GuardKind.PRESENT])
+    return _ContextGuards(re.compile(f" (?=(?:{'|'.join(groups)}))"), names, before, after)
 
 
 def _finish_indexes(target: _Locale) -> None:
@@ -408,10 +494,23 @@ def _finish_indexes(target: _Locale) -> None:
         for index, rule_index in enumerate(target.owner)
         if target.rules[rule_index].is_marker and target.rules[rule_index].level == Level.NONE
     )
+    for word, indexes in target.anchors.items():
+        primary = [i for i in indexes if i not in target.secondary]
+        secondary = [i for i in indexes if i in target.secondary]
+        target.word_groups[word] = (_word_group(target, primary), _word_group(target, secondary))
     if target.prefixes:
         target.prefix_regex = re.compile(f" ({trie_regex(target.prefixes)})")
     if target.glued:
         target.glued_regex = re.compile(trie_regex(target.glued))
+
+
+def _word_group(target: _Locale, indexes: list[int]) -> _WordGroup | None:
+    if not indexes:
+        return None
+    ordered = sorted(set(indexes), key=lambda i: (-target.rules[target.owner[i]].level, i))
+    names = {f"r{i}": i for i in ordered}
+    alternation = "|".join(f"(?P<r{i}>{target.bodies[i]})" for i in ordered)
+    return _WordGroup(re.compile(f" (?=(?:{alternation}))"), names)
 
 
 # --- matching -----------------------------------------------------------------------------------
@@ -429,35 +528,45 @@ def _raw_matches(target: _Locale, text: str, spaced: str, tokens: list[str], tok
 
     `spaced` is " " + text, and `tokens` its words: computed once for all locales.
     """
-    candidates: set[int] = set(target.always)
+    found: list[_Raw] = []
+    later: list[_WordGroup] = []  # markers that mean nothing alone ("tonight"): only next to a risk
     for word in token_set.intersection(target.anchor_set):
-        candidates.update(target.anchors[word])
+        primary, secondary = target.word_groups[word]
+        if primary is not None:
+            found += primary.matches(spaced, target.owner)
+        if secondary is not None:
+            later.append(secondary)
+    candidates: set[int] = set(target.always)
     if target.prefix_regex is not None:
         for match in target.prefix_regex.finditer(spaced):
             candidates.update(target.prefixes[match.group(1)])
     for literal, regex_index in target.literals:
         if literal in spaced:
             candidates.add(regex_index)
-    glued = _glued_matches(target, text, tokens) if target.glued_regex is not None else []
-    if not candidates and not glued:
-        return []
-    # Markers that mean nothing alone ("tonight") are only looked for next to a risk.
-    primary = candidates - target.secondary
-    found = _search(target, spaced, primary) + glued
-    if found and candidates is not primary and any(
-        not target.rules[raw.rule_index].is_marker for raw in found
-    ):
+    if candidates:
+        found += _search(target, spaced, candidates - target.secondary)
+    if target.glued_regex is not None:
+        found += _glued_matches(target, text, tokens)
+    if found and any(not target.rules[raw.rule_index].is_marker for raw in found):
+        for group in later:
+            found += group.matches(spaced, target.owner)
         found += _search(target, spaced, candidates & target.secondary)
     return found
 
 
 def _search(target: _Locale, spaced: str, candidates: Iterable[int]) -> list[_Raw]:
     found: list[_Raw] = []
+    regexes, owner = target.regexes, target.owner
     for regex_index in candidates:
-        rule_index = target.owner[regex_index]
+        regex = regexes[regex_index]
+        if regex is None:
+            continue
+        first = regex.search(spaced)  # most candidates do not match: one call, no iterator
+        if first is None:
+            continue
         # In " " + text, a match starts at the space before the word: that index is the word's in text.
-        for match in target.regexes[regex_index].finditer(spaced):
-            found.append(_Raw(rule_index, match.start(), match.end() - 1))
+        found.append(_Raw(owner[regex_index], first.start(), first.end() - 1))
+        found += [_Raw(owner[regex_index], m.start(), m.end() - 1) for m in regex.finditer(spaced, first.end())]
     return found
 
 
@@ -498,26 +607,6 @@ def _words_after(text: str, end: int) -> str:
     return after.strip()
 
 
-def _last_words(words: str, count: int) -> str:
-    if count <= 0:
-        return ""
-    parts = words.split(" ")
-    return " ".join(parts[-count:])
-
-
-def _first_words(words: str, count: int) -> str:
-    if count <= 0:
-        return ""
-    return " ".join(words.split(" ")[:count])
-
-
-def _within(window: str, guard_window: int, group_window: int, start: int) -> bool:
-    """Whether a guard hit at `start` of a window of `group_window` words is within its own window."""
-    if guard_window >= group_window:
-        return True
-    return len(window[start:].split()) <= guard_window
-
-
 def _merge_overlapping(raw: list[_Raw]) -> list[_Raw]:
     """One match per rule and utterance: overlapping matches of a rule become the widest span."""
     merged: list[_Raw] = []
@@ -531,124 +620,88 @@ def _merge_overlapping(raw: list[_Raw]) -> list[_Raw]:
     return merged
 
 
+_CONTEXT_KINDS = frozenset({GuardKind.NEGATION, GuardKind.MEDIA, GuardKind.OTHER_PERSON, GuardKind.PAST})
+
+
 def _apply_guards(target: _Locale, text: str, raw: list[_Raw], words: set[str]) -> list[Finding]:
-    # Which kinds of guard could apply anywhere in this message: most have none of the words.
-    guards = {kind: group for kind, group in target.guards.items() if group.may_occur(words)}
-    if GuardKind.SPEAKER in target.guards:
-        guards[GuardKind.SPEAKER] = target.guards[GuardKind.SPEAKER]
-    if GuardKind.PRESENT in target.guards:
-        guards[GuardKind.PRESENT] = target.guards[GuardKind.PRESENT]
-    idioms_possible = GuardKind.IDIOM in guards
-    before_kinds = {GuardKind.NEGATION, GuardKind.MEDIA, GuardKind.OTHER_PERSON, GuardKind.PAST}
-    if before_kinds.isdisjoint(guards) and not idioms_possible:
-        return [Finding(target.rules[m.rule_index], m.start, m.end, target.rules[m.rule_index].level)
-                for m in _merge_overlapping(raw)]  # fmt: skip
+    """Turn raw matches into findings, applying the guards of their locale."""
+    # Which kinds of guard could apply anywhere in this message: most messages have none.
+    possible = set(target.guard_always)
+    for word in words.intersection(target.guard_word_set):
+        possible |= target.guard_words[word]
+    for prefix, kind in target.guard_prefixes:
+        if kind not in possible and any(word.startswith(prefix) for word in words):
+            possible.add(kind)
+    idioms = target.idioms.find(text) if target.idioms is not None and GuardKind.IDIOM in possible else []
+    context = target.context if not _CONTEXT_KINDS.isdisjoint(possible) else None
     findings: list[Finding] = []
     for match in _merge_overlapping(raw):
         rule = target.rules[match.rule_index]
         finding = Finding(rule, match.start, match.end, rule.level)
         findings.append(finding)
-        category = rule.category
-        idiom = _idiom(guards, text, match, category) if idioms_possible else None
-        if idiom is not None:
-            finding.level, finding.guard = Level.NONE, idiom
-            continue
-        before = _words_before(text, match.start)
-        cancel = _guard_before(guards, GuardKind.NEGATION, before, category) or _guard_before(
-            guards, GuardKind.MEDIA, before, category
-        )
-        if cancel is not None:
-            finding.level, finding.guard = Level.NONE, cancel
-            continue
-        lowered = _other_person(guards, before, category) or _past(
-            guards, before, _words_after(text, match.end), category
-        )
-        if lowered is not None:
-            # Second-hand, past or recovery talk: concern at most, and a marker in such talk
-            # ("i had a plan back then") does not make anything imminent.
-            finding.guard = lowered
-            finding.level = min(finding.level, Level.CONCERN)
+        for guard_id, categories, start, end in idioms:
+            if start < match.end and match.start < end and rule.category in categories:
+                finding.level, finding.guard = Level.NONE, guard_id
+                break
+        if finding.guard is None and context is not None:
+            _apply_context(finding, context, text, possible)
     return findings
 
 
-def _idiom(guards: dict[GuardKind, _GuardGroup], text: str, match: _Raw, category: Category) -> str | None:
-    """An idiom overlapping the match ("dying to see you"), looked for in the words around it."""
-    group = guards.get(GuardKind.IDIOM)
-    if group is None:
-        return None
-    low = 0 if match.start <= _CONTEXT_CHARS else text.rfind(" ", 0, match.start - _CONTEXT_CHARS) + 1
-    high = text.find(" ", match.end + _CONTEXT_CHARS)
-    around = text[low : high if high >= 0 else len(text)]
-    for guard_id, _window, start, end in group.find(around, category):
-        if low + start < match.end and match.start < low + end:
-            return guard_id
-    return None
+def _apply_context(finding: Finding, context: _ContextGuards, text: str, possible: set[GuardKind]) -> None:
+    """Negation, media, another person, past or recovery talk in the words around the phrase."""
+    category = finding.rule.category
+    before = " ".join(_words_before(text, finding.start).split()[-context.before_words :])
+    hits = context.hits(before, category) if before else []
+    speakers = [hit.start for hit in hits if hit.kind == GuardKind.SPEAKER]
+
+    def near(hit: _Hit) -> bool:  # the guard starts within its window of words before the phrase
+        return before.count(" ", hit.start) + 1 <= hit.window
+
+    def speaks_after(hit: _Hit) -> bool:  # "not sure, but i want to die": the negation is not about it
+        return any(start >= hit.end for start in speakers)
+
+    marker = finding.rule.is_marker
+    for hit in reversed(hits):  # the nearest first
+        if hit.kind not in (GuardKind.NEGATION, GuardKind.MEDIA) or not near(hit) or speaks_after(hit):
+            continue
+        if marker and hit.kind == GuardKind.NEGATION and hit.end != len(before):
+            continue  # "not tonight" negates the time; in "no despertar mañana" the "no" is not about it
+        finding.level, finding.guard = Level.NONE, hit.guard_id
+        return
+    lowered = None
+    others = [hit for hit in hits if hit.kind == GuardKind.OTHER_PERSON and near(hit)]
+    if others and not speaks_after(others[-1]):
+        lowered = others[-1].guard_id
+    elif GuardKind.PAST in possible:
+        lowered = _past(context, hits, before, text, finding)
+    if lowered is not None:
+        # Second-hand, past or recovery talk: concern at most, and a marker in such talk
+        # ("i had a plan back then") does not make anything imminent.
+        finding.guard = lowered
+        finding.level = min(finding.level, Level.CONCERN)
 
 
-def _speaker_after(guards: dict[GuardKind, _GuardGroup], window: str, position: int) -> bool:
-    speaker = guards.get(GuardKind.SPEAKER)
-    return speaker is not None and speaker.occurs(window, position)
-
-
-def _guard_before(
-    guards: dict[GuardKind, _GuardGroup], kind: GuardKind, before: str, category: Category
-) -> str | None:
-    """A negation or media guard just before the phrase, with the participant not speaking after it."""
-    group = guards.get(kind)
-    if group is None:
-        return None
-    window = _last_words(before, group.window)
-    if not group.may_occur(window.split()):
-        return None
-    for guard_id, guard_window, start, end in reversed(group.find(window, category)):
-        if _within(window, guard_window, group.window, start) and not _speaker_after(guards, window, end):
-            return guard_id
-    return None
-
-
-def _other_person(guards: dict[GuardKind, _GuardGroup], before: str, category: Category) -> str | None:
-    """The nearest subject before the phrase is someone else ("my brother", "she")."""
-    group = guards.get(GuardKind.OTHER_PERSON)
-    if group is None:
-        return None
-    window = _last_words(before, group.window)
-    if not group.may_occur(window.split()):
-        return None
-    others = [hit for hit in group.find(window, category) if _within(window, hit[1], group.window, hit[2])]
-    if not others:
-        return None
-    guard_id, _window, _start, end = others[-1]
-    if _speaker_after(guards, window, end):
-        return None
-    return guard_id
-
-
-def _past(guards: dict[GuardKind, _GuardGroup], before: str, after: str, category: Category) -> str | None:
+def _past(context: _ContextGuards, hits: list[_Hit], before: str, text: str, finding: Finding) -> str | None:
     """Past or recovery talk around the phrase, and nothing saying it is happening now."""
-    group = guards.get(GuardKind.PAST)
-    if group is None:
+    after = " ".join(_words_after(text, finding.end).split()[: context.after_words])
+    after_hits = context.hits(after, finding.rule.category) if after else []
+
+    def near_before(hit: _Hit) -> bool:
+        return before.count(" ", hit.start) + 1 <= hit.window
+
+    def near_after(hit: _Hit) -> bool:
+        return after.count(" ", 0, hit.end) + 1 <= hit.window
+
+    past = [hit for hit in hits if hit.kind == GuardKind.PAST and near_before(hit)]
+    past += [hit for hit in after_hits if hit.kind == GuardKind.PAST and near_after(hit)]
+    if not past:
         return None
-    window_before = _last_words(before, group.window)
-    window_after = _first_words(after, group.window)
-    if not group.may_occur(f"{window_before} {window_after}".split()):
-        return None
-    found = None
-    for guard_id, guard_window, start, _end in group.find(window_before, category):
-        if _within(window_before, guard_window, group.window, start):
-            found = guard_id
-    if found is None:
-        for guard_id, guard_window, _start, end in group.find(window_after, category):
-            if len(window_after[:end].split()) <= guard_window:
-                found = guard_id
-                break
-    if found is None:
-        return None
-    present = guards.get(GuardKind.PRESENT)
-    if present is not None:
-        near = _last_words(before, present.window) + " | " + _first_words(after, present.window)
-        if present.find(near, category):
-            return None  # "i used to cut and i do it again": when unsure, the higher level
-    return found
+    present = [hit for hit in hits if hit.kind == GuardKind.PRESENT and near_before(hit)]
+    present += [hit for hit in after_hits if hit.kind == GuardKind.PRESENT and near_after(hit)]
+    if present:
+        return None  # "i used to cut and i do it again": when unsure, the higher level
+    return past[0].guard_id
 
 
 # --- combining ----------------------------------------------------------------------------------
