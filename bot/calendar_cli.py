@@ -63,10 +63,13 @@ def cmd_import(args: argparse.Namespace) -> int:
             return 1
         verb = "Checked (dry run, nothing saved)" if args.dry_run else "Imported"
         print(f"{verb}: {len(parsed.specs)} session{'s' if len(parsed.specs) != 1 else ''} from {path.name} "
-              f"({len(report.added)} new, {len(report.updated)} updated, {len(report.unchanged)} unchanged).")
+              f"({len(report.added)} new, {len(report.updated)} updated, {len(report.unchanged)} unchanged"
+              f"{f', {len(report.kept_cancelled)} cancelled' if report.kept_cancelled else ''}).")
         for ps in report.added + report.updated:
             print(f"  session {ps.id}: {ps.title} – {ci.describe_local(ps.first_start, ps.timezone)}"
                   f"{' – ' + ps.rrule if ps.rrule else ''}")
+        for ps in report.kept_cancelled:
+            print(f"  session {ps.id}: {ps.title} is cancelled and stays cancelled")
         for name in report.new_groups:
             print(f"  new group {name!r}")
         for name in report.empty_groups:
@@ -241,9 +244,18 @@ def register(sub: Any, add: Any) -> None:
     imp.add_argument("--dry-run", action="store_true", help="check the file and show what would change")
     imp.add_argument("--facilitator", help="staff alias for events that do not name one")
     imp.add_argument("--group", help="group for events that do not name one")
-    imp.epilog = ("CSV columns: title,kind,start,duration_minutes,timezone,video_link,facilitator,group,rrule "
-                  "[,participants][,uid]. Example row: Evening group,group,2026-03-03T15:00,90,America/Chicago,"
-                  "https://zoom.us/j/123,dr-lee,Tue-Thu evening,FREQ=WEEKLY;BYDAY=TU,TH")
+    imp.formatter_class = argparse.RawDescriptionHelpFormatter
+    imp.epilog = """\
+CSV: a header row, then one session per row. Columns:
+  title,kind,start,duration_minutes,timezone,video_link,facilitator,group,rrule
+  optional: participants (aliases, for individual/family sessions), uid (your id for the row)
+  Evening,group,2026-03-03T15:00,90,America/Chicago,https://zoom.us/j/1,dr-lee,Tue-Thu,"FREQ=WEEKLY;BYDAY=TU,TH"
+iCalendar: one VEVENT per session: DTSTART;TZID=..., DTEND or DURATION, RRULE (weekly), EXDATE,
+  SUMMARY, URL (or LOCATION) for the link, X-IOPBOT-KIND or CATEGORIES (group|individual|family),
+  X-IOPBOT-GROUP, X-IOPBOT-PARTICIPANTS, X-IOPBOT-FACILITATOR or ORGANIZER;CN=<staff alias>.
+  A VEVENT with RECURRENCE-ID moves or (STATUS:CANCELLED) cancels one date of its series.
+Participants never see the title: reminders say "Your group session starts at 3:00 PM".
+"""
     lst = add("list", cmd_list, "print upcoming session occurrences", sessions)
     lst.add_argument("--days", type=int, default=7, help="how many days ahead (default 7)")
     cancel = add("cancel", cmd_cancel, "cancel a session (the whole series, or one date)", sessions)

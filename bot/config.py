@@ -162,6 +162,10 @@ class ContentSettings:
     directory: str = "content"
     allow_drafts: bool = False
     reading_grade_limit: float = 8.0
+    # One psychoeducation snippet every this many days (0 = none), by program week, this many
+    # minutes after the participant's check-in time (quiet hours as for check-ins).
+    drip_every_days: int = 1
+    drip_minutes_after_checkin: int = 60
 
 
 @dataclass(frozen=True)
@@ -350,6 +354,11 @@ def _validate(s: Settings, where: str) -> None:
     if s.attendance.notify_clinician_after < 1 or s.attendance.reason_wait_minutes < 0:
         raise ConfigError(f"{where} [attendance] notify_clinician_after must be 1 or more and "
                           "reason_wait_minutes 0 or more")
+    if not 0 <= s.content.drip_every_days <= 30:
+        raise ConfigError(f"{where} [content] drip_every_days must be 0 (no drip) to 30, not {s.content.drip_every_days}")
+    if not 0 <= s.content.drip_minutes_after_checkin <= 720:
+        raise ConfigError(f"{where} [content] drip_minutes_after_checkin must be 0 to 720 minutes, "
+                          f"not {s.content.drip_minutes_after_checkin}")
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR")
 

@@ -35,8 +35,9 @@ router.callback_query.filter(IsEnrolledParticipant())
 
 LIST_DAYS = 7
 LIST_BUTTONS = 8  # "can't attend" buttons under /sessions
-# A typed reason is taken this long after the question; later text is an ordinary note again.
-REASON_WINDOW = timedelta(hours=1)
+# A typed reason is taken this long after the question; later text is an ordinary message again
+# (so a question left unanswered does not swallow a check-in answer typed hours later).
+REASON_WINDOW = timedelta(minutes=20)
 
 
 class CantAttend(StatesGroup):
@@ -72,7 +73,7 @@ async def sessions_command(message: Message, actor: Participant, session: AsyncS
         replies.text(message.chat.id, ctx.t("sessions.list_none", actor.locale))
         return
     lines = [ctx.t("sessions.list_title", actor.locale, timezone=actor.timezone)]
-    buttons = []
+    buttons: list[tuple[str, str]] = []
     for occ in occs:
         answer = await attendance.answer_of(session, actor.id, occ.id)
         words = _words(ctx, actor, occ)

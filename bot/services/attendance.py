@@ -163,3 +163,12 @@ async def _notice_a_run(session: AsyncSession, settings: Settings, participant: 
             participant_id=participant.id, staff_id=participant.therapist_id,
             payload={"notice": "cant_attend_run", "count": run},
         )
+
+
+async def attendance_export(session: AsyncSession, participant_id: int) -> list[dict[str, str | None]]:
+    """The participant's own attendance answers, for /mydata."""
+    rows = (await session.scalars(select(Attendance).where(Attendance.participant_id == participant_id)
+                                  .order_by(Attendance.responded_at))).unique().all()
+    return [{"session_start": a.occurrence.start_at.isoformat(), "kind": a.occurrence.session.kind,
+             "status": a.status, "reason": a.reason, "note": a.note, "answered_at": a.responded_at.isoformat()}
+            for a in rows]

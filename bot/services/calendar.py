@@ -196,12 +196,18 @@ async def is_for(session: AsyncSession, occurrence: SessionOccurrence, participa
 
 async def participant_upcoming(session: AsyncSession, participant: Participant, now: datetime,
                                until: datetime) -> list[SessionOccurrence]:
-    """A participant's own upcoming, not cancelled occurrences."""
+    """A participant's own upcoming, not cancelled occurrences, earliest first."""
     mine = await sessions_of(session, participant.id)
     if not mine:
         return []
     await materialize(session, now, until, now, session_ids=sorted(mine))
-    return [o for o in await upcoming(session, now, until) if o.session_id in mine]
+    return list((await session.scalars(
+        select(SessionOccurrence).join(ProgramSession)
+        .where(SessionOccurrence.session_id.in_(mine), SessionOccurrence.start_at > now,
+               SessionOccurrence.start_at <= until, SessionOccurrence.cancelled_at.is_(None),
+               ProgramSession.cancelled_at.is_(None))
+        .order_by(SessionOccurrence.start_at, SessionOccurrence.id)
+    )).unique().all())
 
 
 # --- groups --------------------------------------------------------------------------------------

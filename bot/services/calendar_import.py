@@ -451,15 +451,13 @@ def parse_ics(text: str, *, default_facilitator: str | None = None, default_grou
             out.add(line, f"UID {spec.uid!r} is used by the event at line {masters[spec.uid].line} too")
             continue
         masters[spec.uid] = spec
-    for uid, change, line in overrides:
-        if change is None:
+    for owner, change, line in overrides:
+        if change is None or owner in failed:
             continue
-        if uid in failed:
+        if owner not in masters:
+            out.add(line, f"this RECURRENCE-ID event belongs to UID {owner!r}, which is not in the file")
             continue
-        if uid not in masters:
-            out.add(line, f"this RECURRENCE-ID event belongs to UID {uid!r}, which is not in the file")
-            continue
-        masters[uid].changes.append(change)
+        masters[owner].changes.append(change)
     out.specs.extend(masters.values())
     return out
 
@@ -476,7 +474,8 @@ def _ics_event(out: Parsed, line: int, props: dict[str, list[_Prop]], calendar_z
     def fail(where: _Prop | None, message: str) -> None:
         errors.append(Problem(where.line if where else line, message))
 
-    title = _unescape(_one(props, "SUMMARY").value).strip() if _one(props, "SUMMARY") else ""
+    summary = _one(props, "SUMMARY")
+    title = _unescape(summary.value).strip() if summary is not None else ""
     if not title:
         fail(None, "the event has no SUMMARY (title)")
     start_local: datetime | None = None
@@ -653,6 +652,7 @@ class ImportReport:
     added: list[ProgramSession] = field(default_factory=list)
     updated: list[ProgramSession] = field(default_factory=list)
     unchanged: list[ProgramSession] = field(default_factory=list)
+    kept_cancelled: list[ProgramSession] = field(default_factory=list)  # cancelled by an operator: left so
     new_groups: list[str] = field(default_factory=list)
     empty_groups: list[str] = field(default_factory=list)
     reminders_planned: int = 0
@@ -680,7 +680,6 @@ async def apply_import(session: AsyncSession, settings: Settings, parsed: Parsed
     assert not parsed.problems
     report = ImportReport()
     staff = {s.alias: s for s in (await session.scalars(select(Staff))).all()}
-    touched: list[int] = []
     for spec in parsed.specs:
         group_id = None
         if spec.group:
@@ -700,12 +699,13 @@ async def apply_import(session: AsyncSession, settings: Settings, parsed: Parsed
             session.add(ps)
             await session.flush()
             report.added.append(ps)
+        elif ps.cancelled_at is not None:
+            # Cancelled with `iopbot sessions cancel`: a file that still lists it does not bring it back.
+            report.kept_cancelled.append(ps)
+            continue
         else:
             timing = ("first_start", "timezone", "rrule", "exdates", "duration_minutes")
             changed = {k for k, v in values.items() if getattr(ps, k) != v}
-            if ps.cancelled_at is not None:
-                changed.add("cancelled_at")
-                ps.cancelled_at = None  # importing it again brings a cancelled series back
             if changed:
                 for k, v in values.items():
                     setattr(ps, k, v)
@@ -718,7 +718,6 @@ async def apply_import(session: AsyncSession, settings: Settings, parsed: Parsed
         await _set_attendees(session, ps, spec.participants)
         for change in spec.changes:
             await _apply_change(session, ps, change, now)
-        touched.append(ps.id)
     await session.flush()
     result = await cal.plan_reminders(session, settings, now)
     report.reminders_planned = result.added + result.revived + result.retimed

@@ -16,6 +16,7 @@ from bot.db.models import (
     ScheduledAction,
     Staff,
 )
+from bot.services.attendance import attendance_export
 from bot.services.audit import disclose
 
 
@@ -73,6 +74,7 @@ async def export_own_data(session: AsyncSession, participant: Participant, now: 
             {"at": _iso(e.message_received_at), "level": e.level, "status": e.status} for e in escalations
         ],
         "events": [{"kind": e.kind, "at": _iso(e.at)} for e in events],
+        "attendance": await attendance_export(session, participant.id),
         "scheduled": [
             {"kind": a.kind, "intended_at": _iso(a.intended_at), "status": a.status, "sent_at": _iso(a.sent_at),
              "answered_at": _iso(a.answered_at)}

@@ -88,7 +88,8 @@ def session_keyboard(ctx: AppContext, occ: SessionOccurrence, locale: str, *,
 
 # --- senders ---------------------------------------------------------------------------------------
 
-async def _participant_and_occurrence(session: AsyncSession, row: ScheduledAction) -> tuple[Participant, SessionOccurrence]:
+async def _participant_and_occurrence(session: AsyncSession,
+                                      row: ScheduledAction) -> tuple[Participant, SessionOccurrence]:
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or not participant.receives_messages or participant.chat_id is None:
         raise Skip("participant paused, stopped or unreachable")

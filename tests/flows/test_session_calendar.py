@@ -15,6 +15,7 @@ from bot.db.models import ActionStatus, Disclosure, Participant, ScheduledAction
 from bot.db.types import configure_encryption
 from bot.services import calendar as cal
 from bot.services import enrollment
+from bot.services.attendance import attendance_export
 from bot.services.calendar_import import import_calendar, parse_csv
 from bot.services.schedule_hooks import participant_schedule_changed
 from tests.support.inproc import InProcessBot, add_participant, add_staff
@@ -140,7 +141,8 @@ async def test_cancelled_and_moved_sessions_update_pending_reminders(inbot: InPr
         await s.commit()
     moved = mine(await _reminders(inbot))
     assert {r.status for r in moved.values()} == {ActionStatus.PENDING} and len(moved) == 4
-    assert {r.due_at for r in moved.values()} == {thursday_4pm - timedelta(days=1), thursday_4pm - timedelta(minutes=15)}
+    assert {r.due_at for r in moved.values()} == {thursday_4pm - timedelta(days=1),
+                                                   thursday_4pm - timedelta(minutes=15)}
     await inbot.tick()
     assert _session_texts(inbot, CHI)[-1] == ("Your group session on Wed, Mar 4 at 2:00 PM has moved to "
                                                "Thu, Mar 5 at 4:00 PM.")
@@ -231,6 +233,9 @@ async def test_cant_attend_asks_a_reason_and_tells_facilitator_and_clinician(inb
         await inbot.tick()
         assert inbot.texts(CAL)[-1] == (f"P-chi can attend the group session on Mon, Mar 2, 2:00 PM CST (session "
                                         f"{ids['session']}) after all.")
+        async with inbot.ctx.sessionmaker() as s:  # their own copy (/mydata) has it, readable
+            (mine,) = await attendance_export(s, ids["chi"])
+        assert (mine["status"], mine["reason"], mine["note"]) == ("attending", "other", "My car broke down")
 
         # No reason at all: staff are still told after the short wait.
         await inbot.press(SYD, "Can't attend")
