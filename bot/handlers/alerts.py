@@ -54,7 +54,13 @@ async def decide(query: CallbackQuery, actor: Staff, session: AsyncSession, repl
     pages = await esc.decide(session, ctx, escalation, actor, decision)
     replies.notice(ctx.t(f"alert.done_{decision}", actor.locale))
     stamp = ctx.t(f"alert.stamp_{decision}", actor.locale, who=actor.alias, at=f"{now:%H:%M} UTC")
+    pressed = query.message if isinstance(query.message, Message) else None
+    if pressed is not None:
+        # The message pressed may be a page whose "sent" mark is still being written: stamp it directly.
+        replies.edit(pressed.chat.id, pressed.message_id, f"{pressed.html_text}\n\n{stamp}")
     for page in pages:
+        if pressed is not None and (page.chat_id, page.telegram_message_id) == (pressed.chat.id, pressed.message_id):
+            continue
         # Every person who was paged sees who took it, so nobody else calls at 2 am for nothing.
         staff = await session.get(Staff, page.staff_id) if page.staff_id else None
         text = await esc.alert_text(session, ctx, escalation, staff or actor, int(page.payload.get("step", 0)))
