@@ -8,6 +8,9 @@ participant, so what a visitor sees was made by the same code a real program run
 
 from __future__ import annotations
 
+import csv
+import io
+
 import json
 import random
 from dataclasses import dataclass, field
@@ -240,7 +243,45 @@ async def seed_records(session: AsyncSession, ctx: AppContext, now: datetime) ->
         count += 1
     for n in range(1, max(count, 1) + 1):
         await _ensure_new_user(session, now, ctx.settings, new_user_persona(n), demo)
+    await seed_sessions(session, ctx, now)
     return demo
+
+
+DEMO_GROUP = "evening-iop"
+
+
+def _demo_calendar_csv(now: datetime) -> str:
+    """A week of the program's sessions (group, individual, family), starting from this week."""
+    local = now.astimezone(ZoneInfo("America/New_York"))
+    monday = (local - timedelta(days=local.weekday())).date()
+    rows = [
+        ("title", "kind", "start", "duration_minutes", "timezone", "video_link", "facilitator", "group", "rrule",
+         "participants", "uid"),
+        ("Evening IOP group", "group", f"{monday}T18:00", "180", "America/New_York",
+         "https://meet.example.org/iop-evening", THERAPIST_ALIAS, DEMO_GROUP, "FREQ=WEEKLY;BYDAY=MO,WE,TH",
+         "", "demo-group"),
+        ("Individual session", "individual", f"{monday + timedelta(days=1)}T15:00", "50", "America/New_York",
+         "https://meet.example.org/rivera", THERAPIST_ALIAS, "", "FREQ=WEEKLY;BYDAY=TU", "P-101", "demo-ind"),
+        ("Family session", "family", f"{monday + timedelta(days=4)}T17:00", "60", "America/New_York",
+         "https://meet.example.org/family", THERAPIST_ALIAS, "", "FREQ=WEEKLY;BYDAY=FR", "P-102", "demo-fam"),
+    ]
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
+
+
+async def seed_sessions(session: AsyncSession, ctx: AppContext, now: datetime) -> None:
+    """The demo program's week of sessions with video links, and the group's members. Idempotent:
+    the import matches sessions by uid."""
+    from bot.services import calendar, calendar_import
+
+    parsed = calendar_import.parse_csv(_demo_calendar_csv(now))
+    report = await calendar_import.import_calendar(session, ctx.settings, parsed, now)
+    if report is None:
+        raise RuntimeError("demo calendar did not import: " + "; ".join(str(p) for p in parsed.problems))
+    group = await calendar.get_or_create_group(session, DEMO_GROUP, now)
+    members = (await session.scalars(select(Participant).where(Participant.alias.in_(["P-101", "P-102"])))).all()
+    await calendar.set_membership(session, ctx.settings, group, members, now, member=True)
 
 
 async def add_new_user(session: AsyncSession, ctx: AppContext, now: datetime, demo: DemoProgram) -> Persona:
