@@ -120,6 +120,17 @@ def cmd_content_preview(args: argparse.Namespace) -> int:
     return preview_main(argv + (["--callbacks"] if args.callbacks else []), prog="iopbot content preview")
 
 
+def cmd_content_stats(args: argparse.Namespace) -> int:
+    from bot.content.library import load_library
+    from bot.services.content_stats import content_stats, format_stats, stats_json
+
+    settings = _settings(args)
+    library = load_library(settings.content_dir, allow_drafts=True).library  # drafts may have data too
+    stats = asyncio.run(_with_session(settings, lambda session: content_stats(session, library)))
+    print(stats_json(stats) if args.json else format_stats(stats))
+    return 0
+
+
 def cmd_safety_classify(args: argparse.Namespace) -> int:
     import json
 
@@ -216,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--locale", default="en")
     preview.add_argument("--dir", help="content folder (default: [content] directory)")
     preview.add_argument("--callbacks", action="store_true", help="show each button's callback data")
+    stats = add("stats", cmd_content_stats, "per item: delivered, helpful yes/no, saved; exercises started/finished",
+                content)
+    stats.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     safety = sub.add_parser("safety", help="distress detection tools").add_subparsers(dest="safety_command",
                                                                                      required=True)

@@ -324,11 +324,11 @@ def _validate(s: Settings, where: str) -> None:
             f"{where} [escalation] imminent_ack_minutes must not be longer than urgent_ack_minutes"
         )
     if s.schedule.quiet_hours_policy not in ("defer", "skip"):
-        raise ConfigError(
-            f"{where} [schedule] quiet_hours_policy must be \"defer\" or \"skip\", not {s.schedule.quiet_hours_policy!r}"
-        )
+        raise ConfigError(f"{where} [schedule] quiet_hours_policy must be \"defer\" or \"skip\", "
+                          f"not {s.schedule.quiet_hours_policy!r}")
     if not 0 <= s.schedule.jitter_minutes <= 60:
-        raise ConfigError(f"{where} [schedule] jitter_minutes must be between 0 and 60, not {s.schedule.jitter_minutes}")
+        raise ConfigError(f"{where} [schedule] jitter_minutes must be between 0 and 60, "
+                          f"not {s.schedule.jitter_minutes}")
     if not 1 <= s.schedule.plan_days <= 14:
         raise ConfigError(f"{where} [schedule] plan_days must be between 1 and 14, not {s.schedule.plan_days}")
     if s.schedule.plan_interval_minutes <= 0:
@@ -355,7 +355,8 @@ def _validate(s: Settings, where: str) -> None:
         raise ConfigError(f"{where} [attendance] notify_clinician_after must be 1 or more and "
                           "reason_wait_minutes 0 or more")
     if not 0 <= s.content.drip_every_days <= 30:
-        raise ConfigError(f"{where} [content] drip_every_days must be 0 (no drip) to 30, not {s.content.drip_every_days}")
+        raise ConfigError(f"{where} [content] drip_every_days must be 0 (no drip) to 30, "
+                          f"not {s.content.drip_every_days}")
     if not 0 <= s.content.drip_minutes_after_checkin <= 720:
         raise ConfigError(f"{where} [content] drip_minutes_after_checkin must be 0 to 720 minutes, "
                           f"not {s.content.drip_minutes_after_checkin}")

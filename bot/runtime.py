@@ -22,6 +22,7 @@ from bot.content.i18n import Texts
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.db.types import configure_encryption
 from bot.services.checkin_setup import install_checkins
+from bot.services.content_setup import install_content
 from bot.services.context import AppContext
 from bot.services.delivery import DatabaseDeliveryRecorder
 from bot.services.reminders import install_calendar
@@ -75,6 +76,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     worker = OutboxWorker(ctx, bot, action_senders())
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
+    install_content(ctx, worker)  # content library + hot reload, exercises, daily read (bot/services/content_setup.py)
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = SafetyRules.load(settings.content_dir)
     ctx.extras["assessor"] = assessor

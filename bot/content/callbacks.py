@@ -1,32 +1,46 @@
-"""How exercise buttons are encoded in Telegram callback data.
+"""How content buttons are encoded in Telegram callback data (UTF-8, at most 64 bytes).
 
-Format: `ex:<exercise_id>:<step_id>:<value>`, UTF-8, at most 64 bytes (Telegram's limit). The
-value is a choice's value, or `next` for the "go on"/"skip" button of a non-question step.
-This is the same string aiogram's `CallbackData` produces for
-`class ExerciseCallback(CallbackData, prefix="ex")` with fields exercise, step, value, so the
-handlers may use either. Ids and values never contain ':' (the validator enforces it).
+Exercise steps run on the flow engine, so their buttons carry the engine's format
+`fl:<run id>:<step id>:<value>` (the same string as `bot.flows.engine.flow_callback`; a test keeps
+the two in step). The value is a choice's value, `next` for the button of a text or pause step,
+and `-` for the Skip of a free-text step. The run id is only known while the exercise runs, so the
+content check measures each button with a 10-digit run id: a program would need ten billion runs
+before a button that passed the check could grow past Telegram's limit.
+
+Menu buttons (/learn, /skills, /favorites, "Was this helpful?") carry `ci:<action>:<argument>`,
+where the argument is an item id, a topic or a run id. Ids and values never contain ':' (the
+validator enforces it), so splitting is unambiguous.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-PREFIX = "ex"
 SEPARATOR = ":"
 MAX_CALLBACK_BYTES = 64
-NEXT_VALUE = "next"  # the button of text steps, and the optional skip of pause/free_text steps
+
+FLOW_PREFIX = "fl"  # bot.flows.engine.CALLBACK_PREFIX
+NEXT_VALUE = "next"  # the button of text steps and the optional skip of pause steps
+SKIP_VALUE = "-"  # the optional skip of free-text steps (bot.flows.engine.SKIP_VALUE)
+SAMPLE_RUN_ID = 9_999_999_999  # the longest run id the check assumes (10 digits)
+
+ITEM_PREFIX = "ci"
+# Actions of menu buttons: one letter each, so `ci:<action>:<item id>` has room for long ids.
+OPEN_SNIPPET = "o"
+START_EXERCISE = "x"
+CONTINUE_RUN = "c"  # argument: a run id
+LEAVE_EXERCISE = "l"
+TOPIC = "t"  # argument: a topic
+TOPICS = "h"  # argument: unused ("-")
+HELPFUL_YES = "y"
+HELPFUL_NO = "n"
+SAVE = "s"
+UNSAVE = "u"
 
 
-@dataclass(frozen=True)
-class ExerciseCallback:
-    exercise_id: str
-    step_id: str
-    value: str
-
-
-def exercise_callback(exercise_id: str, step_id: str, value: str) -> str:
-    """The callback data of one exercise button (not checked for length: the validator does)."""
-    return SEPARATOR.join((PREFIX, exercise_id, step_id, value))
+def step_callback(step_id: str, value: str, run_id: int = SAMPLE_RUN_ID) -> str:
+    """The callback data of one exercise button as the flow engine sends it."""
+    return SEPARATOR.join((FLOW_PREFIX, str(run_id), step_id, value))
 
 
 def callback_bytes(data: str) -> int:
@@ -34,9 +48,25 @@ def callback_bytes(data: str) -> int:
     return len(data.encode("utf-8"))
 
 
-def parse_exercise_callback(data: str) -> ExerciseCallback | None:
-    """The parts of an exercise button's data, or None if `data` is not one (another handler's)."""
-    parts = data.split(SEPARATOR)
-    if len(parts) != 4 or parts[0] != PREFIX or not all(parts[1:]):
+@dataclass(frozen=True)
+class ItemCallback:
+    action: str
+    argument: str
+
+
+def item_callback(action: str, argument: str) -> str:
+    """The callback data of a menu button about one item (or topic, or run)."""
+    return SEPARATOR.join((ITEM_PREFIX, action, argument))
+
+
+def longest_item_callback(item_id: str) -> str:
+    """The longest menu button data an item gets (what the content check measures)."""
+    return item_callback(OPEN_SNIPPET, item_id)
+
+
+def parse_item_callback(data: str | None) -> ItemCallback | None:
+    """The parts of a menu button's data, or None if `data` is not one (another handler's)."""
+    parts = (data or "").split(SEPARATOR, 2)
+    if len(parts) != 3 or parts[0] != ITEM_PREFIX or not parts[1] or not parts[2]:
         return None
-    return ExerciseCallback(parts[1], parts[2], parts[3])
+    return ItemCallback(parts[1], parts[2])

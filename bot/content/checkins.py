@@ -78,7 +78,7 @@ class Question:
         if not match:
             return None
         value = float(match.group().replace(",", "."))
-        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             return None
         if self.kind is QuestionKind.SCALE and value != int(value):
             return None
@@ -159,7 +159,7 @@ def _number(table: dict[str, Any], key: str, sink: ProblemSink, line: int, *, wh
     if value is None:
         sink.error(line, f"missing '{key}': add {key} = <number>")
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or whole and not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, int | float) or (whole and not isinstance(value, int)):
         sink.error(line, f"'{key}' must be a {'whole ' if whole else ''}number without quotes, not {value!r}")
         return None
     return float(value)

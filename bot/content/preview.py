@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.content.callbacks import LEAVE_EXERCISE, item_callback
+from bot.content.i18n import Texts, TextsError
 from bot.content.library import Library, load_library
 from bot.content.model import DEFAULT_LOCALE, ContentItem, Exercise, Step, StepKind
 from bot.content.render import RenderedMessage, html_to_plain, render_snippet, render_step
@@ -72,9 +74,11 @@ def preview(
     *,
     show_callbacks: bool = False,
     html: bool = False,
+    stop_label: str | None = None,
 ) -> str:
     """The item as a participant would receive it, as plain text. Raises KeyError if it is not in
-    the library (not written, has errors, or is a draft when drafts are not allowed)."""
+    the library (not written, has errors, or is a draft when drafts are not allowed). `stop_label`:
+    the bot's Stop button under every step but a reflection (from ui.toml), when given."""
     item = library.get(item_id, locale)
     if item is None:
         raise KeyError(item_id)
@@ -83,6 +87,9 @@ def preview(
         for step in item.steps:
             message = render_step(item, step)
             out += ["", _step_note(item, step), _body(message, html), *_buttons(message, show_callbacks)]
+            if stop_label and step.kind is not StepKind.REFLECTION:
+                data = f" ({item_callback(LEAVE_EXERCISE, item.id)})" if show_callbacks else ""
+                out.append(f"[ {stop_label} ]{data}")
             note = _flow_note(item, step)
             if note:
                 out.append(note)
@@ -107,8 +114,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m bot.conten
     # Drafts are shown: authors preview before review.
     result = load_library(args.dir, allow_drafts=True)
     try:
+        stop_label: str | None = Texts.load(args.dir).get("exercise.stop", args.locale)
+    except (TextsError, KeyError):  # no ui.toml there: leave the bot's own button out
+        stop_label = None
+    try:
         print(
-            preview(result.library, args.id, args.locale, show_callbacks=args.callbacks, html=args.html),
+            preview(result.library, args.id, args.locale, show_callbacks=args.callbacks, html=args.html,
+                    stop_label=stop_label),
             end="",
         )
     except KeyError:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from bot.content.callbacks import NEXT_VALUE, exercise_callback
+from bot.content.callbacks import NEXT_VALUE, SAMPLE_RUN_ID, SKIP_VALUE, step_callback
 from bot.content.model import Exercise, Snippet, Step, StepKind
 
 # Telegram allows 1-4096 characters after entity parsing; it counts UTF-16 code units, so an
@@ -420,10 +420,14 @@ def render_snippet(snippet: Snippet, *, limit: int = TELEGRAM_TEXT_LIMIT) -> lis
     ]
 
 
-def step_buttons(exercise: Exercise, step: Step) -> tuple[tuple[Button, ...], ...]:
-    """Keyboard rows of a step; callback data as in bot.content.callbacks."""
+def step_buttons(exercise: Exercise, step: Step, run_id: int = SAMPLE_RUN_ID) -> tuple[tuple[Button, ...], ...]:
+    """Keyboard rows of a step, with the flow engine's callback data (bot.content.callbacks).
+
+    Without a `run_id` the data holds the longest run id the check assumes, so its size is the
+    most the step's buttons will ever need.
+    """
     if step.kind is StepKind.QUESTION:
-        buttons = [Button(c.label, exercise_callback(exercise.id, step.id, c.value)) for c in step.choices]
+        buttons = [Button(c.label, step_callback(step.id, c.value, run_id)) for c in step.choices]
         size = max(step.columns, 1)
         return tuple(tuple(buttons[i : i + size]) for i in range(0, len(buttons), size))
     label = step.button
@@ -431,7 +435,8 @@ def step_buttons(exercise: Exercise, step: Step) -> tuple[tuple[Button, ...], ..
         label = label or exercise.continue_label
     if step.kind is StepKind.REFLECTION or not label:
         return ()
-    return ((Button(label, exercise_callback(exercise.id, step.id, NEXT_VALUE)),),)
+    value = SKIP_VALUE if step.kind is StepKind.FREE_TEXT else NEXT_VALUE
+    return ((Button(label, step_callback(step.id, value, run_id)),),)
 
 
 def render_step(exercise: Exercise, step: Step, *, limit: int = TELEGRAM_TEXT_LIMIT) -> RenderedMessage:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bot.content.callbacks import MAX_CALLBACK_BYTES, callback_bytes
+from bot.content.callbacks import MAX_CALLBACK_BYTES, callback_bytes, longest_item_callback
 from bot.content.model import DEFAULT_LOCALE, ContentItem, Exercise, Snippet, Step
 from bot.content.problems import Problem, ProblemSink
 from bot.content.readability import reading_grade
@@ -29,6 +29,7 @@ SOFT_MESSAGE_LIMIT = 1000  # about two phone screens: longer usually holds more 
 BUTTON_LABEL_LIMIT = 40  # phones cut longer labels off
 LINK_SCHEMES = ("https://", "http://", "tg://")
 MIN_WORDS_TO_GRADE = 15  # a grade of a few words says nothing
+STORED_NAME_LIMIT = 40  # step ids, keys and choice values (columns of flow_runs and exercise_answers)
 
 
 def _check_length(
@@ -100,8 +101,8 @@ def _check_buttons(exercise: Exercise, step: Step, sink: ProblemSink) -> None:
             if size > MAX_CALLBACK_BYTES:
                 sink.error(
                     line,
-                    f"button '{label}' has callback data '{data}' of {size} bytes; Telegram allows "
-                    f"{MAX_CALLBACK_BYTES}: shorten the exercise id, the step id or the value",
+                    f"button '{label}' has callback data '{data}' of {size} bytes (with a 10-digit run "
+                    f"number); Telegram allows {MAX_CALLBACK_BYTES}: shorten the step id or the value",
                 )
             if len(label) > BUTTON_LABEL_LIMIT:
                 sink.warning(
@@ -111,9 +112,23 @@ def _check_buttons(exercise: Exercise, step: Step, sink: ProblemSink) -> None:
                 )
 
 
+def _check_stored_names(step: Step, sink: ProblemSink) -> None:
+    # Step ids, answer keys and choice values are stored with each run and answer.
+    named = [("step id", step.id, step.line), ("key", step.key or "", step.line)]
+    named += [("choice value", c.value, c.line or step.line) for c in step.choices]
+    for what, name, line in named:
+        if len(name) > STORED_NAME_LIMIT:
+            sink.error(
+                line,
+                f"{what} '{name}' has {len(name)} characters; answers are stored under names of at most "
+                f"{STORED_NAME_LIMIT}: shorten it",
+            )
+
+
 def _check_exercise(exercise: Exercise, sink: ProblemSink, grade_limit: float) -> None:
     texts: list[tuple[int, str]] = []
     for step in exercise.steps:
+        _check_stored_names(step, sink)
         blocks = parse_markdown(step.markdown)
         _check_length(blocks, step.line, f"step '{step.id}'", sink, can_split=False)
         _check_links(step.markdown, step.line + 1, sink)
@@ -122,9 +137,22 @@ def _check_exercise(exercise: Exercise, sink: ProblemSink, grade_limit: float) -
     _check_grade(texts, exercise.locale, grade_limit, sink)
 
 
+def _check_menu_button(item: ContentItem, sink: ProblemSink) -> None:
+    # Menus (/learn, /skills, /favorites) carry the item id in their buttons.
+    data = longest_item_callback(item.id)
+    size = callback_bytes(data)
+    if size > MAX_CALLBACK_BYTES:
+        sink.error(
+            item.meta.id_line,
+            f"id '{item.id}' is too long for a menu button: its callback data '{data}' has {size} bytes; "
+            f"Telegram allows {MAX_CALLBACK_BYTES}: shorten the id (before the item is live)",
+        )
+
+
 def check_item(item: ContentItem, *, grade_limit: float = DEFAULT_GRADE_LIMIT) -> list[Problem]:
     """Problems in what the participant would receive from `item`."""
     sink = ProblemSink(item.meta.path)
+    _check_menu_button(item, sink)
     if isinstance(item, Snippet):
         _check_snippet(item, sink, grade_limit)
     else:

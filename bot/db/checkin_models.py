@@ -20,7 +20,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from bot.db.models import Base
 from bot.db.types import EncryptedText
 
-
 # The kind of a check-in, both as a FlowRun and as a ScheduledAction row.
 CHECKIN = "checkin"
 
@@ -30,6 +29,7 @@ class FlowStatus(StrEnum):
     FINISHED = "finished"  # every step answered (or skipped)
     EXPIRED = "expired"  # left unfinished past expires_at (a missed check-in)
     ABANDONED = "abandoned"  # replaced by a newer run of the same kind, or the participant stopped
+    LEFT = "left"  # the participant stepped out of an exercise; /skills continues it where they were
 
 
 class FlowRun(Base):

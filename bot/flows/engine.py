@@ -58,6 +58,9 @@ class FlowStep:
     numeric: bool = False  # choice values are numbers (a 0-10 scale): store them as numbers
     low: float | None = None
     high: float | None = None
+    # Buttons beside the answer (an exercise's Stop): (label, callback data), one row each, handled
+    # by their own router, never taken as an answer.
+    extra_buttons: tuple[tuple[str, str], ...] = ()
 
     @property
     def takes_text(self) -> bool:
@@ -209,6 +212,7 @@ class FlowEngine:
         rows = in_rows(buttons, max(1, step.columns)) if buttons else []
         if step.skip_label:
             rows.append([(step.skip_label, flow_callback(run.id, step.id, SKIP_VALUE))])
+        rows.extend([button] for button in step.extra_buttons)
         return "\n\n".join(parts), keyboard(rows) if rows else None
 
     def show(self, run: FlowRun, replies: Replies, chat_id: int, *, lead: str | None = None) -> None:

@@ -56,9 +56,11 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             # Whatever failed, the participant's button must stop spinning.
             await replies.answer_callback(bot)
             raise
-        await replies.flush(bot)
         if replies.outbox_due:
+            # Before the replies: a clinician's page written in this unit of work must not wait
+            # until this update's ordinary replies got through the sender's queue.
             self.ctx.wake_outbox()
+        await replies.flush(bot)
         return result
 
 
@@ -67,6 +69,12 @@ class ActorMiddleware(BaseMiddleware):
         self.ctx = ctx
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        chat = data.get("event_chat")
+        if chat is not None and chat.type != "private":
+            # Private chats only: in a group or channel, a person's export, notes or caseload would
+            # go to everyone there (and the safety gate assesses private chats only). Not answered.
+            log.info("update %s from a %s chat ignored", getattr(event, "update_id", "?"), chat.type)
+            return None
         user = data.get("event_from_user")
         actor: Staff | Participant | None = None
         if user is not None:

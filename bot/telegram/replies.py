@@ -86,10 +86,23 @@ class Replies:
                 log.warning("reply not delivered (%s): %s", type(item).__name__, exc.message[:120])
         self.items.clear()
 
+    async def deliver(self, bot: Bot) -> tuple[int, int] | None:
+        """Send every reply now, in order, for a scheduled row's sender: a failure raises, so the
+        row is retried (and its transaction rolled back). Returns (chat id, message id) of the last
+        message sent, if any."""
+        last: tuple[int, int] | None = None
+        for item in self.items:
+            sent = await _send(bot, item)
+            if sent is not None:
+                last = sent
+        self.items.clear()
+        return last
 
-async def _send(bot: Bot, item: Any) -> None:
+
+async def _send(bot: Bot, item: Any) -> tuple[int, int] | None:
     if isinstance(item, _Text):
-        await bot.send_message(item.chat_id, item.text, reply_markup=item.keyboard)
+        message = await bot.send_message(item.chat_id, item.text, reply_markup=item.keyboard)
+        return item.chat_id, message.message_id
     elif isinstance(item, _Edit):
         try:
             await bot.edit_message_text(
@@ -102,3 +115,4 @@ async def _send(bot: Bot, item: Any) -> None:
         await bot.send_document(
             item.chat_id, BufferedInputFile(item.content, filename=item.filename), caption=item.caption or None
         )
+    return None

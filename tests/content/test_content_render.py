@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.content.callbacks import exercise_callback, parse_exercise_callback
+from bot.content.callbacks import item_callback, parse_item_callback, step_callback
 from bot.content.model import (
     Choice,
     ContentMeta,
@@ -232,15 +232,15 @@ def test_render_step_buttons_and_callback_data() -> None:
     ex = exercise()
     intro = render_step(ex, ex.steps[0])
     assert intro.text == "Hello &amp; welcome."
-    assert intro.buttons == ((Button("Next", "ex:breathe:intro:next"),),)
+    assert intro.buttons == ((Button("Next", "fl:9999999999:intro:next"),),)
     ask = render_step(ex, ex.steps[1])
     assert ask.buttons == (
-        (Button("Yes", "ex:breathe:ask:yes"), Button("No", "ex:breathe:ask:no")),
-        (Button("Later", "ex:breathe:ask:later"),),
+        (Button("Yes", "fl:9999999999:ask:yes"), Button("No", "fl:9999999999:ask:no")),
+        (Button("Later", "fl:9999999999:ask:later"),),
     )
     assert render_step(ex, ex.steps[2]).buttons == ()  # a pause goes on by itself
-    assert render_step(ex, ex.steps[3]).buttons == ((Button("Skip", "ex:breathe:skip:next"),),)
-    assert render_step(ex, ex.steps[4]).buttons == ((Button("Skip", "ex:breathe:note:next"),),)
+    assert render_step(ex, ex.steps[3]).buttons == ((Button("Skip", "fl:9999999999:skip:next"),),)
+    assert render_step(ex, ex.steps[4]).buttons == ((Button("Skip", "fl:9999999999:note:-"),),)  # the engine's Skip
     assert render_step(ex, ex.steps[5]).buttons == ()
 
 
@@ -262,22 +262,18 @@ def test_flow_follows_choices_next_and_file_order() -> None:
     assert ex.successors(ask) == {"wait", "bye"}
 
 
-def test_callback_round_trip_and_aiogram_compatibility() -> None:
-    data = exercise_callback("paced-breathing", "in_1", "next")
-    assert data == "ex:paced-breathing:in_1:next"
-    parsed = parse_exercise_callback(data)
-    assert parsed is not None and (parsed.exercise_id, parsed.step_id, parsed.value) == (
-        "paced-breathing", "in_1", "next",
-    )  # fmt: skip
-    assert parse_exercise_callback("ci:123:ack") is None
-
+def test_step_buttons_carry_the_flow_engines_data_and_menus_their_own() -> None:
     pytest.importorskip("aiogram")
-    from aiogram.filters.callback_data import CallbackData
+    from bot.flows.engine import SKIP_VALUE, flow_callback, parse_flow_callback
 
-    class ExerciseCallback(CallbackData, prefix="ex"):
-        exercise: str
-        step: str
-        value: str
+    data = step_callback("in_1", "next", run_id=1234567890)
+    assert data == flow_callback(1234567890, "in_1", "next") == "fl:1234567890:in_1:next"
+    parsed = parse_flow_callback(data)
+    assert parsed is not None and (parsed.run_id, parsed.step_id, parsed.value) == (1234567890, "in_1", "next")
+    assert step_callback("note", SKIP_VALUE).endswith(":note:-")
 
-    assert ExerciseCallback(exercise="paced-breathing", step="in_1", value="next").pack() == data
-    assert ExerciseCallback.unpack(data).step == "in_1"
+    menu = item_callback("o", "paced-breathing")
+    assert menu == "ci:o:paced-breathing"
+    parsed_menu = parse_item_callback(menu)
+    assert parsed_menu is not None and (parsed_menu.action, parsed_menu.argument) == ("o", "paced-breathing")
+    assert parse_item_callback("fl:12:in_1:next") is None and parse_item_callback("ci:o") is None

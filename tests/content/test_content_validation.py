@@ -223,15 +223,31 @@ def test_callback_data_too_long(tree: ContentTree) -> None:
     problem = only(tree.load().problems, lambda p: "callback data" in p.message)
     assert problem.is_error
     assert problem.line == line_of(path, long_value)
-    data = f"ex:callback-sized-exercise:ask:{long_value}"
+    data = f"fl:9999999999:ask:{long_value}"  # the flow engine's data, with a 10-digit run number
     assert f"'{data}' of {len(data.encode())} bytes" in problem.message
 
 
 def test_callback_data_is_measured_in_utf8_bytes(tree: ContentTree) -> None:
-    from bot.content.callbacks import callback_bytes, exercise_callback
+    from bot.content.callbacks import callback_bytes, step_callback
 
-    data = exercise_callback("x", "y", "ñ" * 30)
+    data = step_callback("y", "ñ" * 30, run_id=1)
     assert len(data) == 37 and callback_bytes(data) == 67
+
+
+def test_an_item_id_too_long_for_a_menu_button(tree: ContentTree) -> None:
+    long_id = "a-snippet-id-so-long-that-its-menu-button-would-not-fit-in-data"
+    path = tree.snippet(long_id)
+    problem = only(tree.load().problems, lambda p: "menu button" in p.message)
+    assert problem.is_error and problem.path == path
+    assert f"'ci:o:{long_id}'" in problem.message
+
+
+def test_a_step_id_too_long_to_store(tree: ContentTree) -> None:
+    body = EXERCISE_BODY.replace("## step: wait", "## step: wait_for_it_and_keep_waiting_a_little_longer")
+    body = body.replace('next = "wait"', 'next = "wait_for_it_and_keep_waiting_a_little_longer"')
+    tree.exercise("stored", body=body)
+    problem = only(tree.load().problems, lambda p: "stored under names" in p.message)
+    assert problem.is_error and "step id 'wait_for_it" in problem.message
 
 
 def test_missing_translation_is_a_warning_naming_the_item(tree: ContentTree) -> None:

@@ -47,7 +47,9 @@ class BotProcess:
             "database": f'url = "{self.db_url}"',
             "schedule": "tick_seconds = 0.2\nlease_seconds = 3.0",
             # IOPBOT_TEST_CONTENT runs the suite against another content library (an author's draft).
-            "content": f'directory = "{os.environ.get("IOPBOT_TEST_CONTENT", REPO / "content")}"',
+            # No daily read (a test that wants it sets drip_every_days): it would add messages to chats.
+            "content": f'directory = "{os.environ.get("IOPBOT_TEST_CONTENT", REPO / "content")}"\n'
+                       "drip_every_days = 0",
             # Functional tests need not wait a second between messages in a chat; tests of the
             # limits themselves set these back to Telegram's numbers.
             "sender": "backoff_base_seconds = 0.05\nbackoff_max_seconds = 0.5\nper_chat_interval_seconds = 0.01",

@@ -30,6 +30,8 @@ def inproc_settings(settings: Settings, api: FakeBotAPI, db_url: str, **sections
         secrets=dataclasses.replace(settings.secrets, bot_token=api.token),
         sender=dataclasses.replace(settings.sender, per_chat_interval_seconds=0.01, backoff_base_seconds=0.01,
                                    backoff_max_seconds=0.05),
+        # No daily read unless a test asks for it: it would add messages to every chat over a day.
+        content=dataclasses.replace(settings.content, drip_every_days=0),
     )
     return s.replace(**sections) if sections else s
 

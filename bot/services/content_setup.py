@@ -1,0 +1,60 @@
+"""Wiring of content delivery into a running bot.
+
+`install_content(ctx, worker)` is called once by `bot.runtime.assemble`: it loads the content
+library into a `ContentStore` (`ctx.extras["content"]`), registers skill exercises with the flow
+engine, puts the drip planner where `participant_schedule_changed` finds it, and adds to the
+scheduler tick: the hot reload of changed content files, the drip planning, and the senders of
+`exercise_step` and `content_drip` rows.
+
+Hot reload: each tick compares the content files' sizes and modification times (a few hundred
+stat calls, in a worker thread); only a change loads the library again. A change that breaks a
+file keeps the last good library in service; the store logs the file and its error count, never
+its text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from bot.content.store import ContentStore
+from bot.db.content_models import CONTENT_DRIP, EXERCISE_STEP
+from bot.flows.exercise import ExerciseFlow
+from bot.services.checkin_setup import flow_engine
+from bot.services.content_drip import DripPlanner, send_drip
+from bot.services.context import AppContext
+from bot.services.exercises import send_exercise_step
+from bot.services.outbox import ActionSender, OutboxWorker
+
+log = logging.getLogger(__name__)
+
+CONTENT_SENDERS: dict[str, ActionSender] = {EXERCISE_STEP: send_exercise_step, CONTENT_DRIP: send_drip}
+
+
+class ContentReloader:
+    """The tick step that keeps the served library in line with the files."""
+
+    def __init__(self, store: ContentStore) -> None:
+        self.store = store
+
+    async def tick(self, now: datetime) -> None:
+        # The store logs what it did (files and error counts; never content).
+        try:
+            await asyncio.to_thread(self.store.reload_if_changed)
+        except Exception as exc:  # e.g. the folder is unreadable: keep serving, keep sending
+            log.error("content reload failed (%s); still serving the previous library", type(exc).__name__)
+
+
+def install_content(ctx: AppContext, worker: OutboxWorker | None = None) -> ContentStore:
+    c = ctx.settings.content
+    store = ContentStore(ctx.settings.content_dir, allow_drafts=c.allow_drafts, grade_limit=c.reading_grade_limit)
+    ctx.extras["content"] = store
+    flow_engine(ctx).register(ExerciseFlow(ctx, store))
+    planner = DripPlanner(ctx)
+    ctx.extras["content_planner"] = planner
+    if worker is not None:
+        worker.senders.update(CONTENT_SENDERS)
+        worker.before_claim.append(ContentReloader(store).tick)
+        worker.before_claim.append(planner.tick)
+    return store
