@@ -36,7 +36,7 @@ from bot.services.local_time import jitter_seconds, local_date, plan_daily
 log = logging.getLogger(__name__)
 
 PAGE = 1000  # participants per planning round trip
-INSERT_CHUNK = 500  # rows per INSERT (bind-parameter limits of SQLite and asyncpg)
+INSERT_CHUNK = 2000  # parameter sets per execute
 SKIPPED_REASON = "in quiet hours (policy: skip)"
 
 
@@ -62,25 +62,40 @@ class CheckinPlanner:
     # --- what a participant should get ---------------------------------------------------------
 
     def wanted(self, participant_id: int, timezone: str, checkin_time: str, quiet_start: str, quiet_end: str,
-               now: datetime) -> list[WantedCheckin]:
-        """The check-ins of the local dates from today to today + plan_days that are still ahead."""
+               now: datetime, memo: dict[tuple[Any, ...], list[tuple[date, datetime, datetime | None]]] | None = None
+               ) -> list[WantedCheckin]:
+        """The check-ins of the local dates from today to today + plan_days that are still ahead.
+
+        `memo` shares the times between participants with the same zone, time, quiet hours and
+        jitter during one planning pass (a program has few distinct combinations).
+        """
+        jitter = jitter_seconds(participant_id, self.ctx.settings.schedule.jitter_minutes)
+        signature = (timezone, checkin_time, quiet_start, quiet_end, jitter)
+        times = memo.get(signature) if memo is not None else None
+        if times is None:
+            times = self._times(participant_id, *signature, now)
+            if memo is not None:
+                memo[signature] = times
+        return [WantedCheckin(checkin_key(participant_id, day), day, intended, due) for day, intended, due in times]
+
+    def _times(self, participant_id: int, timezone: str, checkin_time: str, quiet_start: str, quiet_end: str,
+               jitter: int, now: datetime) -> list[tuple[date, datetime, datetime | None]]:
         s = self.ctx.settings.schedule
         try:
             zone = ZoneInfo(timezone)
         except (KeyError, ValueError):
             log.error("participant %s has an unknown time zone; no check-ins planned", participant_id)
             return []
-        jitter = jitter_seconds(participant_id, s.jitter_minutes)
         today = local_date(now, zone)
         horizon = now + timedelta(days=s.plan_days)
-        wanted = []
+        times = []
         for offset in range(s.plan_days + 1):
             day = today + timedelta(days=offset)
             planned = plan_daily(day, checkin_time, zone.key, quiet_start, quiet_end, s.quiet_hours_policy, jitter)
             moment = planned.due or planned.intended
             if now < moment <= horizon:
-                wanted.append(WantedCheckin(checkin_key(participant_id, day), day, planned.intended, planned.due))
-        return wanted
+                times.append((day, planned.intended, planned.due))
+        return times
 
     # --- one participant, in the caller's transaction ------------------------------------------------
 
@@ -145,6 +160,7 @@ class CheckinPlanner:
     async def plan(self, now: datetime) -> PlanFigures:
         """Create the missing check-in rows of every active participant (idempotent)."""
         after, participants, created = 0, 0, 0
+        memo: dict[tuple[Any, ...], list[tuple[date, datetime, datetime | None]]] = {}
         while True:
             async with self.ctx.sessionmaker() as session:
                 people = (await session.execute(
@@ -158,7 +174,8 @@ class CheckinPlanner:
                 after = people[-1].id
                 participants += len(people)
                 wanted = [(p.id, w) for p in people
-                          for w in self.wanted(p.id, p.timezone, p.checkin_time, p.quiet_start, p.quiet_end, now)]
+                          for w in self.wanted(p.id, p.timezone, p.checkin_time, p.quiet_start, p.quiet_end, now,
+                                               memo)]
                 have: set[str] = set()
                 keys = [w.key for _, w in wanted]
                 for chunk in _chunks(keys, 5000):
@@ -178,12 +195,19 @@ class CheckinPlanner:
         )
 
     async def _insert(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert rows whose key is new; returns how many were added (a lost race adds none).
+
+        One cached statement executed for many parameter sets (SQLAlchemy batches them into
+        multi-row INSERTs): compiling a fresh multi-row VALUES per batch costs far more.
+        """
+        if not rows:
+            return 0
+        table = ScheduledAction.__table__
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
         added = 0
         for chunk in _chunks(rows, INSERT_CHUNK):
-            result = await session.execute(
-                insert(ScheduledAction).values(list(chunk)).on_conflict_do_nothing(index_elements=["key"]))
-            added += max(0, int(result.rowcount or 0))  # type: ignore[attr-defined]
+            added += len((await session.execute(statement, list(chunk))).all())
         return added
 
 

@@ -28,8 +28,9 @@ from bot.content.checkins import Questionnaire
 from bot.db.checkin_models import CheckinAnswer, FlowRun, FlowStatus
 from bot.db.models import ActionStatus, Participant, ParticipantEvent, ScheduledAction
 from bot.flows.checkin import CHECKIN, CheckinFlow
-from bot.flows.engine import FlowEngine, FlowStep, Turn
-from bot.safety.levels import NO_RISK, Assessment, Category, Level
+from bot.flows.engine import FlowEngine, FlowStep, StepKind, Turn
+from bot.safety.levels import Assessment, Level
+from bot.safety.triggers import TriggerThresholds, assess_answers
 from bot.services.context import AppContext
 from bot.services.local_time import local_date, now_in_quiet_hours
 from bot.services.outbox import Delivered, Skip, enqueue
@@ -153,15 +154,9 @@ async def send_nudge(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sche
 
 # --- answers ---------------------------------------------------------------------------------------
 
-def assess_checkin(ctx: AppContext, answers: dict[str, Any], recent_moods: Sequence[float]) -> Assessment:
-    """Structured triggers over the answers so far: one place, in bot/safety (CLINICAL.md)."""
-    try:
-        from bot.safety.triggers import assess_answers
-    except ImportError:  # the trigger module is not there: the safety question still works
-        if answers.get("safety") == "yes":
-            return Assessment(Level.URGENT, (Category.SUICIDE,), ("trigger:checkin_safety",))
-        return NO_RISK
-    return assess_answers(answers, ctx.settings, list(recent_moods))
+def assess_checkin(answers: dict[str, Any], recent_moods: Sequence[float]) -> Assessment:
+    """Structured triggers over the answers so far; the rules live in bot/safety/triggers.py."""
+    return assess_answers(answers, TriggerThresholds(), [round(m) for m in recent_moods])
 
 
 async def _recent_moods(session: AsyncSession, participant_id: int, run_id: int) -> list[float]:
@@ -180,7 +175,7 @@ async def record_answer(turn: Turn, step: FlowStep, value: Any) -> None:
     if value is not None:
         if isinstance(value, int | float):
             number = float(value)
-        elif step.kind == "free_text":
+        elif step.kind is StepKind.FREE_TEXT:
             text = str(value)
         else:
             choice = str(value)[:40]
@@ -189,11 +184,11 @@ async def record_answer(turn: Turn, step: FlowStep, value: Any) -> None:
         local_date=run.local_date or local_date(turn.ctx.clock.now(), ZoneInfo(participant.timezone)),
         question_id=step.id, value_number=number, value_choice=choice, value_text=text,
         answered_at=turn.ctx.clock.now()))
-    assessment = assess_checkin(turn.ctx, turn.answers, await _recent_moods(turn.session, participant.id, run.id))
+    assessment = assess_checkin(turn.answers, await _recent_moods(turn.session, participant.id, run.id))
+    run.reasons = ",".join(dict.fromkeys([r for r in run.reasons.split(",") if r] + list(assessment.reasons)))[:300]
     if assessment.level <= run.level:
-        return  # nothing new: each trigger alerts once per check-in
+        return  # nothing new to act on: each level alerts once per check-in
     run.level = int(assessment.level)
-    run.reasons = ",".join(assessment.reasons)[:300]
     if assessment.level >= Level.URGENT:
         from bot.services.escalation import flag_from_answers
 
@@ -220,6 +215,11 @@ async def finish_checkin(turn: Turn, questionnaire: Questionnaire) -> None:
             .execution_options(synchronize_session=False))
     if participant.chat_id is not None:
         turn.replies.text(participant.chat_id, questionnaire.done)
+        if run.level == Level.CONCERN:
+            # A low mood, strong cravings, a run of hard days: where help is, and who will see it.
+            from bot.safety.gate import crisis_reply_text
+
+            turn.replies.text(participant.chat_id, crisis_reply_text(turn.ctx, Level.CONCERN, participant.locale))
 
 
 # --- silence -----------------------------------------------------------------------------------------
@@ -296,3 +296,14 @@ async def expire_runs(ctx: AppContext, now: datetime, *, batch: int = 1000) -> i
         total += len(runs)
         if len(runs) < batch:
             return total
+
+
+async def answers_for_export(session: AsyncSession, participant_id: int) -> list[dict[str, Any]]:
+    """A participant's own check-in answers, oldest first, for /mydata."""
+    rows = (await session.scalars(
+        select(CheckinAnswer).where(CheckinAnswer.participant_id == participant_id)
+        .order_by(CheckinAnswer.local_date, CheckinAnswer.id))).all()
+    return [{"date": a.local_date.isoformat(), "question": a.question_id,
+             "answer": a.value_number if a.value_number is not None else a.value_choice or a.value_text,
+             "answered_at": a.answered_at.isoformat()} for a in rows]
+

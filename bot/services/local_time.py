@@ -56,6 +56,7 @@ def quiet_hours_end(moment: datetime, zone: ZoneInfo, quiet_start: time, quiet_e
     return wall_time_to_utc(end_day, quiet_end, zone)
 
 
+@lru_cache(maxsize=262144)
 def jitter_seconds(participant_id: int, jitter_minutes: float) -> int:
     """A stable offset in [0, jitter_minutes) for one participant: the same every day."""
     span = int(jitter_minutes * 60)

@@ -9,6 +9,7 @@ duplicate once the lease runs out, never a loss.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +39,15 @@ class Delivered:
 
 # A kind's sender: render the row, send it, say what was delivered. Raise to fail or retry.
 ActionSender = Callable[[AppContext, Bot, AsyncSession, ScheduledAction], Awaitable[Delivered | None]]
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or is busy (down, restarting, connection cut, locked, pool
+    exhausted), as opposed to a statement it refused: worth trying again, never a reason to drop."""
+    if isinstance(exc, OSError | sa_exc.TimeoutError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and not isinstance(
+        exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError | sa_exc.NotSupportedError)
 
 
 class Skip(Exception):  # noqa: N818 - reads as "skip this row"
@@ -146,9 +157,13 @@ class OutboxWorker:
             async with semaphore:
                 await self._process(row)
 
+        # Never claim more than the sender can send in half a lease: a row still queued behind the
+        # rate limit when its lease runs out would be claimed and sent again by another worker.
+        sendable = int(self.ctx.settings.sender.messages_per_second * s.lease_seconds / 2)
+        limit = max(1, min(s.batch_size, sendable))
         while True:
             async with self.ctx.sessionmaker() as session:
-                rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), s.batch_size)
+                rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), limit)
             if not rows:
                 return handled
             await asyncio.gather(*(one(row) for row in rows))
@@ -202,6 +217,15 @@ class OutboxWorker:
                                    due_at=now + timedelta(seconds=30 * row.attempts))
             return
         except Exception as exc:
+            if database_unavailable(exc):
+                # Not the row's fault: due again in a moment (or, if even that cannot be written,
+                # still claimed: tried again when its lease runs out). Never marked failed for it.
+                log.warning("sending %s row %s: database unavailable (%s)", row.kind, row.id, type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await self._finish(row.id, row.claimed_by, status=ActionStatus.PENDING,
+                                       last_error=f"database unavailable: {type(exc).__name__}"[:300],
+                                       due_at=now + timedelta(seconds=5))
+                return
             log.exception("sending %s row %s failed", row.kind, row.id)
             await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED,
                                last_error=f"{type(exc).__name__}"[:300])

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import ActionStatus, ScheduledAction
 from bot.db.checkin_models import CHECKIN
+from bot.db.models import ActionStatus, ScheduledAction
 from bot.services.local_time import wall_time_to_utc
 
 STATUSES = [ActionStatus.PENDING, ActionStatus.CLAIMED, ActionStatus.SENT, ActionStatus.ANSWERED,

@@ -7,6 +7,7 @@ replies sent after the commit) → Actor (staff, participant or unknown; locale)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,12 +19,20 @@ from sqlalchemy.exc import IntegrityError
 from bot.db.models import Participant, ProcessedUpdate, Staff
 from bot.db.storage import current_session
 from bot.services.context import AppContext
+from bot.services.outbox import database_unavailable
 from bot.services.participants import find_actor
 from bot.telegram.replies import Replies
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+# How long an update is held and tried again while the database cannot be reached (down,
+# restarting, locked, pool exhausted). Polling has already confirmed it to Telegram, so giving
+# up loses it: a crisis message would then have had its reply but never reach a clinician.
+DATABASE_RETRY_SECONDS = 600.0
+_SKIPPED = object()
 
 
 class UnitOfWorkMiddleware(BaseMiddleware):
@@ -33,35 +42,52 @@ class UnitOfWorkMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         bot: Bot = data["bot"]
-        replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
-        data["replies"] = replies
-        try:
-            async with self.ctx.sessionmaker() as session:
-                token = current_session.set(session)
-                try:
-                    session.add(ProcessedUpdate(update_id=event.update_id, received_at=self.ctx.clock.now()))
-                    try:
-                        await session.flush()
-                    except IntegrityError:
-                        await session.rollback()
-                        log.info("update %s already handled; skipped", event.update_id)
-                        replies.clear()
-                        return None
-                    data["session"] = session
-                    result = await handler(event, data)
-                    await session.commit()
-                finally:
-                    current_session.reset(token)
-        except BaseException:
-            # Whatever failed, the participant's button must stop spinning.
-            await replies.answer_callback(bot)
-            raise
+        loop = asyncio.get_running_loop()
+        give_up_at, delay = loop.time() + DATABASE_RETRY_SECONDS, 0.5
+        while True:
+            attempt = dict(data)  # what a failed attempt added does not leak into the next one
+            replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
+            attempt["replies"] = replies
+            try:
+                result = await self._unit(handler, event, attempt)
+                break
+            except BaseException as exc:
+                # Whatever failed, the participant's button must stop spinning.
+                await replies.answer_callback(bot)
+                if not isinstance(exc, Exception) or not database_unavailable(exc) or loop.time() + delay > give_up_at:
+                    raise
+                log.warning("update %s: database unavailable (%s); trying again in %.1f s", event.update_id,
+                            type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        if result is _SKIPPED:
+            return None
         if replies.outbox_due:
             # Before the replies: a clinician's page written in this unit of work must not wait
             # until this update's ordinary replies got through the sender's queue.
             self.ctx.wake_outbox()
         await replies.flush(bot)
         return result
+
+    async def _unit(self, handler: Handler, event: Update, data: dict[str, Any]) -> Any:
+        """Dedup, one session, the handlers, one commit. Returns _SKIPPED for a replayed update."""
+        async with self.ctx.sessionmaker() as session:
+            token = current_session.set(session)
+            try:
+                session.add(ProcessedUpdate(update_id=event.update_id, received_at=self.ctx.clock.now()))
+                try:
+                    await session.flush()
+                except IntegrityError:
+                    await session.rollback()
+                    log.info("update %s already handled; skipped", event.update_id)
+                    data["replies"].clear()
+                    return _SKIPPED
+                data["session"] = session
+                result = await handler(event, data)
+                await session.commit()
+                return result
+            finally:
+                current_session.reset(token)
 
 
 class ActorMiddleware(BaseMiddleware):

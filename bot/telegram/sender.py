@@ -13,6 +13,8 @@ import contextlib
 import contextvars
 import logging
 import random
+import time
+import weakref
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -59,6 +61,17 @@ class DeliveryRecorder(Protocol):
     async def failed(self, chat_id: int | None, method: str, reason: str) -> None: ...
 
 
+class _ChatLane:
+    """One request at a time to a chat, and none before the retry_after Telegram gave for it: a
+    429 stops every send to that chat, not only the one that got it. Kept while anyone uses it."""
+
+    __slots__ = ("__weakref__", "lock", "not_before")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.not_before = 0.0
+
+
 class SenderMiddleware(BaseRequestMiddleware):
     def __init__(self, settings: SenderSettings, recorder: DeliveryRecorder | None = None) -> None:
         self.settings = settings
@@ -68,6 +81,32 @@ class SenderMiddleware(BaseRequestMiddleware):
         self.chat_buckets = ChatBuckets(1.0 / settings.per_chat_interval_seconds, burst=3)
         self.stats: dict[str, int] = {"sent": 0, "retry_after": 0, "server_error": 0, "network": 0,
                                       "blocked": 0, "failed": 0}
+        self._lanes: weakref.WeakValueDictionary[Any, _ChatLane] = weakref.WeakValueDictionary()
+
+    def _lane(self, chat_id: Any) -> _ChatLane | None:
+        if chat_id is None:
+            return None
+        lane = self._lanes.get(chat_id)
+        if lane is None:
+            lane = self._lanes[chat_id] = _ChatLane()
+        return lane
+
+    @staticmethod
+    async def _request(make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType], lane: _ChatLane | None) -> Response[TelegramType]:
+        if lane is None:
+            return await make_request(bot, method)
+        # An urgent send (a crisis reply, a page) never waits for another request to the chat
+        # to come back (it could hang until the timeout), only for Telegram's retry_after.
+        async with contextlib.nullcontext() if _urgent.get() else lane.lock:
+            wait = lane.not_before - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as exc:
+                lane.not_before = time.monotonic() + exc.retry_after
+                raise
 
     async def _wait_turn(self, chat_id: Any) -> None:
         urgent = _urgent.get()
@@ -89,12 +128,13 @@ class SenderMiddleware(BaseRequestMiddleware):
         if name in _UNLIMITED:
             return await make_request(bot, method)
         chat_id = getattr(method, "chat_id", None)
+        lane = self._lane(chat_id)  # held for the whole call, retry waits included
         attempt = 0
         while True:
             attempt += 1
             await self._wait_turn(chat_id)
             try:
-                response = await make_request(bot, method)
+                response = await self._request(make_request, bot, method, lane)
             except TelegramRetryAfter as exc:
                 # Telegram says exactly when to come back; never sooner. Not counted as a failure.
                 self.stats["retry_after"] += 1

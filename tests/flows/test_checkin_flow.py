@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.db.checkin_models import CheckinAnswer, FlowRun
 from bot.db.models import ActionStatus, ScheduledAction
+from bot.services.schedule_cli import render, schedule_status
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 MONDAY_9AM_NY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # the clock fixture's start
@@ -199,3 +200,25 @@ async def test_unanswered_checkins_get_one_nudge_then_count_as_missed_and_the_cl
             select(ScheduledAction).where(ScheduledAction.kind == "checkin", ScheduledAction.participant_id == pid)
             .order_by(ScheduledAction.intended_at))).all()]
     assert statuses[:4] == ["sent", "sent", "sent", "answered"]
+    async with inbot.ctx.sessionmaker() as s:
+        status = await schedule_status(s, inbot.clock.now(), "America/New_York", 12.0)
+    assert (status.checkins_answered, status.checkins_delivered, status.checkins_open) == (1, 4, 0)
+    assert status.response_rate == 0.25
+    assert "25.0% (1 answered of 4 delivered and closed" in render(status)
+
+
+async def test_a_low_mood_is_recorded_as_a_concern_with_a_supportive_reply_and_no_page(
+        inbot: InProcessBot) -> None:
+    await _enrolled(inbot, checkin_time="10:00")
+    await inbot.tick()
+    await inbot.tick(MONDAY_9AM_NY + timedelta(hours=1))
+    for label in ("1", "9", "5", "No", "No", "Skip"):
+        await inbot.press(SAM, label)
+    texts = inbot.texts(SAM)
+    assert "Thank you for checking in" in texts[-2] and "988" in texts[-1]
+    await inbot.tick()
+    assert inbot.texts(DR) == []  # concern: shown in the caseload, nobody is paged
+    async with inbot.ctx.sessionmaker() as s:
+        run = await s.scalar(select(FlowRun))
+        assert run is not None and run.level == 1
+        assert "trigger:low_mood" in run.reasons and "trigger:high_craving" in run.reasons
