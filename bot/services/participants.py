@@ -18,6 +18,7 @@ from bot.db.models import (
 )
 from bot.services.attendance import attendance_export
 from bot.services.audit import disclose
+from bot.services.checkins import answers_for_export
 from bot.services.learning import content_export
 
 
@@ -76,6 +77,7 @@ async def export_own_data(session: AsyncSession, participant: Participant, now: 
         ],
         "events": [{"kind": e.kind, "at": _iso(e.at)} for e in events],
         "attendance": await attendance_export(session, participant.id),
+        "checkins": await answers_for_export(session, participant.id),
         "content": await content_export(session, participant.id),  # reads, exercise answers
         "scheduled": [
             {"kind": a.kind, "intended_at": _iso(a.intended_at), "status": a.status, "sent_at": _iso(a.sent_at),
