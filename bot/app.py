@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -37,7 +37,8 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
     dp.update.outer_middleware(ActorMiddleware(ctx))
     dp.update.outer_middleware(FlagRecorder(ctx))
-    dp.include_routers(
+    _include_once_more(
+        dp,
         start.router,
         help.router,
         onboarding.router,
@@ -50,6 +51,20 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
         fallback.router,  # last: refusals, unknown people, a participant's own notes
     )
     return dp
+
+
+def _include_once_more(dp: Dispatcher, *routers: Router) -> None:
+    """Include the handler modules' routers, taking them from any dispatcher built before.
+
+    The routers are module-level objects and aiogram lets a router have one parent; a process may
+    build several dispatchers (tests, the sandbox restarting its bot), and only the newest is used.
+    """
+    for router in routers:
+        previous = router.parent_router
+        if previous is not None:
+            previous.sub_routers.remove(router)
+            router._parent_router = None  # aiogram has no public detach
+    dp.include_routers(*routers)
 
 
 def build_bot(ctx: AppContext, recorder: DeliveryRecorder | None = None) -> tuple[Bot, SenderMiddleware]:

@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
 from bot.db.models import ActionStatus, Participant, ScheduledAction
 from bot.services import calendar as cal
+from bot.services.scheduled_rows import enqueue
 
 REASONS = ("sick", "work", "family", "transport", "other")
 NOTE_MAX_CHARS = 500
@@ -71,7 +72,7 @@ async def cant_attend(session: AsyncSession, settings: Settings, participant: Pa
     wait = timedelta(minutes=settings.attendance.reason_wait_minutes)
     due = max(now, min(now + wait, occ.start_at))
     for staff_id in _staff_to_tell(participant, occ.session):
-        await cal.add_action(
+        await enqueue(
             session, kind=cal.ATTENDANCE_NOTICE_KIND, due_at=due, now=now, participant_id=participant.id,
             staff_id=staff_id, key=f"attendance:{occ.id}:{participant.id}:{staff_id}:cant:{now:%Y%m%dT%H%M%S}",
             payload={"occurrence_id": occ.id, "event": "cant_attend"},
@@ -123,7 +124,7 @@ async def can_attend_after_all(session: AsyncSession, participant: Participant, 
         if n.status == ActionStatus.PENDING:
             n.status, n.last_error = ActionStatus.CANCELLED, "participant can attend after all"
     for staff_id in sorted(s for s in told if s is not None):
-        await cal.add_action(
+        await enqueue(
             session, kind=cal.ATTENDANCE_NOTICE_KIND, due_at=now, now=now, participant_id=participant.id,
             staff_id=staff_id, key=f"attendance:{occ.id}:{participant.id}:{staff_id}:back:{now:%Y%m%dT%H%M%S}",
             payload={"occurrence_id": occ.id, "event": "attending"},
@@ -158,7 +159,7 @@ async def _notice_a_run(session: AsyncSession, settings: Settings, participant: 
     every = settings.attendance.notify_clinician_after
     run = await cant_attend_run(session, participant.id, occ, every * 10)
     if run and run % every == 0:
-        await cal.add_action(
+        await enqueue(
             session, kind="staff_notice", key=f"cant_attend_run:{participant.id}:{occ.id}", due_at=now, now=now,
             participant_id=participant.id, staff_id=participant.therapist_id,
             payload={"notice": "cant_attend_run", "count": run},

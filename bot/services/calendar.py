@@ -41,6 +41,7 @@ from bot.db.calendar_models import (
 )
 from bot.db.models import ActionStatus, Participant, ScheduledAction
 from bot.services.recurrence import WeeklyRule, local_to_utc, occurrences_between, parse_rrule
+from bot.services.scheduled_rows import enqueue
 
 REMINDER_KIND = "session_reminder"
 UPDATE_KIND = "session_update"  # "your session is cancelled / has moved"
@@ -55,20 +56,6 @@ def zone(name: str) -> ZoneInfo:
 
 
 # --- actions ----------------------------------------------------------------------------------
-
-async def add_action(session: AsyncSession, *, kind: str, key: str, due_at: datetime, now: datetime,
-                     intended_at: datetime | None = None, participant_id: int | None = None,
-                     staff_id: int | None = None, payload: dict[str, Any] | None = None) -> bool:
-    """Insert a ScheduledAction unless its key exists (what `outbox.enqueue` does; kept here so the
-    CLI does not import aiogram). Returns True when a row was added."""
-    values = dict(kind=kind, key=key, due_at=due_at, intended_at=intended_at or due_at,
-                  status=ActionStatus.PENDING, participant_id=participant_id, staff_id=staff_id,
-                  payload=payload or {}, created_at=now, attempts=0)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(insert(ScheduledAction).values(**values)
-                                   .on_conflict_do_nothing(index_elements=["key"]))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
 
 def reminder_key(occurrence_id: int, participant_id: int, offset_minutes: int) -> str:
     return f"reminder:{occurrence_id}:{participant_id}:{offset_minutes}"
@@ -369,7 +356,7 @@ async def plan_reminders(session: AsyncSession, settings: Settings, now: datetim
     for key, (due, intended, occ, pid, offset) in desired.items():
         if key in existing or due < now - LATE_TOLERANCE:
             continue
-        if await add_action(session, kind=REMINDER_KIND, key=key, due_at=due, intended_at=intended, now=now,
+        if await enqueue(session, kind=REMINDER_KIND, key=key, due_at=due, intended_at=intended, now=now,
                             participant_id=pid, payload={"occurrence_id": occ.id, "offset_minutes": offset}):
             result.added += 1
     await session.flush()
@@ -408,7 +395,7 @@ async def _tell_participants(session: AsyncSession, occ: SessionOccurrence, chan
         participant = await session.get(Participant, pid)
         if participant is None or not participant.receives_messages:
             continue
-        told += await add_action(session, kind=UPDATE_KIND, key=f"session_update:{occ.id}:{pid}:{change}:{stamp}",
+        told += await enqueue(session, kind=UPDATE_KIND, key=f"session_update:{occ.id}:{pid}:{change}:{stamp}",
                                  due_at=now, now=now, participant_id=pid,
                                  payload={"occurrence_id": occ.id, "change": change, **extra})
     return told

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.db.models import DeliveryFailure, Participant, ParticipantEvent
 from bot.services.context import AppContext
-from bot.services.outbox import enqueue
+from bot.services.scheduled_rows import enqueue
 
 log = logging.getLogger(__name__)
 

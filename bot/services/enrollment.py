@@ -12,7 +12,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.services.outbox import enqueue
 from bot.db.models import (
     ActionStatus,
     Invite,
@@ -23,6 +22,7 @@ from bot.db.models import (
     Staff,
     StaffRole,
 )
+from bot.services.scheduled_rows import enqueue
 
 
 class EnrollmentError(Exception):

@@ -21,12 +21,11 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import ActionStatus, ScheduledAction
 from bot.services.context import AppContext
+from bot.services.scheduled_rows import enqueue  # noqa: F401 - re-exported for the services
 
 log = logging.getLogger(__name__)
 
@@ -52,32 +51,6 @@ def database_unavailable(exc: BaseException) -> bool:
 
 class Skip(Exception):  # noqa: N818 - reads as "skip this row"
     """The row no longer applies (e.g. the alert was acknowledged): cancel it, say why."""
-
-
-async def enqueue(
-    session: AsyncSession,
-    *,
-    kind: str,
-    key: str,
-    due_at: datetime,
-    intended_at: datetime | None = None,
-    participant_id: int | None = None,
-    staff_id: int | None = None,
-    escalation_id: int | None = None,
-    payload: dict[str, Any] | None = None,
-    now: datetime,
-) -> bool:
-    """Add a row unless one with the same key exists. Returns True when a row was added."""
-    values = dict(
-        kind=kind, key=key, due_at=due_at, intended_at=intended_at or due_at, status=ActionStatus.PENDING,
-        participant_id=participant_id, staff_id=staff_id, escalation_id=escalation_id, payload=payload or {},
-        created_at=now, attempts=0,
-    )
-    bind = session.get_bind()
-    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(ScheduledAction).values(**values).on_conflict_do_nothing(index_elements=["key"])
-    result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _claimable(now: datetime) -> Any:

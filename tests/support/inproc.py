@@ -51,11 +51,6 @@ class InProcessBot:
         return self.running.ctx
 
     async def close(self) -> None:
-        # The routers are module-level objects: detach them so the next test (or a restart in
-        # this test) can build a dispatcher again.
-        for router in self.running.dispatcher.sub_routers:
-            router._parent_router = None
-        self.running.dispatcher.sub_routers.clear()
         await self.running.bot.session.close()
         await self.running.ctx.extras["engine"].dispose()
 
