@@ -58,7 +58,7 @@ async def _queue_messages(control: Any, users: list[int], count: int) -> None:
                                for _ in range(min(batch, count - start))))
 
 
-async def _measure(control: Any, count: int, timeout: float) -> dict[str, Any]:
+async def _measure(control: Any, count: int, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
     """Wait for `count` replies; the rate from the first getUpdates to the last reply's arrival."""
     got = await wait_for_sends(control, count, timeout)
     requests = await control.requests()

@@ -161,7 +161,7 @@ def run(quick: bool = False, postgres: bool | None = None, full: bool = False) -
     """SQLite at every size; PostgreSQL at the two smaller ones (all three with `full`: ~2 more
     minutes, over the 10-minute budget of `python -m bench`)."""
     # Imported here, before forking, so every child starts with them loaded.
-    import bot.services.checkin_planner  # noqa: F401
+    import bot.services.checkin_planner
     import bot.services.outbox  # noqa: F401
 
     sizes = [200, 1_000] if quick else [1_000, 10_000, 100_000]

@@ -89,7 +89,8 @@ class BotAPIProcess:
         args = [sys.executable, "-m", "bot.sandbox.botapi", "--port", "0"]
         if not self.rate_limits:
             args.append("--no-rate-limits")
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(  # noqa: ASYNC220, S603 - our own server, started once, fixed arguments
+            args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = await asyncio.to_thread(self.proc.stdout.readline)
         if not line.startswith("http"):
@@ -341,7 +342,7 @@ def sends_ok(stats: dict[str, Any], method: str = "sendMessage") -> int:
     return int(stats.get("by_method", {}).get(method, {}).get("ok", 0))
 
 
-async def wait_for_sends(control: BotAPIControl, count: int, timeout: float, method: str = "sendMessage",
+async def wait_for_sends(control: BotAPIControl, count: int, timeout: float, method: str = "sendMessage",  # noqa: ASYNC109
                          every: float = 0.1) -> int:
     """Wait until the server has answered `count` calls of `method` with 200; returns how many it had."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from bot.flows import routes as flow_routes
 from bot.handlers import alerts, content, fallback, help, participant, sessions, staff, start
 from bot.safety.gate import Assessor, FlagRecorder, SafetyGate, SecondOpinion
 from bot.services.context import AppContext
-from bot.telegram.middlewares import ActorMiddleware, UnitOfWorkMiddleware
+from bot.telegram.middlewares import ActorMiddleware, DatabaseRetryMiddleware, UnitOfWorkMiddleware
 from bot.telegram.sender import DeliveryRecorder, SenderMiddleware
 
 
@@ -24,8 +24,9 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     """The dispatcher with every router and middleware; no network, no side effects.
 
     Middleware order matters: the safety gate first (no database, so the crisis reply never
-    waits for one), then one unit of work per update, then who is asking, then the recording
-    of whatever the gate flagged inside that unit of work.
+    waits for one), then holding the update while the database is unreachable, then dialog
+    state, one unit of work per update, who is asking, and the recording of whatever the gate
+    flagged inside that unit of work.
     """
     # One update at a time per user: dialog state is read and written under this lock.
     dp = Dispatcher(storage=DatabaseStorage(ctx.sessionmaker), events_isolation=isolation or SimpleEventIsolation())
@@ -33,6 +34,8 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     # construction; move it behind the safety gate, so the crisis reply never waits for the database.
     dp.update.outer_middleware.unregister(dp.fsm)
     dp.update.outer_middleware(SafetyGate(ctx, assessor, second_opinion))
+    # While the database is down, hold the update and try again rather than lose it.
+    dp.update.outer_middleware(DatabaseRetryMiddleware())
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
     dp.update.outer_middleware(ActorMiddleware(ctx))

@@ -119,6 +119,10 @@ async def _serve_webhook(running: RunningBot) -> None:
         await runner.cleanup()
 
 
+# How long a stopping bot waits for updates in progress (SIGTERM); systemd's default stop timeout is 90 s.
+STOP_GRACE_SECONDS = 30.0
+
+
 async def run(settings: Settings) -> None:
     require_token(settings)
     running = await assemble(settings)
@@ -143,6 +147,14 @@ async def run(settings: Settings) -> None:
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
     log.info("stopping")
+    if settings.telegram.mode == "polling" and main not in done:
+        # Stop fetching, then let the updates already fetched finish: Telegram counts them as
+        # delivered, so one cut off here would be lost (a crisis message never reaching a clinician).
+        await running.dispatcher.stop_polling()
+        in_flight = set(running.dispatcher._handle_update_tasks)  # aiogram keeps no public handle
+        if in_flight:
+            log.info("waiting for %d update(s) in progress", len(in_flight))
+            await asyncio.wait(in_flight, timeout=STOP_GRACE_SECONDS)
     for task in (main, worker_task, stopper):
         task.cancel()
     for task in (main, worker_task):

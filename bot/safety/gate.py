@@ -182,5 +182,5 @@ class FlagRecorder(BaseMiddleware):
             if record.escalation is not None:
                 replies.outbox_due = True
             if record.new_escalation:
-                replies.text(message.chat.id, self.ctx.t("crisis.team_told", actor.locale))
+                replies.text(message.chat.id, self.ctx.t("crisis.team_told", actor.locale), urgent=True)
         return await handler(event, data)

@@ -168,11 +168,11 @@ async def flag_from_answers(
     if assessment.level < Level.URGENT or participant.chat_id is None:
         return None
     now = ctx.clock.now()
-    replies.text(participant.chat_id, crisis_reply_text(ctx, assessment.level, participant.locale))
+    replies.text(participant.chat_id, crisis_reply_text(ctx, assessment.level, participant.locale), urgent=True)
     escalation, new = await escalate(session, ctx, participant, assessment, received_at=now,
                                      crisis_reply_sent_at=now, source=source, follow_up=True)
     if new:
-        replies.text(participant.chat_id, ctx.t("crisis.team_told", participant.locale))
+        replies.text(participant.chat_id, ctx.t("crisis.team_told", participant.locale), urgent=True)
     replies.outbox_due = True
     return escalation
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,13 +29,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
-# How long an update is held and tried again while the database cannot be reached (down,
-# restarting, locked, pool exhausted). Polling has already confirmed it to Telegram, so giving
-# up loses it: a crisis message would then have had its reply but never reach a clinician.
-DATABASE_RETRY_SECONDS = 600.0
-_SKIPPED = object()
-
-
 class UnitOfWorkMiddleware(BaseMiddleware):
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -42,26 +36,29 @@ class UnitOfWorkMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
         bot: Bot = data["bot"]
-        loop = asyncio.get_running_loop()
-        give_up_at, delay = loop.time() + DATABASE_RETRY_SECONDS, 0.5
-        while True:
-            attempt = dict(data)  # what a failed attempt added does not leak into the next one
-            replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
-            attempt["replies"] = replies
-            try:
-                result = await self._unit(handler, event, attempt)
-                break
-            except BaseException as exc:
-                # Whatever failed, the participant's button must stop spinning.
-                await replies.answer_callback(bot)
-                if not isinstance(exc, Exception) or not database_unavailable(exc) or loop.time() + delay > give_up_at:
-                    raise
-                log.warning("update %s: database unavailable (%s); trying again in %.1f s", event.update_id,
-                            type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-        if result is _SKIPPED:
-            return None
+        replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
+        data["replies"] = replies
+        try:
+            async with self.ctx.sessionmaker() as session:
+                token = current_session.set(session)
+                try:
+                    session.add(ProcessedUpdate(update_id=event.update_id, received_at=self.ctx.clock.now()))
+                    try:
+                        await session.flush()
+                    except IntegrityError:
+                        await session.rollback()
+                        log.info("update %s already handled; skipped", event.update_id)
+                        replies.clear()
+                        return None
+                    data["session"] = session
+                    result = await handler(event, data)
+                    await session.commit()
+                finally:
+                    current_session.reset(token)
+        except BaseException:
+            # Whatever failed, the participant's button must stop spinning.
+            await replies.answer_callback(bot)
+            raise
         if replies.outbox_due:
             # Before the replies: a clinician's page written in this unit of work must not wait
             # until this update's ordinary replies got through the sender's queue.
@@ -69,25 +66,37 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         await replies.flush(bot)
         return result
 
-    async def _unit(self, handler: Handler, event: Update, data: dict[str, Any]) -> Any:
-        """Dedup, one session, the handlers, one commit. Returns _SKIPPED for a replayed update."""
-        async with self.ctx.sessionmaker() as session:
-            token = current_session.set(session)
-            try:
-                session.add(ProcessedUpdate(update_id=event.update_id, received_at=self.ctx.clock.now()))
+
+class DatabaseRetryMiddleware(BaseMiddleware):
+    """Holds an update and tries it again while the database cannot be reached (down, restarting,
+    locked, pool exhausted), instead of dropping it: polling has already confirmed it to Telegram,
+    so a dropped update is lost (a crisis message would have had its reply, but never reach a
+    clinician). Register it after the safety gate and before aiogram's FSM middleware (the first
+    to read the database); one person's updates stay in order while they wait."""
+
+    def __init__(self, retry_for_seconds: float = 600.0) -> None:
+        self.retry_for_seconds = retry_for_seconds
+        self._locks: weakref.WeakValueDictionary[tuple[Any, Any], asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        chat, user = data.get("event_chat"), data.get("event_from_user")
+        key = (chat.id if chat else None, user.id if user else None)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        loop = asyncio.get_running_loop()
+        give_up_at, delay = loop.time() + self.retry_for_seconds, 0.5
+        async with lock:
+            while True:
                 try:
-                    await session.flush()
-                except IntegrityError:
-                    await session.rollback()
-                    log.info("update %s already handled; skipped", event.update_id)
-                    data["replies"].clear()
-                    return _SKIPPED
-                data["session"] = session
-                result = await handler(event, data)
-                await session.commit()
-                return result
-            finally:
-                current_session.reset(token)
+                    return await handler(event, dict(data))  # a failed attempt's additions stay behind
+                except Exception as exc:
+                    if not database_unavailable(exc) or loop.time() + delay > give_up_at:
+                        raise
+                    log.warning("update %s: database unavailable (%s); trying again in %.1f s",
+                                getattr(event, "update_id", "?"), type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
 
 class ActorMiddleware(BaseMiddleware):

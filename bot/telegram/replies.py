@@ -7,6 +7,7 @@ is promised to a participant that was not first written down.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup
+
+from bot.telegram.sender import urgent_sending
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,7 @@ class _Text:
     chat_id: int
     text: str
     keyboard: InlineKeyboardMarkup | None
+    urgent: bool = False  # through the sender's urgent lane (part of a crisis reply)
 
 
 @dataclass
@@ -49,8 +53,11 @@ class Replies:
     # Set when the handler wrote outbox rows that should go out now rather than at the next tick.
     outbox_due: bool = False
 
-    def text(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
-        self.items.append(_Text(chat_id, text, keyboard))
+    def text(self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None, *,
+             urgent: bool = False) -> None:
+        """Queue a message; `urgent` ones (the crisis reply's "your care team has been told") go
+        ahead of every ordinary message waiting for the rate limit."""
+        self.items.append(_Text(chat_id, text, keyboard, urgent))
 
     def edit(self, chat_id: int, message_id: int, text: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
         self.items.append(_Edit(chat_id, message_id, text, keyboard))
@@ -101,7 +108,8 @@ class Replies:
 
 async def _send(bot: Bot, item: Any) -> tuple[int, int] | None:
     if isinstance(item, _Text):
-        message = await bot.send_message(item.chat_id, item.text, reply_markup=item.keyboard)
+        with urgent_sending() if item.urgent else contextlib.nullcontext():
+            message = await bot.send_message(item.chat_id, item.text, reply_markup=item.keyboard)
         return item.chat_id, message.message_id
     elif isinstance(item, _Edit):
         try:
