@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# The thresholds' defaults live with the triggers they tune (one place for each decision).
+from bot.safety.triggers import TriggerThresholds
+
 
 class ConfigError(Exception):
     """A setting is missing or wrong. The message names the file, the key and the fix."""
@@ -202,6 +205,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     checkin: CheckinSettings = field(default_factory=CheckinSettings)
+    triggers: TriggerThresholds = field(default_factory=TriggerThresholds)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
     content: ContentSettings = field(default_factory=ContentSettings)
@@ -279,6 +283,7 @@ _SECTIONS: dict[str, type] = {
     "llm": LlmSettings,
     "schedule": ScheduleSettings,
     "checkin": CheckinSettings,
+    "triggers": TriggerThresholds,
     "reminders": ReminderSettings,
     "attendance": AttendanceSettings,
     "content": ContentSettings,
@@ -344,6 +349,12 @@ def _validate(s: Settings, where: str) -> None:
         raise ConfigError(f"{where} [checkin] notify_after_misses must be 0 (never) or more")
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", c.questionnaire):
         raise ConfigError(f"{where} [checkin] questionnaire must be a file name without .toml, like \"daily\"")
+    t = s.triggers
+    for key, low, high in (("low_mood", 0, 10), ("high_craving", 1, 10), ("low_mood_run_days", 0, 14),
+                           ("low_mood_run_max", 0, 10)):
+        value = getattr(t, key)
+        if not low <= value <= high:
+            raise ConfigError(f"{where} [triggers] {key} must be a whole number from {low} to {high}, not {value}")
     offsets = s.reminders.offsets_minutes
     if any(o <= 0 for o in offsets) or len(set(offsets)) != len(offsets):
         raise ConfigError(f"{where} [reminders] offsets_minutes must be different whole minutes greater than 0, "

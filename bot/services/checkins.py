@@ -154,17 +154,21 @@ async def send_nudge(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sche
 
 # --- answers ---------------------------------------------------------------------------------------
 
-def assess_checkin(answers: dict[str, Any], recent_moods: Sequence[float]) -> Assessment:
-    """Structured triggers over the answers so far; the rules live in bot/safety/triggers.py."""
-    return assess_answers(answers, TriggerThresholds(), [round(m) for m in recent_moods])
+def assess_checkin(answers: dict[str, Any], recent_moods: Sequence[float],
+                   thresholds: TriggerThresholds) -> Assessment:
+    """Structured triggers over the answers so far; the rules live in bot/safety/triggers.py and
+    the thresholds come from `[triggers]` in config.toml."""
+    return assess_answers(answers, thresholds, [round(m) for m in recent_moods])
 
 
-async def _recent_moods(session: AsyncSession, participant_id: int, run_id: int) -> list[float]:
+async def _recent_moods(session: AsyncSession, participant_id: int, run_id: int, run_days: int) -> list[float]:
+    # The run of low moods needs run_days - 1 earlier days; never fewer than RECENT_MOODS are read.
     values = (await session.scalars(
         select(CheckinAnswer.value_number)
         .where(CheckinAnswer.participant_id == participant_id, CheckinAnswer.question_id == "mood",
                CheckinAnswer.run_id != run_id, CheckinAnswer.value_number.is_not(None))
-        .order_by(CheckinAnswer.local_date.desc(), CheckinAnswer.id.desc()).limit(RECENT_MOODS))).all()
+        .order_by(CheckinAnswer.local_date.desc(), CheckinAnswer.id.desc())
+        .limit(max(RECENT_MOODS, run_days - 1)))).all()
     return [float(v) for v in reversed(values) if v is not None]  # oldest first
 
 
@@ -184,7 +188,9 @@ async def record_answer(turn: Turn, step: FlowStep, value: Any) -> None:
         local_date=run.local_date or local_date(turn.ctx.clock.now(), ZoneInfo(participant.timezone)),
         question_id=step.id, value_number=number, value_choice=choice, value_text=text,
         answered_at=turn.ctx.clock.now()))
-    assessment = assess_checkin(turn.answers, await _recent_moods(turn.session, participant.id, run.id))
+    thresholds = turn.ctx.settings.triggers
+    recent = await _recent_moods(turn.session, participant.id, run.id, thresholds.low_mood_run_days)
+    assessment = assess_checkin(turn.answers, recent, thresholds)
     run.reasons = ",".join(dict.fromkeys([r for r in run.reasons.split(",") if r] + list(assessment.reasons)))[:300]
     if assessment.level <= run.level:
         return  # nothing new to act on: each level alerts once per check-in
@@ -224,6 +230,40 @@ async def finish_checkin(turn: Turn, questionnaire: Questionnaire) -> None:
 
 # --- silence -----------------------------------------------------------------------------------------
 
+async def missed_in_a_row(session: AsyncSession, participant_ids: Sequence[int], now: datetime, *,
+                          open_after: datetime | None = None) -> dict[int, tuple[int, str]]:
+    """Missed check-ins in a row, counting back from `now`: participant id → (count, local date
+    of the latest miss). Only participants with at least one miss are in the result.
+
+    A miss is a check-in that was sent and not answered; one that never went out (the bot was
+    down, quiet hours, a pause) neither counts nor breaks the run. A check-in sent after
+    `open_after` may still be answered: it is left out (the caseload passes now - expire_hours).
+    """
+    if not participant_ids:
+        return {}
+    rows = (await session.execute(
+        select(ScheduledAction.participant_id, ScheduledAction.status, ScheduledAction.payload,
+               ScheduledAction.sent_at)
+        .where(ScheduledAction.kind == CHECKIN, ScheduledAction.participant_id.in_(list(participant_ids)),
+               ScheduledAction.intended_at >= now - timedelta(days=STREAK_LOOKBACK_DAYS),
+               ScheduledAction.intended_at <= now,
+               ScheduledAction.status.in_([ActionStatus.SENT, ActionStatus.ANSWERED]))
+        .order_by(ScheduledAction.participant_id, ScheduledAction.intended_at.desc()))).all()
+    streaks: dict[int, tuple[int, str]] = {}
+    broken: set[int] = set()
+    for participant_id, status, payload, sent_at in rows:
+        if participant_id in broken:
+            continue
+        if status == ActionStatus.ANSWERED:
+            broken.add(participant_id)
+            continue
+        if open_after is not None and sent_at is not None and sent_at > open_after:
+            continue  # still open: not missed yet
+        count, latest = streaks.get(participant_id, (0, str(payload.get("date", ""))))
+        streaks[participant_id] = (count + 1, latest)
+    return streaks
+
+
 async def checkins_expired(session: AsyncSession, ctx: AppContext, runs: Sequence[FlowRun], now: datetime) -> int:
     """Check-ins that ran out unanswered: record each miss, tell the clinician after K in a row.
 
@@ -245,24 +285,7 @@ async def checkins_expired(session: AsyncSession, ctx: AppContext, runs: Sequenc
     every = ctx.settings.checkin.notify_after_misses
     if every <= 0:
         return 0
-    participant_ids = sorted({r.participant_id for r in missed})
-    rows = (await session.execute(
-        select(ScheduledAction.participant_id, ScheduledAction.status, ScheduledAction.payload)
-        .where(ScheduledAction.kind == CHECKIN, ScheduledAction.participant_id.in_(participant_ids),
-               ScheduledAction.intended_at >= now - timedelta(days=STREAK_LOOKBACK_DAYS),
-               ScheduledAction.intended_at <= now,
-               ScheduledAction.status.in_([ActionStatus.SENT, ActionStatus.ANSWERED]))
-        .order_by(ScheduledAction.participant_id, ScheduledAction.intended_at.desc()))).all()
-    streaks: dict[int, tuple[int, str]] = {}
-    broken: set[int] = set()
-    for participant_id, status, payload in rows:
-        if participant_id in broken:
-            continue
-        if status == ActionStatus.ANSWERED:
-            broken.add(participant_id)
-            continue
-        count, latest = streaks.get(participant_id, (0, str(payload.get("date", ""))))
-        streaks[participant_id] = (count + 1, latest)
+    streaks = await missed_in_a_row(session, sorted({r.participant_id for r in missed}), now)
     queued = 0
     therapists = dict((await session.execute(
         select(Participant.id, Participant.therapist_id).where(Participant.id.in_(list(streaks))))).all())
