@@ -386,6 +386,41 @@ def pack_messages(blocks: Sequence[Block], limit: int = TELEGRAM_TEXT_LIMIT) -> 
     return messages
 
 
+_UI_HTML_RE = re.compile(r'<(/?)([bi])>|<a href="([^"]*)">|(</a>)|&(lt|gt|amp|quot);|([^<&]+|[<&])')
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+
+
+def html_line(html: str) -> Line:
+    """Spans of one line of the bot's own Telegram HTML (UI texts: <b>, <i>, <a href>, entities).
+
+    The inverse of `span_html` for what ui.toml produces, so that composed texts can be split
+    with `pack_messages` like authored ones. Anything else is kept as literal text."""
+    spans: list[Span] = []
+    bold = italic = False
+    href: str | None = None
+    for m in _UI_HTML_RE.finditer(html):
+        closing, tag, link, link_end, entity, text = m.groups()
+        if tag:
+            if tag == "b":
+                bold = not closing
+            else:
+                italic = not closing
+        elif link is not None:
+            href = link.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        elif link_end:
+            href = None
+        else:
+            spans.append(Span(_ENTITIES[entity] if entity else text, bold, italic, href))
+    return _merge(spans)
+
+
+def pack_html(paragraphs: Sequence[str], limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
+    """Messages of at most `limit` from paragraphs of UI HTML (lines joined by "\n"), split between
+    paragraphs where possible, then between lines, and never inside a tag or an entity."""
+    blocks: list[Block] = [tuple(html_line(line) for line in p.split("\n")) for p in paragraphs if p]
+    return [blocks_html(m) for m in pack_messages(blocks, limit)]
+
+
 def render_markdown(
     markdown: str, *, limit: int = TELEGRAM_TEXT_LIMIT, title: str | None = None
 ) -> list[str]:

@@ -28,7 +28,9 @@ from bot.content.model import (
 from bot.content.render import (
     TELEGRAM_TEXT_LIMIT,
     Button,
+    html_line,
     html_to_plain,
+    pack_html,
     render_markdown,
     render_snippet,
     render_step,
@@ -277,3 +279,29 @@ def test_step_buttons_carry_the_flow_engines_data_and_menus_their_own() -> None:
     parsed_menu = parse_item_callback(menu)
     assert parsed_menu is not None and (parsed_menu.action, parsed_menu.argument) == ("o", "paced-breathing")
     assert parse_item_callback("fl:12:in_1:next") is None and parse_item_callback("ci:o") is None
+
+
+# --- the bot's own composed texts (caseload, trends, digest) -------------------------------------
+
+
+def test_ui_html_survives_the_round_trip_through_spans() -> None:
+    text = '<b>P-1 &amp; co</b> – <i>a &lt;b&gt; tag</i> <a href="https://x.org/?a=1&amp;b=2">here</a> 5 < 6'
+    (message,) = pack_html([text])
+    assert message == text.replace("5 < 6", "5 &lt; 6")
+    assert html_line("<b>x") == html_line("<b>x</b>")  # an unclosed tag still renders closed
+    assert_well_formed(pack_html(["<b>x"])[0])
+
+
+def test_composed_texts_split_between_paragraphs_then_lines_and_stay_well_formed() -> None:
+    entries = [f"🚨 <b>P-{n:03d} &amp; co</b> · active\nLast check-in Mon, Mar 2: mood {n % 11}" for n in range(300)]
+    messages = pack_html(["<b>Your caseload</b> (300)", *entries])
+    assert len(messages) > 1
+    for message in messages:
+        assert visible_len(message) <= TELEGRAM_TEXT_LIMIT
+        assert_well_formed(message)
+        assert not message.startswith("\n") and not message.endswith("\n")
+    joined = "\n\n".join(messages)
+    assert all(entry in joined for entry in entries)  # no entry was cut between messages
+    long_paragraph = "\n".join(f"<i>line {n}</i>" for n in range(2000))
+    parts = pack_html([long_paragraph], limit=500)
+    assert all(visible_len(p) <= 500 for p in parts) and "\n".join(parts) == long_paragraph

@@ -12,6 +12,7 @@ import pytest
 
 from bot.content.callbacks import MAX_CALLBACK_BYTES, callback_bytes
 from bot.content.check import check_content
+from bot.content.i18n import Texts
 from bot.content.library import LoadResult, load_library
 from bot.content.model import Exercise, Snippet, Status, StepKind
 from bot.content.preview import preview
@@ -138,3 +139,7 @@ def test_the_examples_in_format_md_are_valid(tmp_path: Path) -> None:
     result = load_library(tmp_path, allow_drafts=False)
     assert result.problems == [], "\n".join(map(str, result.problems))
     assert len(result.library) == 2
+
+
+def test_every_ui_text_is_translated_with_the_same_placeholders() -> None:
+    assert Texts.load(SHIPPED).check() == []
