@@ -60,12 +60,13 @@ class Persona:
 
 STAFF: tuple[Persona, ...] = (
     Persona("therapist", 1001, "Dana Rivera", "Dr. Rivera – therapist", "staff", THERAPIST_ALIAS,
-            "Receives safety alerts for her caseload. Try /caseload and /alerts.", role="therapist"),
+            "Receives safety alerts for her caseload. Try /caseload, /trends P-101, /digest, /alerts.",
+            role="therapist"),
     Persona("backup", 1002, "Kemi Okafor", "Dr. Okafor – on-call backup", "staff", "dr-okafor",
             "Paged when an alert is not acknowledged in time. Move the clock forward to see it.",
             role="therapist", on_call=True),
     Persona("lead", 1003, "Lin Chen", "Lin Chen – program lead", "staff", "lead-chen",
-            "Paged last, and sees every participant's alerts. Try /alerts.", role="lead"),
+            "Paged last, and sees every participant. Try /alerts and /caseload.", role="lead"),
 )
 
 PARTICIPANTS: tuple[Persona, ...] = (

@@ -1,13 +1,88 @@
-"""What a clinician may see: their own caseload; a lead or admin sees the whole program."""
+"""What a clinician may see, and what they see: the caseload, a participant's trends, the digest.
+
+A clinician sees their own caseload (assigned or backup); a lead or admin sees the whole program.
+The functions here return data only (aliases and numbers, never names or free text); the words
+are in bot/services/caseload_text.py, so the same data serves /caseload, /trends, /digest and the
+daily digest sent by the scheduler.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Escalation, EscalationStatus, Participant, Staff
+from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
+from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun
+from bot.db.models import (
+    ActionStatus,
+    Escalation,
+    EscalationStatus,
+    InboundMessage,
+    Participant,
+    ParticipantEvent,
+    ParticipantStatus,
+    ScheduledAction,
+    Staff,
+)
+from bot.safety.levels import Level
+from bot.services import calendar as cal
+from bot.services.checkins import missed_in_a_row
+from bot.services.local_time import local_date
+
+TREND_DAYS = 14
+DIGEST_HOURS = 24
+ABSENCES_SHOWN = 3  # upcoming "can't attend" per participant in the caseload
+CONCERN_MESSAGE_DAYS = 7  # messages flagged "concern" count in the caseload for this long
+
+
+def visible_participants(staff: Staff) -> ColumnElement[bool]:
+    """The SQL condition for the participants this staff member may see."""
+    if staff.is_lead:
+        return Participant.id.is_not(None)
+    return or_(Participant.therapist_id == staff.id, Participant.backup_id == staff.id)
+
+
+async def may_see(session: AsyncSession, staff: Staff, participant: Participant) -> bool:
+    found = await session.scalar(
+        select(Participant.id).where(Participant.id == participant.id, visible_participants(staff)))
+    return found is not None
+
+
+async def find_participant(session: AsyncSession, alias: str) -> Participant | None:
+    """The participant with this alias, exactly or else ignoring case ("p-101" finds "P-101")."""
+    alias = alias.strip()
+    if not alias:
+        return None
+    exact = await session.scalar(select(Participant).where(Participant.alias == alias))
+    if exact is not None:
+        return exact
+    found = (await session.scalars(
+        select(Participant).where(func.lower(Participant.alias) == alias.lower()).limit(2))).unique().all()
+    return found[0] if len(found) == 1 else None
+
+
+# --- the caseload ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LastCheckin:
+    day: date  # the participant's local date
+    mood: float | None
+    craving: float | None
+    level: int  # the highest safety level its answers reached (0 none, 1 concern, ...)
+    reasons: tuple[str, ...]  # trigger ids, e.g. "trigger:low_mood"
+
+
+@dataclass(frozen=True)
+class Absence:
+    """An upcoming session the participant said they can't attend."""
+
+    start_at: datetime
+    timezone: str  # the session host's zone: staff read session times in it
 
 
 @dataclass(frozen=True)
@@ -16,26 +91,339 @@ class CaseloadRow:
     alias: str
     status: str
     open_flags: int
+    unreachable: bool = False
+    last_checkin: LastCheckin | None = None
+    missed_in_row: int = 0
+    absences: tuple[Absence, ...] = ()
+    concern_messages: int = 0  # flagged "concern" in the last CONCERN_MESSAGE_DAYS, without an alert
+
+    @property
+    def concern(self) -> int:
+        checkin = self.last_checkin.level if self.last_checkin is not None else 0
+        return max(checkin, int(Level.CONCERN) if self.concern_messages else 0)
+
+    def attention(self) -> tuple[int, int, int, int, int, str]:
+        """Sort key: open alerts, then concern, then missed check-ins; then blocked; active first."""
+        return (-self.open_flags, -self.concern, -self.missed_in_row, -int(self.unreachable),
+                int(self.status != ParticipantStatus.ACTIVE), self.alias.casefold())
 
 
-def visible_participants(staff: Staff):  # type: ignore[no-untyped-def]
-    """The SQL condition for the participants this staff member may see."""
-    if staff.is_lead:
-        return Participant.id.is_not(None)
-    return or_(Participant.therapist_id == staff.id, Participant.backup_id == staff.id)
+async def _last_checkins(session: AsyncSession, participant_ids: list[int]) -> dict[int, LastCheckin]:
+    """The latest check-in with at least one answer (finished, left part-way, or still open)."""
+    latest = (
+        select(func.max(FlowRun.id))
+        .where(FlowRun.kind == CHECKIN, FlowRun.participant_id.in_(participant_ids),
+               exists().where(CheckinAnswer.run_id == FlowRun.id))
+        .group_by(FlowRun.participant_id)
+    )
+    runs = (await session.execute(
+        select(FlowRun.id, FlowRun.participant_id, FlowRun.local_date, FlowRun.level, FlowRun.reasons,
+               FlowRun.started_at)
+        .where(FlowRun.id.in_(latest)))).all()
+    if not runs:
+        return {}
+    numbers: dict[tuple[int, str], float | None] = {}
+    for run_id, question, value in (await session.execute(
+            select(CheckinAnswer.run_id, CheckinAnswer.question_id, CheckinAnswer.value_number)
+            .where(CheckinAnswer.run_id.in_([r.id for r in runs]),
+                   CheckinAnswer.question_id.in_(["mood", "craving"])))).all():
+        numbers[(run_id, question)] = value
+    return {
+        r.participant_id: LastCheckin(
+            day=r.local_date or r.started_at.date(), mood=numbers.get((r.id, "mood")),
+            craving=numbers.get((r.id, "craving")), level=int(r.level),
+            reasons=tuple(x for x in r.reasons.split(",") if x))
+        for r in runs
+    }
 
 
-async def caseload_rows(session: AsyncSession, staff: Staff) -> list[CaseloadRow]:
+async def _concern_messages(session: AsyncSession, participant_ids: list[int],
+                            since: datetime) -> dict[int, tuple[int, tuple[str, ...]]]:
+    """Messages the safety layer flagged below an alert (concern), by participant: how many, and
+    their categories. Nobody was paged for them: the caseload and the digest are where they show."""
+    found: dict[int, tuple[int, tuple[str, ...]]] = {}
+    for participant_id, categories in (await session.execute(
+            select(InboundMessage.participant_id, InboundMessage.categories)
+            .where(InboundMessage.participant_id.in_(participant_ids), InboundMessage.level >= Level.CONCERN,
+                   InboundMessage.escalation_id.is_(None), InboundMessage.received_at >= since)
+            .order_by(InboundMessage.id))).all():
+        count, known = found.get(participant_id, (0, ()))
+        merged = tuple(dict.fromkeys(known + tuple(c for c in (categories or "").split(",") if c)))
+        found[participant_id] = (count + 1, merged)
+    return found
+
+
+async def _upcoming_absences(session: AsyncSession, participant_ids: list[int],
+                             now: datetime) -> dict[int, list[Absence]]:
+    rows = (await session.execute(
+        select(Attendance.participant_id, SessionOccurrence.start_at, ProgramSession.timezone)
+        .join(SessionOccurrence, SessionOccurrence.id == Attendance.occurrence_id)
+        .join(ProgramSession, ProgramSession.id == SessionOccurrence.session_id)
+        .where(Attendance.participant_id.in_(participant_ids), Attendance.status == AttendanceStatus.CANT_ATTEND,
+               SessionOccurrence.start_at > now, SessionOccurrence.cancelled_at.is_(None),
+               ProgramSession.cancelled_at.is_(None))
+        .order_by(SessionOccurrence.start_at))).all()
+    found: dict[int, list[Absence]] = defaultdict(list)
+    for participant_id, start_at, timezone in rows:
+        found[participant_id].append(Absence(start_at, timezone))
+    return found
+
+
+async def caseload_rows(session: AsyncSession, staff: Staff, now: datetime, *,
+                        expire_hours: float = 12.0) -> list[CaseloadRow]:
+    """Every participant this staff member may see, those needing attention first.
+
+    `expire_hours` ([checkin] expire_hours): a check-in sent less than this long ago may still be
+    answered, so it is not counted as missed yet.
+    """
     open_flags = (
         select(Escalation.participant_id, func.count().label("n"))
         .where(Escalation.status == EscalationStatus.OPEN)
         .group_by(Escalation.participant_id)
         .subquery()
     )
-    result = await session.execute(
-        select(Participant.id, Participant.alias, Participant.status, func.coalesce(open_flags.c.n, 0))
+    people = (await session.execute(
+        select(Participant.id, Participant.alias, Participant.status, Participant.unreachable_at,
+               func.coalesce(open_flags.c.n, 0))
         .outerjoin(open_flags, open_flags.c.participant_id == Participant.id)
         .where(visible_participants(staff))
-        .order_by(Participant.alias)
-    )
-    return [CaseloadRow(pid, alias, status, int(n)) for pid, alias, status, n in result.all()]
+    )).all()
+    ids = [p[0] for p in people]
+    if not ids:
+        return []
+    last = await _last_checkins(session, ids)
+    missed = await missed_in_a_row(session, ids, now, open_after=now - timedelta(hours=expire_hours))
+    absences = await _upcoming_absences(session, ids, now)
+    messages = await _concern_messages(session, ids, now - timedelta(days=CONCERN_MESSAGE_DAYS))
+    rows = [
+        CaseloadRow(pid, alias, status, int(n), unreachable_at is not None, last.get(pid),
+                    missed.get(pid, (0, ""))[0], tuple(absences.get(pid, [])[:ABSENCES_SHOWN]),
+                    messages.get(pid, (0, ()))[0])
+        for pid, alias, status, unreachable_at, n in people
+    ]
+    return sorted(rows, key=CaseloadRow.attention)
+
+
+# --- trends of one participant -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrendDay:
+    day: date
+    mood: float | None = None
+    craving: float | None = None
+    sleep: float | None = None
+    medication: str | None = None  # yes | no | not_prescribed
+    level: int = 0
+    answered: bool = False  # at least one answer that day
+
+
+@dataclass(frozen=True)
+class Trends:
+    alias: str
+    days: tuple[TrendDay, ...]  # oldest first
+    checkins_answered: int
+    checkins_missed: int  # sent and not answered (still open ones are not counted)
+    sessions_held: int  # past, not cancelled sessions the participant was expected at
+    sessions_cant_attend: int  # ...of which they said they can't attend
+    alerts: int
+    alerts_open: int
+
+    @property
+    def response_rate(self) -> float | None:
+        total = self.checkins_answered + self.checkins_missed
+        return self.checkins_answered / total if total else None
+
+
+async def participant_trends(session: AsyncSession, participant: Participant, now: datetime, *,
+                             days: int = TREND_DAYS, expire_hours: float = 12.0) -> Trends:
+    """The last `days` local days of one participant: answers per day, check-in response,
+    sessions, alerts."""
+    zone = ZoneInfo(participant.timezone)
+    today = local_date(now, zone)
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time(), zone)
+    answered_days: set[date] = set()
+    numbers: dict[tuple[date, str], float] = {}
+    choices: dict[tuple[date, str], str] = {}
+    for day, question, number, choice in (await session.execute(
+            select(CheckinAnswer.local_date, CheckinAnswer.question_id, CheckinAnswer.value_number,
+                   CheckinAnswer.value_choice)
+            .where(CheckinAnswer.participant_id == participant.id, CheckinAnswer.local_date >= first,
+                   CheckinAnswer.local_date <= today)
+            .order_by(CheckinAnswer.id))).all():
+        answered_days.add(day)
+        if number is not None:
+            numbers[(day, question)] = float(number)
+        if choice is not None:
+            choices[(day, question)] = choice
+    levels = dict((await session.execute(
+        select(FlowRun.local_date, func.max(FlowRun.level))
+        .where(FlowRun.participant_id == participant.id, FlowRun.kind == CHECKIN, FlowRun.local_date >= first)
+        .group_by(FlowRun.local_date))).all())
+    trend_days = tuple(
+        TrendDay(day, mood=numbers.get((day, "mood")), craving=numbers.get((day, "craving")),
+                 sleep=numbers.get((day, "sleep_hours")), medication=choices.get((day, "medication")),
+                 level=int(levels.get(day) or 0), answered=day in answered_days)
+        for day in (first + timedelta(days=offset) for offset in range(days)))
+    statuses = (await session.execute(
+        select(ScheduledAction.status, ScheduledAction.sent_at)
+        .where(ScheduledAction.kind == CHECKIN, ScheduledAction.participant_id == participant.id,
+               ScheduledAction.intended_at >= since, ScheduledAction.intended_at <= now,
+               ScheduledAction.status.in_([ActionStatus.SENT, ActionStatus.ANSWERED])))).all()
+    still_open = now - timedelta(hours=expire_hours)
+    answered = sum(1 for status, _ in statuses if status == ActionStatus.ANSWERED)
+    missed = sum(1 for status, sent_at in statuses
+                 if status == ActionStatus.SENT and (sent_at is None or sent_at <= still_open))
+    held, cant = await _sessions_between(session, participant.id, since, now)
+    alerts = (await session.execute(
+        select(Escalation.status).where(Escalation.participant_id == participant.id,
+                                        Escalation.message_received_at >= since))).scalars().all()
+    return Trends(participant.alias, trend_days, answered, missed, held, cant, len(alerts),
+                  sum(1 for s in alerts if s == EscalationStatus.OPEN))
+
+
+async def _sessions_between(session: AsyncSession, participant_id: int, since: datetime,
+                            now: datetime) -> tuple[int, int]:
+    """(sessions held, of which "can't attend") among the participant's sessions that ended in the period."""
+    mine = await cal.sessions_of(session, participant_id)
+    if not mine:
+        return 0, 0
+    rows = (await session.execute(
+        select(SessionOccurrence.start_at, SessionOccurrence.duration_minutes, Attendance.status)
+        .join(ProgramSession, ProgramSession.id == SessionOccurrence.session_id)
+        .outerjoin(Attendance, (Attendance.occurrence_id == SessionOccurrence.id)
+                   & (Attendance.participant_id == participant_id))
+        .where(SessionOccurrence.session_id.in_(mine), SessionOccurrence.start_at >= since,
+               SessionOccurrence.start_at <= now, SessionOccurrence.cancelled_at.is_(None),
+               ProgramSession.cancelled_at.is_(None)))).all()
+    ended = [status for start, minutes, status in rows if start + timedelta(minutes=minutes) <= now]
+    return len(ended), sum(1 for s in ended if s == AttendanceStatus.CANT_ATTEND)
+
+
+# --- the digest: the last 24 hours of a caseload -------------------------------------------------------
+
+@dataclass(frozen=True)
+class DigestAlert:
+    participant_id: int
+    alias: str
+    level: int
+    status: str
+    received_at: datetime
+    new: bool  # flagged in the period (otherwise: older, still open)
+
+
+@dataclass(frozen=True)
+class DigestConcern:
+    participant_id: int
+    alias: str
+    day: date
+    level: int
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DigestConcernMessages:
+    participant_id: int
+    alias: str
+    count: int
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DigestMissed:
+    participant_id: int
+    alias: str
+    missed: int  # missed check-ins that expired in the period
+    in_a_row: int  # the run of misses now (0: answered since)
+
+
+@dataclass(frozen=True)
+class DigestAbsence:
+    participant_id: int
+    alias: str
+    start_at: datetime
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Digest:
+    since: datetime
+    until: datetime
+    participants: int
+    alerts: tuple[DigestAlert, ...] = ()
+    concerns: tuple[DigestConcern, ...] = ()
+    concern_messages: tuple[DigestConcernMessages, ...] = ()
+    missed: tuple[DigestMissed, ...] = ()
+    absences: tuple[DigestAbsence, ...] = ()
+    blocked: tuple[tuple[int, str], ...] = ()  # (participant id, alias) who blocked the bot in the period
+    not_sent: dict[str, int] = field(default_factory=dict)  # scheduled rows expired unsent, by kind
+
+    @property
+    def participant_ids(self) -> set[int]:
+        """Whose data the digest shows: each is a disclosure to its reader (42 CFR Part 2)."""
+        ids = {a.participant_id for a in self.alerts} | {c.participant_id for c in self.concerns}
+        ids |= {c.participant_id for c in self.concern_messages}
+        ids |= {m.participant_id for m in self.missed} | {a.participant_id for a in self.absences}
+        return ids | {pid for pid, _ in self.blocked}
+
+    @property
+    def empty(self) -> bool:
+        return not (self.alerts or self.concerns or self.concern_messages or self.missed or self.absences
+                    or self.blocked or self.not_sent)
+
+
+async def digest_for(session: AsyncSession, staff: Staff, now: datetime, *, hours: int = DIGEST_HOURS,
+                     expire_hours: float = 12.0) -> Digest:
+    """What happened in this staff member's caseload in the last `hours`, and alerts still open."""
+    since = now - timedelta(hours=hours)
+    people = dict((await session.execute(
+        select(Participant.id, Participant.alias).where(visible_participants(staff)))).all())
+    ids = list(people)
+    if not ids:
+        return Digest(since, now, 0)
+    escalations = (await session.execute(
+        select(Escalation.participant_id, Escalation.level, Escalation.status, Escalation.message_received_at)
+        .where(Escalation.participant_id.in_(ids),
+               or_(Escalation.status == EscalationStatus.OPEN, Escalation.message_received_at >= since))
+        .order_by(Escalation.level.desc(), Escalation.message_received_at))).all()
+    alerts = tuple(DigestAlert(pid, people[pid], int(level), status, at, at >= since)
+                   for pid, level, status, at in escalations)
+    runs = (await session.execute(
+        select(FlowRun.participant_id, FlowRun.local_date, FlowRun.level, FlowRun.reasons, FlowRun.started_at)
+        .where(FlowRun.participant_id.in_(ids), FlowRun.kind == CHECKIN, FlowRun.level >= Level.CONCERN,
+               or_(FlowRun.started_at >= since, FlowRun.finished_at >= since))
+        .order_by(FlowRun.level.desc(), FlowRun.started_at))).all()
+    concerns = tuple(DigestConcern(pid, people[pid], day or started.date(), int(level),
+                                   tuple(x for x in reasons.split(",") if x))
+                     for pid, day, level, reasons, started in runs)
+    concern_messages = tuple(sorted(
+        (DigestConcernMessages(pid, people[pid], n, categories)
+         for pid, (n, categories) in (await _concern_messages(session, ids, since)).items()),
+        key=lambda c: (-c.count, c.alias.casefold())))
+    missed_counts = dict((await session.execute(
+        select(ParticipantEvent.participant_id, func.count())
+        .where(ParticipantEvent.participant_id.in_(ids), ParticipantEvent.kind == "missed_checkin",
+               ParticipantEvent.at >= since)
+        .group_by(ParticipantEvent.participant_id))).all())
+    runs_now = await missed_in_a_row(session, list(missed_counts), now,
+                                     open_after=now - timedelta(hours=expire_hours))
+    missed = tuple(sorted(
+        (DigestMissed(pid, people[pid], int(n), runs_now.get(pid, (0, ""))[0]) for pid, n in missed_counts.items()),
+        key=lambda m: (-m.in_a_row, -m.missed, m.alias.casefold())))
+    absences = tuple(DigestAbsence(pid, people[pid], start, tz) for pid, start, tz in (await session.execute(
+        select(Attendance.participant_id, SessionOccurrence.start_at, ProgramSession.timezone)
+        .join(SessionOccurrence, SessionOccurrence.id == Attendance.occurrence_id)
+        .join(ProgramSession, ProgramSession.id == SessionOccurrence.session_id)
+        .where(Attendance.participant_id.in_(ids), Attendance.status == AttendanceStatus.CANT_ATTEND,
+               Attendance.updated_at >= since, SessionOccurrence.cancelled_at.is_(None))
+        .order_by(SessionOccurrence.start_at))).all())
+    blocked = tuple(sorted(((pid, people[pid]) for pid in (await session.scalars(
+        select(Participant.id).where(Participant.id.in_(ids), Participant.unreachable_at >= since))).all()),
+        key=lambda b: b[1].casefold()))
+    not_sent = dict((await session.execute(
+        select(ScheduledAction.kind, func.count())
+        .where(ScheduledAction.participant_id.in_(ids), ScheduledAction.status == ActionStatus.EXPIRED,
+               ScheduledAction.due_at >= since, ScheduledAction.due_at <= now)
+        .group_by(ScheduledAction.kind))).all())
+    return Digest(since, now, len(ids), alerts, concerns, concern_messages, missed, absences, blocked,
+                  {k: int(n) for k, n in sorted(not_sent.items())})

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,10 +46,14 @@ def time_text(ctx: AppContext, when: datetime, tz: str, locale: str) -> str:
 
 
 def day_text(ctx: AppContext, when: datetime, tz: str, locale: str) -> str:
-    local = when.astimezone(ZoneInfo(tz))
-    weekday = ctx.t("calendar.weekdays", locale).split()[local.weekday()]
-    month = ctx.t("calendar.months", locale).split()[local.month - 1]
-    return ctx.t("calendar.day", locale, weekday=weekday, month=month, day=local.day)
+    return date_text(ctx, when.astimezone(ZoneInfo(tz)).date(), locale)
+
+
+def date_text(ctx: AppContext, day: date, locale: str) -> str:
+    """'Mon, Mar 2' (English) or 'lun 2 mar' (Spanish): the day style comes from ui.toml."""
+    weekday = ctx.t("calendar.weekdays", locale).split()[day.weekday()]
+    month = ctx.t("calendar.months", locale).split()[day.month - 1]
+    return ctx.t("calendar.day", locale, weekday=weekday, month=month, day=day.day)
 
 
 def kind_text(ctx: AppContext, kind: str, locale: str) -> str:

@@ -83,7 +83,7 @@ async def test_participant_settings_pause_export_and_stop(shared_bot: BotProcess
     await sam.say("/caseload")  # a staff command
     assert "That command is for staff" in await sam.read_text()
     await clinician.say("/caseload")
-    assert "P-101 – active" in await clinician.read_text()
+    assert "P-101 · active" in await clinician.read_text()
     await clinician.say("/mydata")  # a participant command
     assert "That command is for participants" in await clinician.read_text()
 
