@@ -24,9 +24,9 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     """The dispatcher with every router and middleware; no network, no side effects.
 
     Middleware order matters: the safety gate first (no database, so the crisis reply never
-    waits for one), then holding the update while the database is unreachable, then dialog
-    state, one unit of work per update, who is asking, and the recording of whatever the gate
-    flagged inside that unit of work.
+    waits for one), then holding the update while the database is unreachable, then one unit of
+    work per update, dialog state, who is asking, and the recording of whatever the gate flagged
+    inside that unit of work.
     """
     # One update at a time per user: dialog state is read and written under this lock.
     dp = Dispatcher(storage=DatabaseStorage(ctx.sessionmaker), events_isolation=isolation or SimpleEventIsolation())
@@ -36,8 +36,10 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     dp.update.outer_middleware(SafetyGate(ctx, assessor, second_opinion))
     # While the database is down, hold the update and try again rather than lose it.
     dp.update.outer_middleware(DatabaseRetryMiddleware())
-    dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
+    # Dialog state is read in the update's own transaction (no second connection per update). Safe
+    # from lock-order deadlocks: DatabaseRetryMiddleware already runs one update per person at a time.
+    dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(ActorMiddleware(ctx))
     dp.update.outer_middleware(FlagRecorder(ctx))
     _include_once_more(

@@ -73,7 +73,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     )
     ctx.extras["engine"] = engine
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
-    worker = OutboxWorker(ctx, bot, action_senders())
+    worker = OutboxWorker(ctx, bot, action_senders(), send_turn=sender.turn)
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
     install_content(ctx, worker)  # content library + hot reload, exercises, daily read (bot/services/content_setup.py)

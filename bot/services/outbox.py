@@ -60,8 +60,11 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limit: int) -> list[ScheduledAction]:
-    """Claim up to `limit` due rows for this worker. Commits, so the lease is visible to others."""
+async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limit: int,
+                    kinds: frozenset[str] | None = None) -> list[ScheduledAction]:
+    """Claim up to `limit` due rows (of `kinds`, or any) for this worker. Commits, so the lease is
+    visible to others."""
+    of_kind = ScheduledAction.kind.in_(kinds) if kinds else True
     # Two ordered index scans, not one query with OR: with the OR, SQLite (and PostgreSQL) read and
     # sorted every due row for each batch, so a wave of N rows cost O(N^2). Leases that ran out
     # (rows a crashed worker held) first, then pending rows by due time.
@@ -69,7 +72,7 @@ async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limi
     for status, due in ((ActionStatus.CLAIMED, ScheduledAction.lease_until < now),
                         (ActionStatus.PENDING, ScheduledAction.due_at <= now)):
         ids += (await session.scalars(
-            select(ScheduledAction.id).where(ScheduledAction.status == status, due)
+            select(ScheduledAction.id).where(ScheduledAction.status == status, due, of_kind)
             .order_by(ScheduledAction.due_at).limit(limit - len(ids)).with_for_update(skip_locked=True))).all()
         if len(ids) >= limit:
             break
@@ -95,35 +98,72 @@ class OutboxWorker:
 
     # Kinds that are never expired: a late alert to a clinician is still better than none.
     NEVER_EXPIRE = frozenset({"alert_step", "staff_notice"})
+    # Kinds with a lane of their own: a clinician's page must not wait behind a batch of 9:00
+    # check-ins that are queued for the rate limit (a batch can take a minute to send).
+    URGENT = frozenset({"alert_step"})
 
-    def __init__(self, ctx: AppContext, bot: Bot, senders: dict[str, ActionSender], *, concurrency: int = 64) -> None:
+    def __init__(self, ctx: AppContext, bot: Bot, senders: dict[str, ActionSender], *, concurrency: int = 64,
+                 send_turn: Callable[..., contextlib.AbstractAsyncContextManager[None]] | None = None) -> None:
         self.ctx = ctx
         self.bot = bot
         self.senders = senders
+        # The sender's SenderMiddleware.turn: a row waits for the rate limit before its transaction.
+        self.send_turn = send_turn or (lambda **_: contextlib.nullcontext())
         self.concurrency = concurrency
         self.wakeup = asyncio.Event()
-        ctx.outbox_wakeup = self.wakeup
+        self.urgent_wakeup = asyncio.Event()
+        ctx.outbox_wakeups += [self.wakeup, self.urgent_wakeup]
         self.before_claim: list[Callable[[datetime], Awaitable[None]]] = []  # e.g. materialize check-ins
 
     async def run_forever(self) -> None:
-        tick = self.ctx.settings.schedule.tick_seconds
+        urgent = asyncio.create_task(self._run_urgent_lane(), name="scheduler-urgent")
+        loop = asyncio.get_running_loop()
+        planned_at: float | None = None
+        try:
+            while True:
+                # The planners (every participant's coming check-ins) run once a tick, not on each
+                # wake-up: a wake-up means "something is due now" and should cost only the claim.
+                plan = planned_at is None or loop.time() - planned_at >= self.ctx.settings.schedule.tick_seconds
+                try:
+                    await self.tick(plan=plan)
+                    if plan:
+                        planned_at = loop.time()
+                except Exception:
+                    # The database may be restarting: log, wait a tick, try again. Nothing is lost.
+                    log.exception("scheduler tick failed; retrying")
+                await self._wait(self.wakeup)
+        finally:
+            urgent.cancel()
+
+    async def _run_urgent_lane(self) -> None:
         while True:
             try:
-                await self.tick()
+                await self.send_urgent()
             except Exception:
-                # The database may be restarting: log, wait a tick, try again. Nothing is lost.
-                log.exception("scheduler tick failed; retrying")
-            try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=tick)
-            except TimeoutError:
-                pass
-            self.wakeup.clear()
+                log.exception("urgent lane failed; retrying")
+            await self._wait(self.urgent_wakeup)
 
-    async def tick(self) -> int:
+    async def _wait(self, wakeup: asyncio.Event) -> None:
+        """Until woken or the next tick."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), timeout=self.ctx.settings.schedule.tick_seconds)
+        wakeup.clear()
+
+    async def send_urgent(self) -> int:
+        """Send the due pages now, each on its own, whatever else is being sent."""
+        s = self.ctx.settings.schedule
+        async with self.ctx.sessionmaker() as session:
+            rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), s.batch_size,
+                                   kinds=self.URGENT)
+        await asyncio.gather(*(self._process(row) for row in rows))
+        return len(rows)
+
+    async def tick(self, plan: bool = True) -> int:
         """One pass: run the planners, then send everything due. Returns how many rows it handled."""
         now = self.ctx.clock.now()
-        for planner in self.before_claim:
-            await planner(now)
+        if plan:
+            for planner in self.before_claim:
+                await planner(now)
         s = self.ctx.settings.schedule
         handled = 0
         # Sends run concurrently so the rate limiter, not one slow chat, sets the pace.
@@ -166,7 +206,7 @@ class OutboxWorker:
             await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error=f"no sender for {row.kind}")
             return
         try:
-            async with self.ctx.sessionmaker() as session:
+            async with self.send_turn(urgent=row.kind in self.URGENT), self.ctx.sessionmaker() as session:
                 delivered = await sender(self.ctx, self.bot, session, row)
                 # "Sent" is written with whatever the sender recorded, in one transaction.
                 await session.execute(

@@ -39,7 +39,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
         data["replies"] = replies
         try:
-            async with self.ctx.sessionmaker() as session:
+            async with self.ctx.write_turn(), self.ctx.sessionmaker() as session:
                 token = current_session.set(session)
                 try:
                     session.add(ProcessedUpdate(update_id=event.update_id, received_at=self.ctx.clock.now()))
@@ -113,7 +113,9 @@ class ActorMiddleware(BaseMiddleware):
         user = data.get("event_from_user")
         actor: Staff | Participant | None = None
         if user is not None:
-            actor = await find_actor(data["session"], user.id)
+            known = self.ctx.directory.get(user.id)
+            actor = await find_actor(data["session"], user.id,
+                                     likely_participant=known is not None and known.role == "participant")
         data["actor"] = actor
         if isinstance(actor, Staff | Participant):
             data["locale"] = actor.locale

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 from aiogram import Bot
@@ -35,6 +35,8 @@ from bot.telegram.ratelimit import ChatBuckets, TokenBucket
 log = logging.getLogger(__name__)
 
 _urgent: contextvars.ContextVar[bool] = contextvars.ContextVar("iopbot_urgent_send", default=False)
+# A turn of the global rate already waited for (see SenderMiddleware.turn); used by the first send.
+_prepaid: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("iopbot_prepaid_send", default=None)
 
 # Calls that do not post into a chat and are not counted against the message limits.
 _UNLIMITED = {
@@ -108,10 +110,26 @@ class SenderMiddleware(BaseRequestMiddleware):
                 lane.not_before = time.monotonic() + exc.retry_after
                 raise
 
+    @contextlib.asynccontextmanager
+    async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        """Wait for a turn of the global rate limit before opening a transaction, and send within
+        the block: queueing for the rate limit then holds no database connection (PostgreSQL's pool
+        ran dry during a wave, and a crisis message waited seconds for one) and no SQLite write lock."""
+        await self.global_bucket.acquire(urgent=urgent)
+        token = _prepaid.set([True])
+        try:
+            yield
+        finally:
+            _prepaid.reset(token)
+
     async def _wait_turn(self, chat_id: Any) -> None:
         urgent = _urgent.get()
         if chat_id is not None:
             await self.chat_buckets.get(chat_id).acquire(urgent=urgent)
+        prepaid = _prepaid.get()
+        if prepaid and prepaid[0]:
+            prepaid[0] = False  # one send per turn; a retry or a second message waits again
+            return
         await self.global_bucket.acquire(urgent=urgent)
 
     def _backoff(self, attempt: int) -> float:
