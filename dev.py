@@ -63,7 +63,9 @@ def ensure_chromium() -> None:
 def cmd_test(args: list[str]) -> int:
     ensure_venv("test")
     ensure_chromium()
-    command = [str(PY), "-m", "pytest", *(args or ["-q"])]
+    # Two workers (this machine and CI have two cores); a test module stays on one worker, so the
+    # bot process a module shares is started once.
+    command = [str(PY), "-m", "pytest", *(args or ["-q", "-n", "2", "--dist", "loadfile"])]
     print("running:", " ".join(command[2:]), flush=True)
     code = subprocess.run(command, cwd=ROOT).returncode
     if code == 5:
