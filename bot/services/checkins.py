@@ -126,12 +126,14 @@ async def send_checkin(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sc
         raise Skip("already in progress (started with /checkin)")
     run = await _start(session, ctx, participant, day, now, row.id)
     text, kb = _engine(ctx).render(run, lead=_flow(ctx).questionnaire(run.locale).intro)
-    message = await bot.send_message(participant.chat_id, text, reply_markup=kb)
     nudge_hours = ctx.settings.checkin.nudge_after_hours
     if nudge_hours > 0:
+        # Written before the send (rolled back with it if the send fails): after Telegram's 200,
+        # only the "sent" commit remains, so a crash there duplicates as little as possible.
         await enqueue(session, kind=NUDGE, key=nudge_key(participant.id, day),
-                      due_at=ctx.clock.now() + timedelta(hours=nudge_hours), participant_id=participant.id,
+                      due_at=now + timedelta(hours=nudge_hours), participant_id=participant.id,
                       payload={"date": day.isoformat(), "run": run.id}, now=now)
+    message = await bot.send_message(participant.chat_id, text, reply_markup=kb)
     return Delivered(participant.chat_id, message.message_id)
 
 

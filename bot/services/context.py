@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,20 +53,6 @@ class AppContext:
     # Set by the outbox worker: wake it so rows due now go out without waiting for the tick.
     outbox_wakeups: list[asyncio.Event] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
-    _write_turns: asyncio.Lock | None = None
-
-    @contextlib.asynccontextmanager
-    async def write_turn(self) -> AsyncIterator[None]:
-        """Hold this around a transaction that writes. SQLite lets one writer in at a time and
-        makes the others poll with growing sleeps (up to 100 ms each); queueing writers here instead,
-        in arrival order, made a burst of messages several times faster. PostgreSQL needs no turn."""
-        if not self.settings.database.url.startswith("sqlite"):
-            yield
-            return
-        if self._write_turns is None:
-            self._write_turns = asyncio.Lock()
-        async with self._write_turns:
-            yield
 
     def wake_outbox(self) -> None:
         for wakeup in self.outbox_wakeups:

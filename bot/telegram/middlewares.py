@@ -39,7 +39,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
         data["replies"] = replies
         try:
-            async with self.ctx.write_turn(), self.ctx.sessionmaker() as session:
+            async with self.ctx.sessionmaker() as session:
                 token = current_session.set(session)
                 try:
                     session.add(ProcessedUpdate(update_id=event.update_id, received_at=self.ctx.clock.now()))

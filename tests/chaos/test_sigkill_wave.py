@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
 WAVE = 1000
 KILLS = 10
+IN_FLIGHT_SECONDS = 0.5  # how late a request sent just before a kill may be logged by the server
 CONFIG = """
     [sender]
     messages_per_second = 60.0
@@ -118,7 +119,9 @@ async def test_sigkill_during_a_wave_loses_nothing(db_kind: str, kills_wanted: i
     unattributed = 0
     unexplained: list[str] = []
     for chat_id in extra:
-        first = min(arrivals[chat_id])
+        # A request the killed process had already written reaches the server just after the kill:
+        # that copy is still the kill's doing.
+        first = min(arrivals[chat_id]) - IN_FLIGHT_SECONDS
         index = next((i for i, (at, _) in enumerate(kills) if at > first), None)
         if index is None:
             unattributed += counts[chat_id] - 1
@@ -147,6 +150,7 @@ async def test_sigkill_during_a_wave_loses_nothing(db_kind: str, kills_wanted: i
     # most one extra copy of a message per kill. (Several messages can be in that window at once,
     # so a kill may cost more than one duplicate in all: the per-kill counts above.)
     assert max(counts.values()) <= 1 + len(kills)
-    assert all(n - 1 <= sum(1 for at, _ in kills if at > min(arrivals[c])) for c, n in counts.items() if n > 1)
+    assert all(n - 1 <= sum(1 for at, _ in kills if at > min(arrivals[c]) - IN_FLIGHT_SECONDS)
+               for c, n in counts.items() if n > 1)
     assert unattributed == 0, f"duplicates without a crash to explain them: {unexplained}"
     assert stats["early_retries"] == 0
