@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -290,11 +291,27 @@ async def send_alert_step(ctx: AppContext, bot: Bot, session: AsyncSession, row:
             # Nobody to reach at this step: go straight on to the next person.
             await _schedule_step(session, ctx, escalation, participant, step=step + 1, due=now)
         raise Skip("staff member has no Telegram chat yet")
-    with urgent_sending():
-        message = await bot.send_message(
-            staff.chat_id, await alert_text(session, ctx, escalation, staff, step),
-            reply_markup=alert_keyboard(ctx, escalation.id, staff.locale),
-        )
+    text = await alert_text(session, ctx, escalation, staff, step)
+    try:
+        with urgent_sending():
+            message = await bot.send_message(staff.chat_id, text,
+                                             reply_markup=alert_keyboard(ctx, escalation.id, staff.locale))
+    except TelegramAPIError:
+        # This person cannot be reached now (blocked the bot, Telegram failing after the sender's
+        # retries). The row's transaction, with the next page in it, is rolled back by the outbox:
+        # page the next person at once, in a transaction of its own. This row is retried as usual.
+        if step < 100 and not row.payload.get("reassigned"):
+            escalation_id, participant_id = escalation.id, participant.id
+            await session.rollback()  # SQLite: give up this transaction's write lock first
+            async with ctx.sessionmaker() as own:
+                escalation = await own.get(Escalation, escalation_id)
+                participant = await own.get(Participant, participant_id)
+                if escalation is not None and participant is not None and escalation.status == EscalationStatus.OPEN:
+                    await _schedule_step(own, ctx, escalation, participant, step=step + 1, due=ctx.clock.now(),
+                                         reason="previous page undeliverable")
+                    await own.commit()
+                    ctx.wake_outbox()
+        raise
     sent = ctx.clock.now()
     if escalation.first_alert_sent_at is None:
         escalation.first_alert_sent_at = sent
