@@ -140,7 +140,9 @@ async def run(settings: Settings) -> None:
         await running.bot.delete_webhook(drop_pending_updates=False)
         main = asyncio.create_task(
             running.dispatcher.start_polling(
-                running.bot, handle_signals=False, polling_timeout=settings.telegram.polling_timeout_seconds,
+                # The session stays open when polling stops: updates in progress and the scheduler still send.
+                running.bot, handle_signals=False, close_bot_session=False,
+                polling_timeout=settings.telegram.polling_timeout_seconds,
                 allowed_updates=running.dispatcher.resolve_used_update_types(),
             )
         )
@@ -155,6 +157,9 @@ async def run(settings: Settings) -> None:
         if in_flight:
             log.info("waiting for %d update(s) in progress", len(in_flight))
             await asyncio.wait(in_flight, timeout=STOP_GRACE_SECONDS)
+    # The scheduler claims nothing more, hands back what it has not started, finishes what it has.
+    running.worker.stop()
+    await asyncio.wait({worker_task}, timeout=STOP_GRACE_SECONDS)
     for task in (main, worker_task, stopper):
         task.cancel()
     for task in (main, worker_task):

@@ -12,14 +12,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, true, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,11 +60,14 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limit: int,
-                    kinds: frozenset[str] | None = None) -> list[ScheduledAction]:
-    """Claim up to `limit` due rows (of `kinds`, or any) for this worker. Commits, so the lease is
-    visible to others."""
-    of_kind = ScheduledAction.kind.in_(kinds) if kinds else True
+async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limit: int, *,
+                    kinds: frozenset[str] | None = None, not_kinds: frozenset[str] | None = None,
+                    not_ids: Collection[int] = ()) -> list[ScheduledAction]:
+    """Claim up to `limit` due rows for this worker: of `kinds` (default any), not of `not_kinds`,
+    not the rows `not_ids` this process is still sending. Commits, so the lease is visible to others."""
+    of_kind = and_(ScheduledAction.kind.in_(kinds) if kinds else true(),
+                   ScheduledAction.kind.not_in(not_kinds) if not_kinds else true(),
+                   ScheduledAction.id.not_in(not_ids) if not_ids else true())
     # Two ordered index scans, not one query with OR: with the OR, SQLite (and PostgreSQL) read and
     # sorted every due row for each batch, so a wave of N rows cost O(N^2). Leases that ran out
     # (rows a crashed worker held) first, then pending rows by due time.
@@ -114,34 +117,48 @@ class OutboxWorker:
         self.urgent_wakeup = asyncio.Event()
         ctx.outbox_wakeups += [self.wakeup, self.urgent_wakeup]
         self.before_claim: list[Callable[[datetime], Awaitable[None]]] = []  # e.g. materialize check-ins
+        self.stopping = False
+        self._pages_in_flight: dict[int, asyncio.Task[None]] = {}
 
     async def run_forever(self) -> None:
+        """Tick until `stop()`; pages go out on a lane of their own meanwhile."""
         urgent = asyncio.create_task(self._run_urgent_lane(), name="scheduler-urgent")
         loop = asyncio.get_running_loop()
         planned_at: float | None = None
         try:
-            while True:
+            while not self.stopping:
                 # The planners (every participant's coming check-ins) run once a tick, not on each
                 # wake-up: a wake-up means "something is due now" and should cost only the claim.
                 plan = planned_at is None or loop.time() - planned_at >= self.ctx.settings.schedule.tick_seconds
                 try:
-                    await self.tick(plan=plan)
+                    await self.tick(plan=plan, pages=False)
                     if plan:
                         planned_at = loop.time()
                 except Exception:
                     # The database may be restarting: log, wait a tick, try again. Nothing is lost.
                     log.exception("scheduler tick failed; retrying")
                 await self._wait(self.wakeup)
+            await urgent  # stopping: pages already being sent finish
         finally:
             urgent.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await urgent
+
+    def stop(self) -> None:
+        """Claim nothing more; rows claimed but not yet started go back to pending for the next
+        process (instead of waiting out their lease); rows being sent finish."""
+        self.stopping = True
+        self.wakeup.set()
+        self.urgent_wakeup.set()
 
     async def _run_urgent_lane(self) -> None:
-        while True:
+        while not self.stopping:
             try:
-                await self.send_urgent()
+                await self.send_pages(wait=False)
             except Exception:
                 log.exception("urgent lane failed; retrying")
             await self._wait(self.urgent_wakeup)
+        await asyncio.gather(*self._pages_in_flight.values(), return_exceptions=True)
 
     async def _wait(self, wakeup: asyncio.Event) -> None:
         """Until woken or the next tick."""
@@ -149,23 +166,33 @@ class OutboxWorker:
             await asyncio.wait_for(wakeup.wait(), timeout=self.ctx.settings.schedule.tick_seconds)
         wakeup.clear()
 
-    async def send_urgent(self) -> int:
-        """Send the due pages now, each on its own, whatever else is being sent."""
+    async def send_pages(self, *, wait: bool = True) -> int:
+        """Claim the due pages and send each on its own task: a page stuck on retries holds up no
+        other page. Rows still being sent by this process are not claimed again."""
         s = self.ctx.settings.schedule
         async with self.ctx.sessionmaker() as session:
             rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), s.batch_size,
-                                   kinds=self.URGENT)
-        await asyncio.gather(*(self._process(row) for row in rows))
+                                   kinds=self.URGENT, not_ids=list(self._pages_in_flight))
+        tasks = []
+        for row in rows:
+            task = asyncio.create_task(self._process(row), name=f"page-{row.id}")
+            self._pages_in_flight[row.id] = task
+            task.add_done_callback(lambda _t, row_id=row.id: self._pages_in_flight.pop(row_id, None))
+            tasks.append(task)
+        if wait:
+            await asyncio.gather(*tasks)
         return len(rows)
 
-    async def tick(self, plan: bool = True) -> int:
-        """One pass: run the planners, then send everything due. Returns how many rows it handled."""
+    async def tick(self, plan: bool = True, pages: bool = True) -> int:
+        """One pass: run the planners, then send everything due (`pages`: the pages too, as tests
+        and the sandbox clock want; the running bot sends them on their own lane). Returns how many
+        rows it handled."""
         now = self.ctx.clock.now()
         if plan:
             for planner in self.before_claim:
                 await planner(now)
         s = self.ctx.settings.schedule
-        handled = 0
+        handled = await self.send_pages() if pages else 0
         # Sends run concurrently so the rate limiter, not one slow chat, sets the pace.
         semaphore = asyncio.Semaphore(self.concurrency)
 
@@ -177,13 +204,28 @@ class OutboxWorker:
         # rate limit when its lease runs out would be claimed and sent again by another worker.
         sendable = int(self.ctx.settings.sender.messages_per_second * s.lease_seconds / 2)
         limit = max(1, min(s.batch_size, sendable))
-        while True:
+        while not self.stopping:
             async with self.ctx.sessionmaker() as session:
-                rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), limit)
+                rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), limit,
+                                       not_kinds=self.URGENT)
             if not rows:
-                return handled
+                break
             await asyncio.gather(*(one(row) for row in rows))
             handled += len(rows)
+        return handled
+
+    async def _still_ours(self, row: ScheduledAction) -> bool:
+        """Just before sending: renew the lease if this worker still holds the row. False when the
+        lease ran out while it waited and another worker took it (sending would duplicate it)."""
+        lease = timedelta(seconds=self.ctx.settings.schedule.lease_seconds)
+        async with self.ctx.sessionmaker() as session:
+            result = await session.execute(
+                update(ScheduledAction)
+                .where(ScheduledAction.id == row.id, ScheduledAction.claimed_by == row.claimed_by,
+                       ScheduledAction.status == ActionStatus.CLAIMED)
+                .values(lease_until=self.ctx.clock.now() + lease))
+            await session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def _finish(self, row_id: int, token: str | None, **values: Any) -> None:
         async with self.ctx.sessionmaker() as session:
@@ -206,17 +248,25 @@ class OutboxWorker:
             await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error=f"no sender for {row.kind}")
             return
         try:
-            async with self.send_turn(urgent=row.kind in self.URGENT), self.ctx.sessionmaker() as session:
-                delivered = await sender(self.ctx, self.bot, session, row)
-                # "Sent" is written with whatever the sender recorded, in one transaction.
-                await session.execute(
-                    update(ScheduledAction)
-                    .where(ScheduledAction.id == row.id, ScheduledAction.claimed_by == row.claimed_by)
-                    .values(status=ActionStatus.SENT, sent_at=self.ctx.clock.now(), lease_until=None,
-                            chat_id=delivered.chat_id if delivered else None,
-                            telegram_message_id=delivered.message_id if delivered else None)
-                )
-                await session.commit()
+            async with self.send_turn(urgent=row.kind in self.URGENT):
+                if self.stopping and row.kind not in self.URGENT:
+                    # Not started yet: back to pending now rather than after the lease, for the next process.
+                    await self._finish(row.id, row.claimed_by, status=ActionStatus.PENDING)
+                    return
+                if not await self._still_ours(row):
+                    log.warning("%s row %s was taken over by another worker; not sent here", row.kind, row.id)
+                    return
+                async with self.ctx.sessionmaker() as session:
+                    delivered = await sender(self.ctx, self.bot, session, row)
+                    # "Sent" is written with whatever the sender recorded, in one transaction.
+                    await session.execute(
+                        update(ScheduledAction)
+                        .where(ScheduledAction.id == row.id, ScheduledAction.claimed_by == row.claimed_by)
+                        .values(status=ActionStatus.SENT, sent_at=self.ctx.clock.now(), lease_until=None,
+                                chat_id=delivered.chat_id if delivered else None,
+                                telegram_message_id=delivered.message_id if delivered else None)
+                    )
+                    await session.commit()
         except Skip as why:
             await self._finish(row.id, row.claimed_by, status=ActionStatus.CANCELLED, last_error=str(why)[:300])
             return

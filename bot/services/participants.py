@@ -22,27 +22,14 @@ from bot.services.checkins import answers_for_export
 from bot.services.learning import content_export
 
 
-async def find_actor(session: AsyncSession, telegram_user_id: int, *,
-                     likely_participant: bool = False) -> Staff | Participant | None:
-    """Who is writing: a staff member, a participant, or nobody we know.
-
-    Staff first (someone enrolled as both is treated as staff), unless the caller already knows
-    this person as a participant: then one query instead of two for nearly every message. Staff
-    are never participants in the same program, so the order only changes the cost.
-    """
-    async def staff() -> Staff | None:
-        return await session.scalar(
-            select(Staff).where(Staff.telegram_user_id == telegram_user_id, Staff.active.is_(True)))
-
-    async def participant() -> Participant | None:
-        return await session.scalar(select(Participant).where(Participant.telegram_user_id == telegram_user_id))
-
-    lookups = (participant, staff) if likely_participant else (staff, participant)
-    for lookup in lookups:
-        found = await lookup()
-        if found is not None:
-            return found
-    return None
+async def find_actor(session: AsyncSession, telegram_user_id: int) -> Staff | Participant | None:
+    """Who is writing: a staff member, a participant, or nobody we know."""
+    staff = await session.scalar(
+        select(Staff).where(Staff.telegram_user_id == telegram_user_id, Staff.active.is_(True))
+    )
+    if staff is not None:
+        return staff
+    return await session.scalar(select(Participant).where(Participant.telegram_user_id == telegram_user_id))
 
 
 def _iso(value: datetime | None) -> str | None:

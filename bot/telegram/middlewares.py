@@ -91,7 +91,14 @@ class DatabaseRetryMiddleware(BaseMiddleware):
                 try:
                     return await handler(event, dict(data))  # a failed attempt's additions stay behind
                 except Exception as exc:
-                    if not database_unavailable(exc) or loop.time() + delay > give_up_at:
+                    if not database_unavailable(exc):
+                        raise
+                    # A flagged message (crisis reply already sent) is never given up: dropping it
+                    # would mean no clinician is ever paged for it.
+                    flagged = getattr(data.get("assessment"), "flagged", False)
+                    if loop.time() + delay > give_up_at and not flagged:
+                        log.error("update %s dropped: the database was unavailable for %.0f s",
+                                  getattr(event, "update_id", "?"), self.retry_for_seconds)
                         raise
                     log.warning("update %s: database unavailable (%s); trying again in %.1f s",
                                 getattr(event, "update_id", "?"), type(exc).__name__, delay)
@@ -113,9 +120,7 @@ class ActorMiddleware(BaseMiddleware):
         user = data.get("event_from_user")
         actor: Staff | Participant | None = None
         if user is not None:
-            known = self.ctx.directory.get(user.id)
-            actor = await find_actor(data["session"], user.id,
-                                     likely_participant=known is not None and known.role == "participant")
+            actor = await find_actor(data["session"], user.id)
         data["actor"] = actor
         if isinstance(actor, Staff | Participant):
             data["locale"] = actor.locale

@@ -46,6 +46,7 @@ async def test_a_page_goes_out_while_a_wave_is_still_being_sent(settings: Settin
             page_seconds = time.monotonic() - said_at
             check_ins_by_then = _delivered(api, wave)
             await _wait(lambda: _delivered(api, wave) == WAVE, timeout=60)
+            bot_texts_robin, clinician_texts = bot.texts(5000), bot.texts(900)
         finally:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -55,6 +56,8 @@ async def test_a_page_goes_out_while_a_wave_is_still_being_sent(settings: Settin
     print(f"\npage sent {page_seconds:.2f} s after the message, with {check_ins_by_then}/{WAVE} check-ins out")
     assert check_ins_by_then < WAVE - 20, "the page waited for the wave"
     assert page_seconds < 2.0
+    assert "988" in bot_texts_robin[0]  # the participant had the crisis reply
+    assert len([t for t in clinician_texts if "Safety alert" in t]) == 1  # paged once, not twice
 
 
 def _delivered(api: FakeBotAPI, participants: list) -> int:  # type: ignore[type-arg]
