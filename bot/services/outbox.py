@@ -214,6 +214,14 @@ class OutboxWorker:
             handled += len(rows)
         return handled
 
+    async def _handed_back(self, row: ScheduledAction) -> bool:
+        """When stopping, a row not started yet goes back to pending at once, so that the next
+        process sends it without waiting out the lease. Pages are always sent."""
+        if not self.stopping or row.kind in self.URGENT:
+            return False
+        await self._finish(row.id, row.claimed_by, status=ActionStatus.PENDING)
+        return True
+
     async def _still_ours(self, row: ScheduledAction) -> bool:
         """Just before sending: renew the lease if this worker still holds the row. False when the
         lease ran out while it waited and another worker took it (sending would duplicate it)."""
@@ -247,11 +255,11 @@ class OutboxWorker:
         if sender is None:
             await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error=f"no sender for {row.kind}")
             return
+        if await self._handed_back(row):
+            return
         try:
             async with self.send_turn(urgent=row.kind in self.URGENT):
-                if self.stopping and row.kind not in self.URGENT:
-                    # Not started yet: back to pending now rather than after the lease, for the next process.
-                    await self._finish(row.id, row.claimed_by, status=ActionStatus.PENDING)
+                if await self._handed_back(row):
                     return
                 if not await self._still_ours(row):
                     log.warning("%s row %s was taken over by another worker; not sent here", row.kind, row.id)
