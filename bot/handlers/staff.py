@@ -65,13 +65,13 @@ async def trends_command(message: Message, command: CommandObject, actor: Staff,
         replies.text(message.chat.id, ctx.t("trends.usage", locale, example=await _example_alias(session, actor)))
         return
     participant = await find_participant(session, alias)
-    if participant is None:
-        replies.text(message.chat.id, ctx.t("trends.unknown", locale, alias=alias[:80],
+    if participant is None or not await may_see(session, actor, participant):
+        # One answer for "no such alias" and "not on your caseload": the reply must not tell a
+        # clinician which aliases exist outside their caseload. Both are audited.
+        audit(session, now, who, "refused:/trends", participant_id=participant.id if participant else None,
+              allowed=False)
+        replies.text(message.chat.id, ctx.t("trends.not_on_caseload", locale, alias=alias[:80],
                                             example=await _example_alias(session, actor)))
-        return
-    if not await may_see(session, actor, participant):
-        audit(session, now, who, "refused:/trends", participant_id=participant.id, allowed=False)
-        replies.text(message.chat.id, ctx.t("trends.not_yours", locale, alias=participant.alias))
         return
     trends = await participant_trends(session, participant, now, expire_hours=ctx.settings.checkin.expire_hours)
     audit(session, now, who, "view:trends", participant_id=participant.id)

@@ -415,7 +415,8 @@ async def digest_for(session: AsyncSession, staff: Staff, now: datetime, *, hour
         .join(SessionOccurrence, SessionOccurrence.id == Attendance.occurrence_id)
         .join(ProgramSession, ProgramSession.id == SessionOccurrence.session_id)
         .where(Attendance.participant_id.in_(ids), Attendance.status == AttendanceStatus.CANT_ATTEND,
-               Attendance.updated_at >= since, SessionOccurrence.cancelled_at.is_(None))
+               Attendance.updated_at >= since, SessionOccurrence.cancelled_at.is_(None),
+               ProgramSession.cancelled_at.is_(None))
         .order_by(SessionOccurrence.start_at))).all())
     blocked = tuple(sorted(((pid, people[pid]) for pid in (await session.scalars(
         select(Participant.id).where(Participant.id.in_(ids), Participant.unreachable_at >= since))).all()),

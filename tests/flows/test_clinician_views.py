@@ -160,11 +160,15 @@ async def test_trends_needs_an_alias_and_refuses_another_clinicians_participant(
     await inbot.tick()
     assert await _command(inbot, DR, "/trends") == [
         "Type /trends and a participant's alias, like /trends P-101. /caseload lists the aliases."]
-    assert await _command(inbot, DR, "/trends P-999") == [
-        "No participant has the alias P-999. Type /trends and an alias from /caseload, like /trends P-101."]
-    assert await _command(inbot, DR, "/trends P-201") == [
-        "P-201 is not on your caseload, so I can't show their trends. This request was logged."]
-    assert (f"staff:{ids['lee']}", "refused:/trends", ids["P-201"], False) in await _audit(inbot)
+    # An alias that does not exist and another clinician's participant get the same answer: the
+    # reply does not reveal which aliases exist outside the caseload. Both are audited.
+    for alias in ("P-999", "P-201"):
+        assert await _command(inbot, DR, f"/trends {alias}") == [
+            f"No participant {alias} on your caseload, so I can't show trends. Type /trends and an alias from "
+            "/caseload, like /trends P-101. This request was logged."]
+    audit = await _audit(inbot)
+    assert (f"staff:{ids['lee']}", "refused:/trends", ids["P-201"], False) in audit
+    assert (f"staff:{ids['lee']}", "refused:/trends", None, False) in audit
     # The program lead sees everyone, dr-ortiz's participant included.
     (text,) = await _command(inbot, LEAD, "/trends P-201")
     assert text.startswith("Trends: P-201")
