@@ -49,6 +49,13 @@ class TokenBucket:
             self._pump = asyncio.create_task(self._serve())
         await future
 
+    def give_back(self) -> None:
+        """Return a token taken but not used (the message was not sent after all)."""
+        self._refill()
+        self._tokens = min(self.burst, self._tokens + 1)
+        if self._waiters and (self._pump is None or self._pump.done()):
+            self._pump = asyncio.create_task(self._serve())
+
     async def _serve(self) -> None:
         while self._waiters:
             self._refill()

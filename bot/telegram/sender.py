@@ -116,11 +116,14 @@ class SenderMiddleware(BaseRequestMiddleware):
         the block: queueing for the rate limit then holds no database connection (PostgreSQL's pool
         ran dry during a wave, and a crisis message waited seconds for one) and no SQLite write lock."""
         await self.global_bucket.acquire(urgent=urgent)
-        token = _prepaid.set([True])
+        unused = [True]
+        token = _prepaid.set(unused)
         try:
             yield
         finally:
             _prepaid.reset(token)
+            if unused[0]:  # nothing was sent (the row was skipped or handed back): not a turn spent
+                self.global_bucket.give_back()
 
     async def _wait_turn(self, chat_id: Any) -> None:
         urgent = _urgent.get()

@@ -114,11 +114,14 @@ async def test_every_role_times_every_command(world: World) -> None:
     mismatches: list[str] = []
     no_handler: list[str] = []
     matrix: dict[str, dict[str, str]] = {c: {} for c in COMMANDS}
+    caseload_replies: dict[str, list[str]] = {}
     for role, user in USERS.items():
         for command in COMMANDS:
             before_refused, before_seen = await world.refused_count(), len(world.texts(user))
             await world.bot.say(user, f"/{command}")
             replies = world.texts(user)[before_seen:]
+            if command == "caseload":
+                caseload_replies[role] = replies
             refused_rows = await world.refused_count() - before_refused
             refusal_text = any(any(words in r for words in REFUSALS) for r in replies)
             if allowed(role, command):
@@ -136,8 +139,11 @@ async def test_every_role_times_every_command(world: World) -> None:
                 matrix[command][role] = "refused" if ok else "WRONG"
             if not ok:
                 mismatches.append(f"{role} /{command}: replies={replies!r:.200} refused audit rows={refused_rows}")
-    # What each may see: the other clinician's caseload and alerts never name this participant.
-    sees = {role: any("P-AUTH-1" in t for t in world.texts(USERS[role])) for role in STAFF_ROLES}
+    # What each may see: /caseload names this participant to those who may see them, and nothing
+    # the other clinician was ever sent names them.
+    sees = {role: any("P-AUTH-1" in t for t in caseload_replies[role]) for role in STAFF_ROLES}
+    if any("P-AUTH-1" in t for t in world.texts(USERS["other clinician"])):
+        mismatches.append("the other clinician was sent a text naming P-AUTH-1")
     if sees != {"clinician": True, "other clinician": False, "lead": True, "admin": True}:
         mismatches.append(f"who saw P-AUTH-1 in /caseload: {sees}")
     # Nothing a refused command did may have changed the participant.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -147,3 +148,13 @@ async def test_urgent_sends_jump_the_queue(api: FakeBotAPI) -> None:
         await bot.session.close()
     # The wave alone takes ~2 s at 20/s; the urgent message must not wait behind it.
     assert urgent_latency < 0.5, f"urgent send waited {urgent_latency:.2f}s"
+
+
+async def test_a_turn_not_used_for_a_send_is_given_back() -> None:
+    # One message a second, no burst: a turn spent on a row that was then skipped would make the
+    # next row wait a whole second for nothing.
+    sender = SenderMiddleware(SenderSettings(messages_per_second=1.0, burst=1))
+    async with sender.turn():
+        pass  # e.g. the check-in was already answered: nothing sent
+    async with asyncio.timeout(0.5), sender.turn():
+        pass
