@@ -122,22 +122,17 @@ async def send_checkin(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sc
     existing = await _run_for_date(session, participant.id, day)
     if existing is not None and existing.status == FlowStatus.FINISHED:
         raise Skip("already answered with /checkin")
-    if existing is not None and _engine(ctx).is_open(existing) and existing.action_id != row.id:
-        raise Skip("already in progress (started with /checkin)")
     if existing is not None and _engine(ctx).is_open(existing):
-        run = existing  # this row's own run: an earlier attempt wrote it, then the send failed or we crashed
-    else:
-        run = await _start(session, ctx, participant, day, now, row.id)
+        raise Skip("already in progress (started with /checkin)")
+    run = await _start(session, ctx, participant, day, now, row.id)
     text, kb = _engine(ctx).render(run, lead=_flow(ctx).questionnaire(run.locale).intro)
     nudge_hours = ctx.settings.checkin.nudge_after_hours
     if nudge_hours > 0:
+        # Written before the send (rolled back with it if the send fails): after Telegram's 200,
+        # only the "sent" commit remains, so a crash there duplicates as little as possible.
         await enqueue(session, kind=NUDGE, key=nudge_key(participant.id, day),
                       due_at=now + timedelta(hours=nudge_hours), participant_id=participant.id,
                       payload={"date": day.isoformat(), "run": run.id}, now=now)
-    # Committed before the send: waiting for Telegram then holds no database lock (SQLite has one
-    # writer for everything, crisis messages included), and after Telegram's 200 only the "sent"
-    # mark remains, so a crash there duplicates as little as possible.
-    await session.commit()
     message = await bot.send_message(participant.chat_id, text, reply_markup=kb)
     return Delivered(participant.chat_id, message.message_id)
 

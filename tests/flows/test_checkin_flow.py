@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from bot.db.checkin_models import CheckinAnswer, FlowRun
 from bot.db.models import ActionStatus, ScheduledAction
-from bot.sandbox.botapi import Fault
 from bot.services.schedule_cli import render, schedule_status
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
@@ -223,23 +222,3 @@ async def test_a_low_mood_is_recorded_as_a_concern_with_a_supportive_reply_and_n
         run = await s.scalar(select(FlowRun))
         assert run is not None and run.level == 1
         assert "trigger:low_mood" in run.reasons and "trigger:high_craving" in run.reasons
-
-
-async def test_a_checkin_whose_send_failed_is_sent_again_later_with_working_buttons(inbot: InProcessBot) -> None:
-    await _enrolled(inbot, checkin_time="10:00")
-    await inbot.tick()
-    # Telegram fails every try of the first attempt (the sender retries 4 times).
-    inbot.api.add_fault(Fault(method="sendMessage", kind="server_error", chat_id=SAM, times=50, status=502))
-    await inbot.tick(MONDAY_9AM_NY + timedelta(hours=1))
-    assert inbot.messages(SAM) == []
-    row = await _row(inbot, "checkin:1:2026-03-02")
-    assert row.status == ActionStatus.PENDING  # tried again later, not dropped
-    inbot.api.clear_faults()
-    await inbot.tick(MONDAY_9AM_NY + timedelta(hours=1, minutes=5))
-    assert len(inbot.messages(SAM)) == 1
-    assert "How is your mood" in inbot.last_text(SAM)
-    await inbot.press(SAM, "7")  # the buttons belong to the run the first attempt wrote
-    assert "cravings" in inbot.last_text(SAM)
-    async with inbot.ctx.sessionmaker() as s:
-        runs = (await s.scalars(select(FlowRun).where(FlowRun.local_date == row.intended_at.date()))).all()
-    assert len(runs) == 1
