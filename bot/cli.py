@@ -255,22 +255,43 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list[Callable[[Any, Any], None]] = []
 
 
+def _secrets(settings: Settings | None) -> list[str]:
+    """Values that must never appear in a log line or an error (also when settings did not load)."""
+    import os
+
+    values = [os.environ.get(name, "") for name in ("BOT_TOKEN", "IOPBOT_DATA_KEY", "IOPBOT_WEBHOOK_SECRET",
+                                                    "OPENAI_API_KEY")]
+    if settings is not None:
+        s = settings.secrets
+        values += [s.bot_token, s.data_key, s.webhook_secret, s.llm_api_key]
+    return [v for v in dict.fromkeys(values) if v]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `iopbot` command. Every subcommand loads and checks the whole configuration first; a
+    wrong setting is one line on stderr (exit 2), never a traceback, and never shows a secret."""
+    from bot.logging_setup import redact
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings: Settings | None = None
     try:
-        settings_level = "INFO"
-        try:
-            settings_level = _settings(args).logging.level
-        except ConfigError:
-            raise
-        setup_logging(settings_level)
+        settings = _settings(args)
+        setup_logging(settings.logging.level, _secrets(settings))
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        print(redact(f"config error: {exc}", _secrets(settings)), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A failure nobody foresaw: the log has the traceback (secrets redacted by the formatter);
+        # stderr gets one line with what to look at.
+        import logging
+
+        logging.getLogger("bot.cli").exception("iopbot %s failed", getattr(args, "command", "?"))
+        print(redact(f"error: {type(exc).__name__}: {exc}", _secrets(settings)), file=sys.stderr)
+        return 1
 
 
 # Subcommands that live with their feature (each module appends to _EXTRA_COMMANDS on import).

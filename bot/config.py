@@ -8,6 +8,7 @@ A bad value stops the program at start with a message naming the key and what to
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -15,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The thresholds' defaults live with the triggers they tune (one place for each decision).
@@ -26,11 +28,15 @@ class ConfigError(Exception):
 
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# The languages the bot speaks (content/<locale>/ui.toml ships for each).
+LOCALES = ("en", "es")
 
 
 @dataclass(frozen=True)
 class ProgramSettings:
-    name: str = "Our program"
+    # The program's name, on the consent screen and in the goodbye. `iopbot run` refuses to start
+    # without one: participants must never see a placeholder.
+    name: str = ""
     default_locale: str = "en"
     default_timezone: str = "America/New_York"
     # The program's own after-hours number, shown in every crisis reply.
@@ -172,6 +178,23 @@ class ContentSettings:
 
 
 @dataclass(frozen=True)
+class CoverageSettings:
+    # While some participant's paging chain reaches nobody, every lead and admin is told once a
+    # day at this time (the program's default time zone); `iopbot doctor` lists the gaps any time.
+    notice_time: str = "08:00"
+    # `iopbot doctor` warns about unused invites that expire within this many days (0 = only expired).
+    invite_warning_days: float = 2.0
+
+
+@dataclass(frozen=True)
+class DischargeSettings:
+    # `iopbot participant discharge --alumni`: a short check-in every this many days...
+    alumni_every_days: int = 7
+    # ...at this local time ("" = the participant's usual check-in time).
+    alumni_checkin_time: str = ""
+
+
+@dataclass(frozen=True)
 class CrisisResources:
     """Fixed lines of the crisis reply for one locale. No generated text, ever."""
 
@@ -209,6 +232,8 @@ class Settings:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
     content: ContentSettings = field(default_factory=ContentSettings)
+    coverage: CoverageSettings = field(default_factory=CoverageSettings)
+    discharge: DischargeSettings = field(default_factory=DischargeSettings)
     crisis: dict[str, CrisisResources] = field(
         default_factory=lambda: {"en": CrisisResources(), "es": CrisisResources()}
     )
@@ -250,10 +275,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if hint is tuple:
         if typing.get_args(annotation)[:1] == (int,):
             if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise ConfigError(f"{where} must be a list of whole numbers, like [1440, 15]")
+                raise ConfigError(f"{where} must be a list of whole numbers, like [1440, 15], not {value!r}")
             return tuple(value)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where} must be a list of texts, like [\"a\", \"b\"]")
+            raise ConfigError(f"{where} must be a list of texts, like [\"a\", \"b\"], not {value!r}")
         return tuple(value)
     raise ConfigError(f"{where}: unsupported setting type {annotation!r}")  # a bug in this file
 
@@ -272,7 +297,7 @@ def _build(cls: type, table: Any, where: str) -> Any:
     return cls(**values)
 
 
-_SECTIONS: dict[str, type] = {
+SECTIONS: dict[str, type] = {
     "program": ProgramSettings,
     "telegram": TelegramSettings,
     "database": DatabaseSettings,
@@ -287,6 +312,8 @@ _SECTIONS: dict[str, type] = {
     "reminders": ReminderSettings,
     "attendance": AttendanceSettings,
     "content": ContentSettings,
+    "coverage": CoverageSettings,
+    "discharge": DischargeSettings,
     "logging": LoggingSettings,
 }
 
@@ -298,81 +325,220 @@ def _check_timezone(name: str, where: str) -> None:
         raise ConfigError(f"{where}: {name!r} is not an IANA time zone (e.g. America/Chicago)") from None
 
 
+@dataclass(frozen=True)
+class Range:
+    """What a numeric setting may be. NaN and infinity are never allowed."""
+
+    low: float
+    high: float
+    above_low: bool = False  # `low` itself is not allowed ("greater than 0")
+    zero_means: str = ""  # when 0 is allowed and special, what it means ("no nudge")
+
+    def allows(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return (value > self.low if self.above_low else value >= self.low) and value <= self.high
+
+    def describe(self, whole: bool) -> str:
+        def num(x: float) -> str:
+            return str(int(x)) if whole or float(x).is_integer() else f"{x:g}"
+
+        kind = "a whole number" if whole else "a number"
+        zero = f" ({self.zero_means})" if self.zero_means else ""
+        if self.above_low:
+            return f"{kind} greater than {num(self.low)} and at most {num(self.high)}"
+        return f"{kind} from {num(self.low)}{zero} to {num(self.high)}"
+
+
+# Every number in the configuration and what it may be. A numeric setting missing here is a bug
+# (tests/unit/test_config_schema.py walks the dataclasses). Zero and negatives are refused
+# wherever they would mean "never", "broken" or "at once".
+RANGES: dict[tuple[str, str], Range] = {
+    ("telegram", "webhook_listen_port"): Range(1, 65535),
+    ("telegram", "polling_timeout_seconds"): Range(1, 60),
+    ("telegram", "request_timeout_seconds"): Range(0, 600, above_low=True),
+    ("enrollment", "invite_ttl_days"): Range(0, 90, above_low=True),
+    ("sender", "messages_per_second"): Range(0, 1000, above_low=True),
+    ("sender", "burst"): Range(1, 1000),
+    ("sender", "per_chat_interval_seconds"): Range(0, 60, above_low=True),
+    ("sender", "max_attempts"): Range(1, 20),
+    ("sender", "backoff_base_seconds"): Range(0, 60, above_low=True),
+    ("sender", "backoff_max_seconds"): Range(0, 3600, above_low=True),
+    ("escalation", "urgent_ack_minutes"): Range(0, 1440, above_low=True),
+    ("escalation", "imminent_ack_minutes"): Range(0, 1440, above_low=True),
+    ("escalation", "max_rounds"): Range(1, 20),
+    ("llm", "timeout_seconds"): Range(0, 60, above_low=True),
+    ("schedule", "tick_seconds"): Range(0, 300, above_low=True),
+    ("schedule", "lease_seconds"): Range(0, 86400, above_low=True),
+    ("schedule", "grace_minutes"): Range(0, 10080, above_low=True),
+    ("schedule", "batch_size"): Range(1, 10000),
+    ("schedule", "jitter_minutes"): Range(0, 60),
+    ("schedule", "plan_days"): Range(1, 14),
+    ("schedule", "plan_interval_minutes"): Range(0, 1440, above_low=True),
+    ("checkin", "expire_hours"): Range(0, 24, above_low=True),
+    ("checkin", "nudge_after_hours"): Range(0, 24, zero_means="no nudge"),
+    ("checkin", "notify_after_misses"): Range(0, 30, zero_means="never"),
+    ("triggers", "low_mood"): Range(0, 10),
+    ("triggers", "high_craving"): Range(1, 10),
+    ("triggers", "low_mood_run_days"): Range(0, 14),  # 0 = off
+    ("triggers", "low_mood_run_max"): Range(0, 10),
+    ("reminders", "offsets_minutes"): Range(1, 20160),  # each element
+    ("reminders", "quiet_hours_exempt_minutes"): Range(0, 1440),
+    ("reminders", "plan_ahead_hours"): Range(1, 720),
+    ("attendance", "reason_wait_minutes"): Range(0, 1440),
+    ("attendance", "notify_clinician_after"): Range(1, 50),
+    ("content", "reading_grade_limit"): Range(0, 20, above_low=True),
+    ("content", "drip_every_days"): Range(0, 30, zero_means="no drip"),
+    ("content", "drip_minutes_after_checkin"): Range(0, 720),
+    ("coverage", "invite_warning_days"): Range(0, 90),
+    ("discharge", "alumni_every_days"): Range(1, 60),
+}
+
+
+def _check_ranges(section: str, obj: Any, where: str) -> None:
+    """Every numeric field of one section against RANGES (lists: each element)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        annotation = hints[f.name]
+        numeric = annotation in (int, float) or typing.get_args(annotation)[:1] in ((int,), (float,))
+        if not numeric:
+            continue
+        bounds = RANGES.get((section, f.name))
+        if bounds is None:
+            raise ConfigError(f"{where} [{section}] {f.name}: no allowed range is defined (a bug in bot/config.py)")
+        value = getattr(obj, f.name)
+        whole = annotation is int or typing.get_args(annotation)[:1] == (int,)
+        if isinstance(value, tuple):
+            if not value:
+                raise ConfigError(f"{where} [{section}] {f.name} must not be empty; "
+                                  f"each element must be {bounds.describe(whole)}")
+            for element in value:
+                if not bounds.allows(element):
+                    raise ConfigError(f"{where} [{section}] {f.name}: each element must be "
+                                      f"{bounds.describe(whole)}, not {_show(element)}")
+        elif not bounds.allows(value):
+            raise ConfigError(f"{where} [{section}] {f.name} must be {bounds.describe(whole)}, not {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _check_url(value: str, where: str, *, schemes: tuple[str, ...] = ("http", "https"), empty_ok: bool = False) -> None:
+    if not value and empty_ok:
+        return
+    parsed = urlsplit(value)
+    if parsed.scheme not in schemes or not parsed.netloc or any(c.isspace() for c in value):
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"{where} must be a URL starting with {allowed} and a host, like "
+                          f"\"{schemes[-1]}://example.org\", not {value!r}")
+
+
+def _check_text(value: str, where: str, *, pattern: str | None = None, example: str = "") -> None:
+    if not value.strip():
+        raise ConfigError(f"{where} must not be empty{f'; for example {example}' if example else ''}")
+    if pattern and not re.fullmatch(pattern, value):
+        raise ConfigError(f"{where} must look like {example}, not {value!r}")
+
+
 def _validate(s: Settings, where: str) -> None:
-    _check_timezone(s.program.default_timezone, f"{where} [program] default_timezone")
-    for tz in s.enrollment.timezone_buttons:
+    for section in SECTIONS:
+        _check_ranges(section, getattr(s, section), where)
+    p = s.program
+    if len(p.name) > 80:
+        raise ConfigError(f"{where} [program] name must be at most 80 characters, not {len(p.name)}")
+    if p.default_locale not in LOCALES:
+        raise ConfigError(f"{where} [program] default_locale must be one of {', '.join(LOCALES)}, "
+                          f"not {p.default_locale!r}")
+    _check_timezone(p.default_timezone, f"{where} [program] default_timezone")
+    _check_text(p.consent_version, f"{where} [program] consent_version", example='"2026-11-01"')
+    _check_text(p.consent_scope, f"{where} [program] consent_scope",
+                example='"check-in answers, messages to the bot, session attendance"')
+    if p.after_hours_phone and not re.fullmatch(r"[0-9+() .\-]{3,30}", p.after_hours_phone):
+        raise ConfigError(f"{where} [program] after_hours_phone must be a phone number like \"+1 555 010 0199\" "
+                          f"(digits, spaces, + ( ) - .), not {p.after_hours_phone!r}")
+    t = s.telegram
+    _check_url(t.api_base, f"{where} [telegram] api_base")
+    if t.bot_username and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", t.bot_username):
+        raise ConfigError(f"{where} [telegram] bot_username must be a Telegram username without @ "
+                          f"(letters, digits, _), not {t.bot_username!r}")
+    if t.mode not in ("polling", "webhook"):
+        raise ConfigError(f"{where} [telegram] mode must be \"polling\" or \"webhook\", not {t.mode!r}")
+    if t.mode == "webhook" and not t.webhook_url:
+        raise ConfigError(f"{where} [telegram] webhook_url is required when mode = \"webhook\"")
+    _check_url(t.webhook_url, f"{where} [telegram] webhook_url", schemes=("https",), empty_ok=True)
+    _check_text(t.webhook_listen_host, f"{where} [telegram] webhook_listen_host", example='"127.0.0.1"')
+    if not t.webhook_path.startswith("/") or any(c.isspace() for c in t.webhook_path):
+        raise ConfigError(f"{where} [telegram] webhook_path must start with / and have no spaces, "
+                          f"like \"/telegram/webhook\", not {t.webhook_path!r}")
+    if not s.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(f"{where} [database] url must start with sqlite:// or postgresql:// "
+                          f"(or DATABASE_URL), not {_redact_url(s.database.url)!r}")
+    e = s.enrollment
+    if not e.timezone_buttons:
+        raise ConfigError(f"{where} [enrollment] timezone_buttons must list at least one time zone, "
+                          "like [\"America/Chicago\"]")
+    for tz in e.timezone_buttons:
         _check_timezone(tz, f"{where} [enrollment] timezone_buttons")
     for key in ("default_checkin_time", "default_quiet_start", "default_quiet_end"):
-        value = getattr(s.enrollment, key)
+        value = getattr(e, key)
         if not _HHMM.match(value):
             raise ConfigError(f"{where} [enrollment] {key} must be a 24-hour time like \"09:00\", not {value!r}")
-    if s.telegram.mode not in ("polling", "webhook"):
-        raise ConfigError(f"{where} [telegram] mode must be \"polling\" or \"webhook\", not {s.telegram.mode!r}")
-    if s.telegram.mode == "webhook" and not s.telegram.webhook_url:
-        raise ConfigError(f"{where} [telegram] webhook_url is required when mode = \"webhook\"")
-    if s.llm.mode not in ("moderation", "chat"):
-        raise ConfigError(f"{where} [llm] mode must be \"moderation\" or \"chat\", not {s.llm.mode!r}")
-    positive = {
-        "[sender] messages_per_second": s.sender.messages_per_second,
-        "[sender] max_attempts": s.sender.max_attempts,
-        "[schedule] tick_seconds": s.schedule.tick_seconds,
-        "[escalation] urgent_ack_minutes": s.escalation.urgent_ack_minutes,
-        "[escalation] imminent_ack_minutes": s.escalation.imminent_ack_minutes,
-        "[enrollment] invite_ttl_days": s.enrollment.invite_ttl_days,
-        "[llm] timeout_seconds": s.llm.timeout_seconds,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{where} {key} must be greater than 0, not {value}")
+    if s.sender.backoff_max_seconds < s.sender.backoff_base_seconds:
+        raise ConfigError(f"{where} [sender] backoff_max_seconds ({_show(s.sender.backoff_max_seconds)}) must not "
+                          f"be less than backoff_base_seconds ({_show(s.sender.backoff_base_seconds)})")
     if s.escalation.imminent_ack_minutes > s.escalation.urgent_ack_minutes:
         raise ConfigError(
             f"{where} [escalation] imminent_ack_minutes must not be longer than urgent_ack_minutes"
         )
-    if s.schedule.quiet_hours_policy not in ("defer", "skip"):
+    if s.llm.mode not in ("moderation", "chat"):
+        raise ConfigError(f"{where} [llm] mode must be \"moderation\" or \"chat\", not {s.llm.mode!r}")
+    _check_url(s.llm.base_url, f"{where} [llm] base_url")
+    if s.llm.enabled:
+        _check_text(s.llm.model, f"{where} [llm] model", example='"omni-moderation-latest"')
+    sc = s.schedule
+    if sc.quiet_hours_policy not in ("defer", "skip"):
         raise ConfigError(f"{where} [schedule] quiet_hours_policy must be \"defer\" or \"skip\", "
-                          f"not {s.schedule.quiet_hours_policy!r}")
-    if not 0 <= s.schedule.jitter_minutes <= 60:
-        raise ConfigError(f"{where} [schedule] jitter_minutes must be between 0 and 60, "
-                          f"not {s.schedule.jitter_minutes}")
-    if not 1 <= s.schedule.plan_days <= 14:
-        raise ConfigError(f"{where} [schedule] plan_days must be between 1 and 14, not {s.schedule.plan_days}")
-    if s.schedule.plan_interval_minutes <= 0:
-        raise ConfigError(f"{where} [schedule] plan_interval_minutes must be greater than 0")
+                          f"not {sc.quiet_hours_policy!r}")
+    if sc.lease_seconds <= sc.tick_seconds:
+        raise ConfigError(f"{where} [schedule] lease_seconds ({_show(sc.lease_seconds)}) must be longer than "
+                          f"tick_seconds ({_show(sc.tick_seconds)}), or rows would be claimed twice")
     c = s.checkin
-    if not 0 < c.expire_hours <= 24:
-        raise ConfigError(f"{where} [checkin] expire_hours must be more than 0 and at most 24, not {c.expire_hours}")
-    if c.nudge_after_hours < 0 or (c.nudge_after_hours and c.nudge_after_hours >= c.expire_hours):
+    if c.nudge_after_hours and c.nudge_after_hours >= c.expire_hours:
         raise ConfigError(
             f"{where} [checkin] nudge_after_hours must be 0 (no nudge) or less than expire_hours ({c.expire_hours})"
         )
-    if c.notify_after_misses < 0:
-        raise ConfigError(f"{where} [checkin] notify_after_misses must be 0 (never) or more")
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", c.questionnaire):
         raise ConfigError(f"{where} [checkin] questionnaire must be a file name without .toml, like \"daily\"")
-    t = s.triggers
-    for key, low, high in (("low_mood", 0, 10), ("high_craving", 1, 10), ("low_mood_run_days", 0, 14),
-                           ("low_mood_run_max", 0, 10)):
-        value = getattr(t, key)
-        if not low <= value <= high:
-            raise ConfigError(f"{where} [triggers] {key} must be a whole number from {low} to {high}, not {value}")
     offsets = s.reminders.offsets_minutes
-    if any(o <= 0 for o in offsets) or len(set(offsets)) != len(offsets):
+    if len(set(offsets)) != len(offsets):
         raise ConfigError(f"{where} [reminders] offsets_minutes must be different whole minutes greater than 0, "
                           f"like [1440, 15], not {list(offsets)}")
-    if s.reminders.plan_ahead_hours * 60 < max(offsets, default=0):
+    if s.reminders.plan_ahead_hours * 60 < max(offsets):
         raise ConfigError(f"{where} [reminders] plan_ahead_hours must cover the longest reminder offset "
                           f"({max(offsets)} minutes)")
-    if s.attendance.notify_clinician_after < 1 or s.attendance.reason_wait_minutes < 0:
-        raise ConfigError(f"{where} [attendance] notify_clinician_after must be 1 or more and "
-                          "reason_wait_minutes 0 or more")
-    if not 0 <= s.content.drip_every_days <= 30:
-        raise ConfigError(f"{where} [content] drip_every_days must be 0 (no drip) to 30, "
-                          f"not {s.content.drip_every_days}")
-    if not 0 <= s.content.drip_minutes_after_checkin <= 720:
-        raise ConfigError(f"{where} [content] drip_minutes_after_checkin must be 0 to 720 minutes, "
-                          f"not {s.content.drip_minutes_after_checkin}")
+    _check_text(s.content.directory, f"{where} [content] directory", example='"content"')
+    if not _HHMM.match(s.coverage.notice_time):
+        raise ConfigError(f"{where} [coverage] notice_time must be a 24-hour time like \"08:00\", "
+                          f"not {s.coverage.notice_time!r}")
+    if s.discharge.alumni_checkin_time and not _HHMM.match(s.discharge.alumni_checkin_time):
+        raise ConfigError(f"{where} [discharge] alumni_checkin_time must be a 24-hour time like \"10:00\" "
+                          f"or \"\" (their usual check-in time), not {s.discharge.alumni_checkin_time!r}")
+    for locale, crisis in s.crisis.items():
+        for key in ("emergency_number", "call_or_text"):
+            _check_text(getattr(crisis, key), f"{where} [crisis.{locale}] {key}", example='"988"')
+        _check_url(crisis.chat_url, f"{where} [crisis.{locale}] chat_url")
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR")
+        raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR, not {s.logging.level!r}")
+
+
+def _redact_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
 
 
 def load_settings(path: Path | str = "config.toml", env: typing.Mapping[str, str] | None = None) -> Settings:
@@ -388,13 +554,13 @@ def load_settings(path: Path | str = "config.toml", env: typing.Mapping[str, str
     elif path.name != "config.toml":
         raise ConfigError(f"{path}: no such config file. Pass --config with an existing file.")
     where = str(path)
-    unknown = sorted(set(raw) - set(_SECTIONS) - {"crisis"})
+    unknown = sorted(set(raw) - set(SECTIONS) - {"crisis"})
     if unknown:
         raise ConfigError(
             f"{where}: unknown section [{unknown[0]}]; known sections are: "
-            f"{', '.join(sorted([*_SECTIONS, 'crisis']))}"
+            f"{', '.join(sorted([*SECTIONS, 'crisis']))}"
         )
-    sections = {name: _build(cls, raw.get(name, {}), f"{where} [{name}]") for name, cls in _SECTIONS.items()}
+    sections = {name: _build(cls, raw.get(name, {}), f"{where} [{name}]") for name, cls in SECTIONS.items()}
     crisis = {"en": CrisisResources(), "es": CrisisResources()}
     for locale, table in raw.get("crisis", {}).items():
         crisis[locale] = _build(CrisisResources, table, f"{where} [crisis.{locale}]")
@@ -435,3 +601,11 @@ def require_token(settings: Settings) -> str:
     return settings.secrets.bot_token
 
 
+
+
+def require_program_name(settings: Settings) -> str:
+    """The program's name, which participants see on the consent screen; `iopbot run` needs it."""
+    if not settings.program.name.strip():
+        raise ConfigError("[program] name is empty. Set it to your program's name in config.toml "
+                          "(participants see it on the consent screen), e.g. name = \"Riverside IOP\".")
+    return settings.program.name

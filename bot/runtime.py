@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.app import build_bot, build_dispatcher
 from bot.clock import Clock, OffsetFileClock, SystemClock
-from bot.config import Settings, require_token
+from bot.config import Settings, require_program_name, require_token
 from bot.content.i18n import Texts
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.db.types import configure_encryption
@@ -125,6 +125,7 @@ STOP_GRACE_SECONDS = 30.0
 
 async def run(settings: Settings) -> None:
     require_token(settings)
+    require_program_name(settings)
     running = await assemble(settings)
     me = await running.bot.get_me()
     log.info("bot @%s (id %s) starting in %s mode", me.username, me.id, settings.telegram.mode)

@@ -40,7 +40,8 @@ class Onboarding(StatesGroup):
 
 def consent_text(ctx: AppContext, p: Participant) -> str:
     s = ctx.settings.program
-    return ctx.t("consent.text", p.locale, program=s.name, scope=s.consent_scope)
+    name = s.name.strip() or ctx.t("consent.program_unnamed", p.locale)  # `iopbot run` requires a name
+    return ctx.t("consent.text", p.locale, program=name, scope=s.consent_scope)
 
 
 def show_consent(replies: Replies, ctx: AppContext, p: Participant) -> None:

@@ -34,6 +34,8 @@ from bot.services.schedule_hooks import participant_schedule_changed
 PersonaKind = Literal["staff", "participant", "new"]
 
 THERAPIST_ALIAS = "dr-rivera"
+# The demo program's name, on the consent screen (a real program sets [program] name).
+PROGRAM_NAME = "Riverside Evening IOP (demo)"
 MID_PROGRAM_DAYS = 21  # "mid-program": three weeks into a typical 6–8 week IOP
 # What the participant with the open alert wrote; the shipped rules rate it urgent.
 ALERT_MESSAGE = "I can't keep doing this. I want to kill myself."

@@ -36,6 +36,7 @@ from bot.sandbox.chatpage import ChatPage
 from bot.sandbox.demo import (
     ALERT_MESSAGE,
     PARTICIPANTS,
+    PROGRAM_NAME,
     STAFF,
     THERAPIST_ALIAS,
     DemoProgram,
@@ -71,6 +72,7 @@ def sandbox_settings(base: Settings, *, api_base: str, data_dir: Path, content_d
     chosen content; a one-second scheduler tick, and no pause between messages to one chat."""
     db_file = (data_dir / "iopbot-sandbox.db").resolve()
     return base.replace(
+        program=dataclasses.replace(base.program, name=base.program.name or PROGRAM_NAME),
         telegram=dataclasses.replace(base.telegram, api_base=api_base, bot_username=DEFAULT_USERNAME,
                                      mode="polling", polling_timeout_seconds=10, request_timeout_seconds=15.0),
         database=DatabaseSettings(url=f"sqlite+aiosqlite:///{db_file}"),

@@ -42,6 +42,7 @@ class BotProcess:
 
     def write_config(self) -> None:
         sections = {
+            "program": 'name = "Test IOP"',
             "telegram": f'api_base = "{self.api_base}"\nbot_username = "iopbot_test_bot"\npolling_timeout_seconds = 1\n'
                         "request_timeout_seconds = 5.0",
             "database": f'url = "{self.db_url}"',

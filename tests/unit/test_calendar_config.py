@@ -19,7 +19,7 @@ def test_shipped_reminder_settings() -> None:
     ("[reminders]\noffsets_minutes = [\"1 day\"]\n", "[reminders].offsets_minutes must be a list of whole numbers"),
     ("[reminders]\noffsets_minutes = [15, 15]\n", "offsets_minutes must be different whole minutes greater than 0"),
     ("[reminders]\noffsets_minutes = [2880]\nplan_ahead_hours = 24\n", "plan_ahead_hours must cover the longest"),
-    ("[attendance]\nnotify_clinician_after = 0\n", "notify_clinician_after must be 1 or more"),
+    ("[attendance]\nnotify_clinician_after = 0\n", "notify_clinician_after must be a whole number from 1 to 50, not 0"),
 ])
 def test_bad_reminder_settings_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "config.toml"

@@ -19,10 +19,10 @@ def test_shipped_defaults() -> None:
     ("text", "expected"),
     [
         ('[schedule]\nquiet_hours_policy = "later"\n', 'quiet_hours_policy must be "defer" or "skip"'),
-        ("[schedule]\njitter_minutes = 90.0\n", "jitter_minutes must be between 0 and 60"),
-        ("[checkin]\nexpire_hours = 30.0\n", "expire_hours must be more than 0 and at most 24"),
+        ("[schedule]\njitter_minutes = 90.0\n", "jitter_minutes must be a number from 0 to 60, not 90"),
+        ("[checkin]\nexpire_hours = 30.0\n", "expire_hours must be a number greater than 0 and at most 24, not 30"),
         ("[checkin]\nnudge_after_hours = 12.0\n", "nudge_after_hours must be 0 (no nudge) or less than expire_hours"),
-        ("[checkin]\nnotify_after_misses = -1\n", "notify_after_misses must be 0 (never) or more"),
+        ("[checkin]\nnotify_after_misses = -1\n", "notify_after_misses must be a whole number from 0 (never) to 30, not -1"),
         ('[checkin]\nquestionnaire = "Daily.toml"\n', "questionnaire must be a file name without .toml"),
     ],
 )
