@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bot.safety.levels import Level
+from bot.safety.levels import CONSTRUCT_PREFIX, Level
 from bot.safety.rules import FALLBACK_LOCALE, Finding, SafetyRules
 
 EXAMPLE_CHARS = 60  # the longest excerpt of a dataset text a report may show
@@ -125,8 +125,9 @@ def classify_lines(
             result["id"] = row["id"]
         result.update(
             level=assessment.level.label,
+            constructs=assessment.constructs,  # what the clinician's alert shows: "plan · means: medication"
             categories=[c.value for c in assessment.categories],
-            reasons=list(assessment.reasons),
+            reasons=[r for r in assessment.reasons if not r.startswith(CONSTRUCT_PREFIX)],
         )
         yield result
 

@@ -5,6 +5,7 @@ One place decides what the levels mean: see ../shared/CLINICAL.md, "Distress".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -39,6 +40,57 @@ class Category(StrEnum):
     MEDICAL = "medical"
 
 
+class Construct(StrEnum):
+    """What a rule recognises, in the clinical terms of C-SSRS and SAFE-T (CLINICAL.md, "Distress").
+
+    A rule names one; an alert shows the constructs found ("plan · means: medication · time: soon"),
+    never the participant's words.
+    """
+
+    PASSIVE_IDEATION = "passive_ideation"  # wish to be dead, burden, better off without me
+    ACTIVE_IDEATION = "active_ideation"  # thoughts of killing oneself
+    INTENT = "intent"  # decided, going to
+    PLAN = "plan"  # how or where
+    TIME = "time"  # when: tonight, after everyone sleeps
+    MEANS = "means"  # has or is getting the means: pills, rope, gun, a bridge
+    PREPARATORY = "preparatory"  # giving things away, notes, a will, looking up doses
+    FAREWELL = "farewell"  # goodbyes and last words
+    ACT = "act"  # an act in progress or just done
+    HISTORY = "history"  # a past attempt or self-injury (recovery talk lowers it)
+    SELF_INJURY = "self_injury"  # non-suicidal self-injury: cutting, burning, hitting, purging
+    SUBSTANCE_DANGER = "substance_danger"  # using alone, fentanyl, mixing depressants, lost tolerance
+    HARM_TO_OTHERS = "harm_to_others"  # first-person intent to hurt someone
+    UNSAFE_AT_HOME = "unsafe_at_home"  # abuse, threatened, hiding, locked in
+    MEDICAL = "medical"  # seizures, DTs, chest pain, throat swelling, overdose signs
+    DISTRESS = "distress"  # distress without danger: hopelessness, cravings with intent to use
+    OTHER_PERSON = "other_person"  # risk in someone the participant knows
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+CONSTRUCT_PREFIX = "construct:"
+
+
+def construct_reason(construct: Construct, detail: str = "") -> str:
+    """The reason an assessment carries for a construct: "construct:means:medication"."""
+    return f"{CONSTRUCT_PREFIX}{construct.value}" + (f":{detail}" if detail else "")
+
+
+def describe_constructs(reasons: Iterable[str]) -> str:
+    """The constructs among `reasons`, for a clinician: "plan · means: medication · time: soon"."""
+    labels: list[str] = []
+    for reason in reasons:
+        if not reason.startswith(CONSTRUCT_PREFIX):
+            continue
+        name, _, detail = reason[len(CONSTRUCT_PREFIX) :].partition(":")
+        label = name.replace("_", " ") + (f": {detail.replace('_', ' ')}" if detail else "")
+        if label not in labels:
+            labels.append(label)
+    return " · ".join(labels)
+
+
 @dataclass(frozen=True)
 class Assessment:
     """The result of assessing one text or one set of answers.
@@ -54,6 +106,11 @@ class Assessment:
     @property
     def flagged(self) -> bool:
         return self.level >= Level.CONCERN
+
+    @property
+    def constructs(self) -> str:
+        """What was found, in clinical terms ("plan · means: medication"); "" when nothing was."""
+        return describe_constructs(self.reasons)
 
     def combine(self, other: Assessment) -> Assessment:
         """Merge two layers' opinions: the level can only go up, never down."""

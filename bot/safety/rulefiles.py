@@ -14,7 +14,7 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
-from bot.safety.levels import Category, Level
+from bot.safety.levels import Category, Construct, Level
 
 
 class SafetyRulesError(ValueError):
@@ -50,12 +50,22 @@ DEFAULT_WINDOW = {
 }
 MAX_WINDOW = 20
 
-FILE_KEYS = {"category", "author", "reviewer", "reviewed", "notes"}
+FILE_KEYS = {"category", "construct", "author", "reviewer", "reviewed", "notes"}
 REQUIRED_FILE_KEYS = ("author", "reviewer", "reviewed")
-RULE_KEYS = {"id", "level", "category", "phrases", "patterns", "raises", "notes"}
-GUARD_KEYS = {"id", "kind", "window", "categories", "phrases", "patterns", "notes"}
+RULE_KEYS = {"id", "level", "category", "construct", "detail", "phrases", "patterns", "raises", "notes"}
+GUARD_KEYS = {"id", "kind", "window", "categories", "phrases", "patterns", "through", "notes"}
+_DETAIL = re.compile(r"[a-z0-9_ ]{1,30}")
 TOP_LEVEL = {"file", "rule", "guard"}
 _ID = re.compile(r"[a-z0-9_]+")
+# A rule that names no construct (here or in [file]) gets its category's most common one.
+CATEGORY_CONSTRUCT = {
+    Category.SUICIDE: Construct.ACTIVE_IDEATION,
+    Category.SELF_HARM: Construct.SELF_INJURY,
+    Category.HARM_TO_OTHERS: Construct.HARM_TO_OTHERS,
+    Category.OVERDOSE_RELAPSE: Construct.SUBSTANCE_DANGER,
+    Category.ABUSE_UNSAFE: Construct.UNSAFE_AT_HOME,
+    Category.MEDICAL: Construct.MEDICAL,
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ class RuleSpec:
 
     id: str
     category: Category
+    construct: Construct
+    detail: str  # e.g. "medication" for construct means: shown to the clinician as "means: medication"
     level: Level
     raises: Level | None
     phrases: tuple[str, ...]
@@ -85,6 +97,10 @@ class GuardSpec:
     phrases: tuple[str, ...]
     patterns: tuple[str, ...]
     notes: str
+    # Negation only: the words that may stand between the negation and the risk phrase and keep it
+    # in scope ("i do NOT have ANY THOUGHTS OF hurting myself"). Any other word starts another
+    # clause ("ya no aguanto mas quiero morirme"): the negation does not reach the risk.
+    through: frozenset[str]
     where: str
     lines: TomlLines = field(repr=False, compare=False)
     index: int = 0
@@ -183,14 +199,17 @@ def read_rule_file(path: Path, locale: str, problems: list[str]) -> RuleFile | N
             )
     file_table = data.get("file")
     default_category: Category | None = None
+    default_construct: Construct | None = None
     if not isinstance(file_table, dict):
         checker.problem(1, "missing [file] table; add [file] with author, reviewer and reviewed")
     else:
         default_category = checker.check_file_table(file_table)
+        if "construct" in file_table:
+            default_construct = checker.construct(file_table["construct"], lines.line("file", 0, "construct"))
     rules = [
         spec
         for index, table in enumerate(checker.table_list(data, "rule"))
-        if (spec := checker.check_rule(table, index, default_category)) is not None
+        if (spec := checker.check_rule(table, index, default_category, default_construct)) is not None
     ]
     guards = [
         spec
@@ -246,6 +265,14 @@ class _Checker:
             self.problem(line, f"unknown category {value!r}; use one of: {valid}")
             return None
 
+    def construct(self, value: object, line: int) -> Construct | None:
+        try:
+            return Construct(str(value).strip())
+        except ValueError:
+            valid = ", ".join(c.value for c in Construct)
+            self.problem(line, f"unknown construct {value!r}; use one of: {valid}")
+            return None
+
     def _level(self, value: object, line: int, allowed: tuple[Level, ...], what: str) -> Level | None:
         names = ", ".join(level.label for level in allowed)
         try:
@@ -283,7 +310,9 @@ class _Checker:
                     f"unknown key '{key}' in [[{name}]]; allowed: {', '.join(sorted(allowed))}",
                 )
 
-    def check_rule(self, table: dict[str, object], index: int, default: Category | None) -> RuleSpec | None:
+    def check_rule(
+        self, table: dict[str, object], index: int, default: Category | None, default_construct: Construct | None
+    ) -> RuleSpec | None:
         header = self.lines.line("rule", index)
         problems_before = len(self.problems)
         self._unknown_keys(table, "rule", index, RULE_KEYS)
@@ -293,6 +322,15 @@ class _Checker:
             category = self._category(table["category"], self.lines.line("rule", index, "category"))
         elif default is None:
             self.problem(header, 'the rule has no category; add category = "..." here or in [file]')
+        construct = default_construct
+        if "construct" in table:
+            construct = self.construct(table["construct"], self.lines.line("rule", index, "construct"))
+        elif construct is None and category is not None:
+            construct = CATEGORY_CONSTRUCT[category]
+        detail = str(table.get("detail", "")).strip()
+        if detail and not _DETAIL.fullmatch(detail):
+            self.problem(self.lines.line("rule", index, "detail"),
+                         f"detail {detail!r} must be a few lowercase words (a-z, 0-9, spaces; up to 30 characters)")
         raises: Level | None = None
         if "raises" in table:
             raises = self._level(
@@ -315,11 +353,14 @@ class _Checker:
         if not phrases and not patterns:
             self.problem(header, 'the rule has no phrases and no patterns; add phrases = ["..."]')
         notes = table.get("notes", "")
-        if len(self.problems) > problems_before or rule_id is None or category is None or level is None:
+        if (len(self.problems) > problems_before or rule_id is None or category is None or level is None
+                or construct is None):
             return None
         return RuleSpec(
             id=rule_id,
             category=category,
+            construct=construct,
+            detail=detail,
             level=level,
             raises=raises,
             phrases=phrases,
@@ -360,6 +401,9 @@ class _Checker:
         patterns = self._strings(table, "patterns", self.lines.line("guard", index, "patterns"))
         if not phrases and not patterns:
             self.problem(header, 'the guard has no phrases and no patterns; add phrases = ["..."]')
+        through = self._strings(table, "through", self.lines.line("guard", index, "through"))
+        if through and kind != GuardKind.NEGATION:
+            self.problem(self.lines.line("guard", index, "through"), "'through' is only for negation guards")
         if len(self.problems) > problems_before or guard_id is None or kind is None:
             return None
         return GuardSpec(
@@ -370,6 +414,7 @@ class _Checker:
             phrases=phrases,
             patterns=patterns,
             notes=str(table.get("notes", "")),
+            through=frozenset(word.strip().casefold() for word in through),
             where=f"{self.path}:{header}",
             lines=self.lines,
             index=index,

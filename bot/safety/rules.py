@@ -15,9 +15,9 @@ them. `assess(text, locale)` then returns an Assessment (levels.py) for one mess
 4. Markers (rules with `raises`) make a co-occurring risk imminent: a plan, means or time
    ("tonight", "i have the pills", "goodbye everyone") next to ideation.
 
-Languages: the rules of the message's locale run, and the English rules always run as well,
-because people mix languages (and English internet slang is common in Spanish messages). An
-unknown locale uses English. Each match is guarded by the guards of the locale it came from.
+Languages: every locale's rules run on every message, because people write in the language of the
+moment, not of their settings, and mix languages; the participant's locale only picks the reply.
+Each match is guarded by the guards of the locale it came from.
 
 Reasons name rules and guards ("rule:suicide/want_to_die", "guard:past_tense"), never the text.
 Nothing here logs the text being assessed.
@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.safety.levels import NO_RISK, Assessment, Category, Level
+from bot.safety.levels import NO_RISK, Assessment, Category, Construct, Level, construct_reason
 from bot.safety.normalize import SENTENCE_END, Normalizer
 from bot.safety.phrases import PhraseError, compile_phrase, impossible_literals, pattern_literal, trie_regex
 from bot.safety.rulefiles import (
@@ -67,10 +67,16 @@ class Rule:
     locale: str
     where: str  # "path:line"
     notes: str = ""
+    construct: Construct = Construct.DISTRESS
+    detail: str = ""
 
     @property
     def reason(self) -> str:
         return f"rule:{self.category.value}/{self.id}"
+
+    @property
+    def construct_reason(self) -> str:
+        return construct_reason(self.construct, self.detail)
 
     @property
     def is_marker(self) -> bool:
@@ -214,6 +220,7 @@ class _Locale:
     guard_word_set: frozenset[str] = frozenset()
     guard_prefixes: tuple[tuple[str, GuardKind], ...] = ()
     guard_always: frozenset[GuardKind] = frozenset()  # kinds with a pattern: always possible
+    through: dict[str, frozenset[str]] = field(default_factory=dict)  # negation guard id → words in its scope
 
 
 class SafetyRules:
@@ -310,11 +317,11 @@ class SafetyRules:
         return chosen
 
     def _choose_locales(self, locale: str) -> list[_Locale]:
+        # Every language's rules assess every message (people write in the language of the moment,
+        # not of their settings); the participant's own language goes first, and only picks the reply.
         language = (str(locale or "") or FALLBACK_LOCALE).replace("_", "-").split("-")[0].strip().lower()
-        chosen = [self._locales[language]] if language in self._locales else []
-        if language != FALLBACK_LOCALE and FALLBACK_LOCALE in self._locales:
-            chosen.append(self._locales[FALLBACK_LOCALE])
-        return chosen
+        first = [self._locales[language]] if language in self._locales else []
+        return first + [target for name, target in self._locales.items() if name != language]
 
 
 # --- loading helpers ----------------------------------------------------------------------------
@@ -360,7 +367,8 @@ def _where(spec: RuleSpec | GuardSpec, table: str, key: str, value: str) -> str:
 
 
 def _compile_rule(target: _Locale, spec: RuleSpec, locale: str, normalizer: Normalizer, problems: list[str]) -> None:
-    rule = Rule(spec.id, spec.category, spec.level, spec.raises, locale, spec.where, spec.notes)
+    rule = Rule(spec.id, spec.category, spec.level, spec.raises, locale, spec.where, spec.notes, spec.construct,
+                spec.detail)
     rule_index = len(target.rules)
     target.rules.append(rule)
     for phrase in spec.phrases:
@@ -469,6 +477,11 @@ def _compile_guards(target: _Locale, specs: Sequence[GuardSpec], normalizer: Nor
     target.guard_word_set = frozenset(words)
     target.guard_prefixes = tuple((p, kind) for kind, found in prefixes.items() for p in sorted(found))
     target.guard_always = frozenset(always)
+    target.through = {
+        spec.id: frozenset(w for word in spec.through for w in normalizer.normalize(word).split())
+        for spec in specs
+        if spec.through
+    }
 
 
 def _context_guards(bodies: dict[GuardKind, list[tuple[GuardSpec, list[str]]]]) -> _ContextGuards | None:
@@ -644,11 +657,13 @@ def _apply_guards(target: _Locale, text: str, raw: list[_Raw], words: set[str]) 
                 finding.level, finding.guard = Level.NONE, guard_id
                 break
         if finding.guard is None and context is not None:
-            _apply_context(finding, context, text, possible)
+            _apply_context(finding, context, text, possible, target.through)
     return findings
 
 
-def _apply_context(finding: Finding, context: _ContextGuards, text: str, possible: set[GuardKind]) -> None:
+def _apply_context(
+    finding: Finding, context: _ContextGuards, text: str, possible: set[GuardKind], scope: dict[str, frozenset[str]]
+) -> None:
     """Negation, media, another person, past or recovery talk in the words around the phrase."""
     category = finding.rule.category
     before = " ".join(_words_before(text, finding.start).split()[-context.before_words :])
@@ -661,9 +676,15 @@ def _apply_context(finding: Finding, context: _ContextGuards, text: str, possibl
     def speaks_after(hit: _Hit) -> bool:  # "not sure, but i want to die": the negation is not about it
         return any(start >= hit.end for start in speakers)
 
+    def in_scope(hit: _Hit) -> bool:  # "ya no aguanto mas quiero morirme": another clause, out of scope
+        through = scope.get(hit.guard_id)
+        return through is None or all(word in through for word in before[hit.end :].split())
+
     marker = finding.rule.is_marker
     for hit in reversed(hits):  # the nearest first
         if hit.kind not in (GuardKind.NEGATION, GuardKind.MEDIA) or not near(hit) or speaks_after(hit):
+            continue
+        if hit.kind == GuardKind.NEGATION and not in_scope(hit):
             continue
         if marker and hit.kind == GuardKind.NEGATION and hit.end != len(before):
             continue  # "not tonight" negates the time; in "no despertar mañana" the "no" is not about it
@@ -740,10 +761,15 @@ def _to_assessment(findings: list[Finding]) -> Assessment:
     active.sort(key=lambda f: (-f.level, f.start))
     categories = tuple(dict.fromkeys(f.rule.category for f in active))
     reasons: list[str] = []
+    constructs: list[str] = []
     for finding in active:
         reasons.append(finding.rule.reason)
         if finding.raised_by:
             reasons.append(finding.raised_by)
         if finding.guard:
             reasons.append(f"guard:{finding.guard}")
-    return Assessment(active[0].level, categories, tuple(dict.fromkeys(reasons)))
+        constructs.append(finding.rule.construct_reason)
+    # Markers that raised a risk (a plan, means or time next to ideation) are constructs too.
+    raisers = {f.raised_by for f in active if f.raised_by}
+    constructs += [f.rule.construct_reason for f in findings if f.rule.is_marker and f.rule.reason in raisers]
+    return Assessment(active[0].level, categories, tuple(dict.fromkeys(reasons + constructs)))

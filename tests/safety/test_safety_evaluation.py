@@ -71,6 +71,7 @@ def test_classify_plain_and_jsonl_lines(rules: SafetyRules) -> None:
     results = list(classify_lines(lines, rules, "en"))
     assert [r["level"] for r in results] == ["urgent", "urgent", "none"]
     assert results[0]["reasons"] == ["rule:suicide/want_to_die"] and results[0]["line"] == 1
+    assert results[0]["constructs"] == "passive ideation"  # the label a clinician's alert shows
     assert results[1]["id"] == "m7"
     assert all("text" not in r for r in results)  # the output never repeats the message
 

@@ -39,13 +39,20 @@ def test_reasons_name_rules_never_words(rules: SafetyRules) -> None:
     assert assessment.level == Level.IMMINENT
     assert assessment.reasons
     for reason in assessment.reasons:
-        assert reason.startswith(("rule:", "guard:")), reason
+        assert reason.startswith(("rule:", "guard:", "construct:")), reason
         assert " " not in reason  # an id, not words
     assert "want to die" not in " ".join(assessment.reasons)
 
 
 def test_reason_format_is_category_and_id(rules: SafetyRules) -> None:
-    assert rules.assess("I want to die").reasons == ("rule:suicide/want_to_die",)
+    assert rules.assess("I want to die").reasons == ("rule:suicide/want_to_die", "construct:passive_ideation")
+
+
+def test_the_alert_label_names_the_constructs(rules: SafetyRules) -> None:
+    # What a clinician reads at 2 a.m.: the level's why, in clinical terms, never the words.
+    assessment = rules.assess("I want to die tonight, I have been saving my pills")
+    assert assessment.level == Level.IMMINENT
+    assert "passive ideation" in assessment.constructs and "means: medication" in assessment.constructs
 
 
 def test_unknown_locale_falls_back_to_english(rules: SafetyRules) -> None:
@@ -59,9 +66,12 @@ def test_spanish_messages_also_run_english_rules(rules: SafetyRules) -> None:
     assert rules.assess("quiero morir", "es-MX").level == Level.URGENT
 
 
-def test_english_locale_does_not_run_spanish_rules(rules: SafetyRules) -> None:
-    # Decided: English messages run English rules only; Spanish rules need the Spanish locale.
-    assert rules.assess("quiero morir", "en").level == Level.NONE
+def test_every_language_assesses_every_message(rules: SafetyRules) -> None:
+    # The participant's language setting only picks the reply: Spanish from someone set to English
+    # is caught, and so is a message that mixes the two.
+    assert rules.assess("quiero morir", "en").level == Level.URGENT
+    assert rules.assess("ya no aguanto mas, quiero morirme", "en").level >= Level.URGENT
+    assert rules.assess("honestly ya no quiero vivir, I'm done", "en").level >= Level.URGENT
 
 
 def test_explain_shows_cancelled_matches(rules: SafetyRules) -> None:
