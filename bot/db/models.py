@@ -59,6 +59,10 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Backup on call for the whole program when a participant has no named backup.
     on_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    # IANA zone for the times this person is shown; None: the program's default_timezone.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    # Set when Telegram answered 403 to a page (they blocked the bot); cleared when they write again.
+    unreachable_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
     @property
@@ -140,13 +144,31 @@ class InboundMessage(Base):
 
 class EscalationStatus(StrEnum):
     OPEN = "open"  # nobody has acknowledged yet: paging continues
-    ACKNOWLEDGED = "acknowledged"
-    CONTACTED = "contacted"
+    ACKNOWLEDGED = "acknowledged"  # someone took it; no outcome yet: reminders until one is recorded
+    RESOLVED = "resolved"  # a clinician recorded how it ended (`outcome`)
+    CONTACTED = "contacted"  # transitional: the alert buttons move to outcomes in the next change
+    FALSE_ALARM = "false_alarm"  # transitional
+
+
+# Not resolved yet: shown in /alerts and /caseload, and a participant's new messages attach to it.
+UNRESOLVED = (EscalationStatus.OPEN, EscalationStatus.ACKNOWLEDGED)
+
+
+class AlertOutcome(StrEnum):
+    """How an alert ended, chosen by a clinician with a button."""
+
+    REACHED_SAFE = "reached_safe"
+    SAFETY_PLAN = "safety_plan_reviewed"
+    EMERGENCY_CARE = "emergency_care"
+    COULD_NOT_REACH = "could_not_reach"
     FALSE_ALARM = "false_alarm"
+    # Alerts closed before outcomes were recorded (migration 0005) keep what was known then.
+    CONTACTED = "contacted"
+    NOT_RECORDED = "not_recorded"
 
 
 class Escalation(Base):
-    """A flagged moment and the loop that closes it: who was told, when, who acknowledged."""
+    """A flagged moment and the loop that closes it: who was told, when, who acknowledged, how it ended."""
 
     __tablename__ = "escalations"
 
@@ -162,10 +184,37 @@ class Escalation(Base):
     first_alert_sent_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    outcome_note: Mapped[str | None] = mapped_column(EncryptedText)  # the clinician's words, optional
+    # "Your care team has been told" was queued for the participant (after a page was delivered).
+    team_told_at: Mapped[datetime | None]
+    # Nobody in the paging chain could be reached (coverage failure); leads and admins were paged.
+    nobody_reached_at: Mapped[datetime | None]
+    # Pages skipped or failed since the last one delivered: a whole chain of them is a coverage failure.
+    unreached_in_a_row: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Messages the participant wrote while it was unresolved; how many a notice has told; when.
     follow_up_count: Mapped[int] = mapped_column(Integer, default=0)
+    follow_up_notified: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    follow_up_notice_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
     participant: Mapped[Participant] = relationship(lazy="joined")
+
+
+class EscalationEvent(Base):
+    """One step of an alert, with its time: paged, skipped (why), acknowledged, resolved, reminded…
+    Codes and ids only, never text."""
+
+    __tablename__ = "escalation_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), index=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    detail: Mapped[str] = mapped_column(String(200), default="")
 
 
 class ActionStatus(StrEnum):
