@@ -297,10 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Subcommands that live with their feature (each module appends to _EXTRA_COMMANDS on import).
 import bot.sandbox.command  # noqa: E402, F401
 from bot import calendar_cli  # noqa: E402
+from bot import doctor_cli  # noqa: E402
 from bot.services import schedule_cli  # noqa: E402
 
 _EXTRA_COMMANDS.append(schedule_cli.register)
 _EXTRA_COMMANDS.append(calendar_cli.register)
+_EXTRA_COMMANDS.append(doctor_cli.register)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,6 +24,7 @@ from bot.db.types import configure_encryption
 from bot.services.checkin_setup import install_checkins
 from bot.services.content_setup import install_content
 from bot.services.context import AppContext
+from bot.services.coverage import install_coverage
 from bot.services.delivery import DatabaseDeliveryRecorder
 from bot.services.reminders import install_calendar
 from bot.safety.llm import LlmSecondOpinion
@@ -77,6 +78,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
     install_content(ctx, worker)  # content library + hot reload, exercises, daily read (bot/services/content_setup.py)
+    install_coverage(ctx, worker)  # the daily notice to leads while a participant is uncovered (bot/services/coverage.py)
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = SafetyRules.load(settings.content_dir)
     ctx.extras["assessor"] = assessor

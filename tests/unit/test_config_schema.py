@@ -135,7 +135,7 @@ def test_the_shipped_config_loads() -> None:
     assert s.escalation.max_rounds == 3 and s.coverage.notice_time == "08:00"
 
 
-@pytest.mark.parametrize("command", [["run"], ["db", "upgrade"], ["report", "alerts"],
+@pytest.mark.parametrize("command", [["doctor"], ["run"], ["db", "upgrade"], ["report", "alerts"],
                                      ["invite", "staff", "--alias", "x", "--role", "lead"],
                                      ["content", "check"], ["schedule", "status"]])
 def test_every_command_stops_with_one_line_and_never_shows_the_token(
