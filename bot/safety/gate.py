@@ -1,5 +1,10 @@
 """The safety gate: every participant's free text is assessed before anything else happens.
 
+Every text: a message's text or a photo's caption, forwarded text, an edited message (assessed,
+answered and escalated like a new one; the dialog handlers do not see it again), the words after
+/start (an invite token is not words, and is left out), and typed answers inside check-ins and
+exercises (they are messages like any other).
+
 It runs as the outermost middleware and touches no database, so the crisis reply goes out even
 when the database is down. The reply is a fixed template (never generated) and is sent through
 the urgent lane of the sender, ahead of any queued check-ins.
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -43,6 +49,30 @@ def message_text(message: Message) -> str | None:
     return message.text if message.text is not None else message.caption
 
 
+_START = re.compile(r"/start(?:@\w+)?(?=\s|$)", re.IGNORECASE)
+# A deep-link payload of the invite tokens' shape (secrets.token_urlsafe(24): 32 URL-safe
+# characters; Telegram allows 1-64): random characters, never a person's words.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
+
+
+def assessed_text(message: Message) -> str | None:
+    """The words to assess: the text or caption; of a /start command, the words after it without
+    invite tokens (so a typed "/start I can't go on" is assessed, and a bare invite link is not)."""
+    text = message_text(message)
+    if text is None:
+        return None
+    start = _START.match(text)
+    if start is None:
+        return text
+    words = [word for word in text[start.end():].split() if not _TOKEN.fullmatch(word)]
+    return " ".join(words) or None
+
+
+def participant_message(update: Update) -> Message | None:
+    """The message an update carries from a person: a new one, or one they edited."""
+    return update.message or update.edited_message
+
+
 class SecondOpinion(Protocol):
     async def assess(self, text: str, locale: str = "en", *, ref: str | None = None) -> Assessment | None: ...
 
@@ -71,11 +101,9 @@ class SafetyGate(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         assert isinstance(event, Update)
-        message = event.message
-        text = message_text(message) if message is not None else None
+        message = participant_message(event)
+        text = assessed_text(message) if message is not None else None
         if message is None or text is None or message.chat.type != "private" or message.from_user is None:
-            return await handler(event, data)
-        if text.startswith("/start "):  # an invite token, not something the person wrote
             return await handler(event, data)
         person = self.ctx.directory.get(message.from_user.id)
         if person is not None and person.role == "staff":
@@ -167,15 +195,16 @@ class FlagRecorder(BaseMiddleware):
         assessment: Assessment | None = data.get("assessment")
         actor = data.get("actor")
         assert isinstance(event, Update)
-        message = event.message
+        message = participant_message(event)
         if assessment is None or message is None or not isinstance(actor, Participant):
             return await handler(event, data)
         session = data["session"]
         if assessment.flagged or await open_escalation(session, actor.id) is not None:
             record = await record_message(
-                session, self.ctx, actor, text=message_text(message) or "", telegram_message_id=message.message_id,
+                session, self.ctx, actor, text=assessed_text(message) or "", telegram_message_id=message.message_id,
                 assessment=assessment, received_at=data["message_received_at"],
                 crisis_reply_sent_at=data.get("crisis_reply_sent_at"),
+                source="edited_message" if event.edited_message is not None else "message",
             )
             data["safety_recorded"] = True
             replies = data["replies"]

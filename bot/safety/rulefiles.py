@@ -55,7 +55,9 @@ REQUIRED_FILE_KEYS = ("author", "reviewer", "reviewed")
 RULE_KEYS = {"id", "level", "category", "construct", "detail", "phrases", "patterns", "raises", "notes"}
 GUARD_KEYS = {"id", "kind", "window", "categories", "phrases", "patterns", "through", "notes"}
 _DETAIL = re.compile(r"[a-z0-9_ ]{1,30}")
-TOP_LEVEL = {"file", "rule", "guard"}
+TOP_LEVEL = {"file", "words", "rule", "guard"}
+_WORD_LIST = re.compile(r"[a-z][a-z0-9_]*")
+WORD_LIST_USE = re.compile(r"\{([^{}]*)\}")
 _ID = re.compile(r"[a-z0-9_]+")
 # A rule that names no construct (here or in [file]) gets its category's most common one.
 CATEGORY_CONSTRUCT = {
@@ -112,6 +114,9 @@ class RuleFile:
     locale: str
     rules: list[RuleSpec]
     guards: list[GuardSpec]
+    # [words]: named lists of words any phrase of the locale may use as {name}, e.g.
+    # medication = ["pills", "meds", "sertraline", ...]; the phrase "took all my {medication}".
+    words: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class TomlLines:
@@ -195,7 +200,7 @@ def read_rule_file(path: Path, locale: str, problems: list[str]) -> RuleFile | N
         if key not in TOP_LEVEL:
             where = lines.line(key) if isinstance(data[key], dict | list) else lines.line(None, 0, key)
             checker.problem(
-                where, f"unknown section or key '{key}'; a rule file has [file], [[rule]] and [[guard]] only"
+                where, f"unknown section or key '{key}'; a rule file has [file], [words], [[rule]] and [[guard]] only"
             )
     file_table = data.get("file")
     default_category: Category | None = None
@@ -216,7 +221,22 @@ def read_rule_file(path: Path, locale: str, problems: list[str]) -> RuleFile | N
         for index, table in enumerate(checker.table_list(data, "guard"))
         if (spec := checker.check_guard(table, index)) is not None
     ]
-    return RuleFile(path, locale, rules, guards)
+    words: dict[str, tuple[str, ...]] = {}
+    table = data.get("words", {})
+    if not isinstance(table, dict):
+        checker.problem(lines.line("words"), "[words] must be a table of named lists: name = [\"word\", ...]")
+    else:
+        for name, value in table.items():
+            line = lines.line("words", 0, name)
+            if not _WORD_LIST.fullmatch(name):
+                checker.problem(line, f"word list name {name!r}: use lowercase letters, digits and _")
+            elif not isinstance(value, list) or not value or not all(isinstance(w, str) and w.strip() for w in value):
+                checker.problem(line, f"word list {name!r} must be a non-empty list of words or phrases")
+            elif any(ch in w for w in value for ch in "()[]|{}"):
+                checker.problem(line, f"word list {name!r}: write plain words or phrases, without brackets or |")
+            else:
+                words[name] = tuple(w.strip() for w in value)
+    return RuleFile(path, locale, rules, guards, words)
 
 
 class _Checker:

@@ -36,6 +36,7 @@ from bot.safety.levels import NO_RISK, Assessment, Category, Construct, Level, c
 from bot.safety.normalize import SENTENCE_END, Normalizer
 from bot.safety.phrases import PhraseError, compile_phrase, impossible_literals, pattern_literal, trie_regex
 from bot.safety.rulefiles import (
+    WORD_LIST_USE,
     GuardKind,
     GuardSpec,
     RuleFile,
@@ -253,10 +254,11 @@ class SafetyRules:
         _check_unique_ids(files, problems)
         normalizer = Normalizer(_vocabulary(files))
         locales = {name: _Locale(name) for name in sorted({f.locale for f in files})}
+        word_lists = _word_lists(files, problems)
         for parsed in files:
             target = locales[parsed.locale]
             for spec in parsed.rules:
-                _compile_rule(target, spec, parsed.locale, normalizer, problems)
+                _compile_rule(target, spec, parsed.locale, normalizer, problems, word_lists.get(parsed.locale, {}))
         for name, target in locales.items():
             specs = [g for f in files if f.locale == name for g in f.guards]
             _compile_guards(target, specs, normalizer, problems)
@@ -357,6 +359,9 @@ def _vocabulary(files: Iterable[RuleFile]) -> set[str]:
     for parsed in files:
         for spec in [*parsed.rules, *parsed.guards]:
             for phrase in spec.phrases:
+                words.update(w.casefold() for w in re.findall(r"[^\W\d_]+", WORD_LIST_USE.sub(" ", phrase)))
+        for listed in parsed.words.values():
+            for phrase in listed:
                 words.update(w.casefold() for w in re.findall(r"[^\W\d_]+", phrase))
     return words
 
@@ -366,14 +371,54 @@ def _where(spec: RuleSpec | GuardSpec, table: str, key: str, value: str) -> str:
     return f"{path}:{spec.lines.line(table, spec.index, key, value)}"
 
 
-def _compile_rule(target: _Locale, spec: RuleSpec, locale: str, normalizer: Normalizer, problems: list[str]) -> None:
+def _word_lists(files: list[RuleFile], problems: list[str]) -> dict[str, dict[str, str]]:
+    """Each locale's [words] lists, as the choice "(a|b|c)" a phrase's {name} stands for."""
+    lists: dict[str, dict[str, str]] = {}
+    seen: dict[tuple[str, str], Path] = {}
+    for parsed in files:
+        for name, words in parsed.words.items():
+            if (parsed.locale, name) in seen:
+                problems.append(f"{parsed.path}: word list '{name}' is already defined in {seen[parsed.locale, name]}; "
+                                "give it another name")
+                continue
+            seen[parsed.locale, name] = parsed.path
+            lists.setdefault(parsed.locale, {})[name] = "(" + "|".join(words) + ")"
+    return lists
+
+
+def _expand_words(phrase: str, lists: dict[str, str]) -> tuple[str, list[str]]:
+    """The phrase with every {name} replaced by its word list; and the names that are not defined."""
+    unknown: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1).strip()
+        if name not in lists:
+            unknown.append(name)
+            return match.group(0)
+        return lists[name]
+
+    return WORD_LIST_USE.sub(replace, phrase), unknown
+
+
+def _compile_rule(
+    target: _Locale, spec: RuleSpec, locale: str, normalizer: Normalizer, problems: list[str],
+    word_lists: dict[str, str] | None = None,
+) -> None:
     rule = Rule(spec.id, spec.category, spec.level, spec.raises, locale, spec.where, spec.notes, spec.construct,
                 spec.detail)
     rule_index = len(target.rules)
     target.rules.append(rule)
     for phrase in spec.phrases:
+        expanded, unknown = _expand_words(phrase, word_lists or {})
+        if unknown:
+            problems.append(
+                f"{_where(spec, 'rule', 'phrases', phrase)}: rule '{spec.id}': phrase {phrase!r} uses "
+                f"{', '.join('{' + name + '}' for name in unknown)}, which no [words] table of this language defines; "
+                "define it in a [words] table, or write the words out"
+            )
+            continue
         try:
-            compiled = compile_phrase(phrase, normalizer.normalize)
+            compiled = compile_phrase(expanded, normalizer.normalize)
         except PhraseError as error:
             problems.append(f"{_where(spec, 'rule', 'phrases', phrase)}: rule '{spec.id}': phrase {phrase!r}: {error}")
             continue
