@@ -151,14 +151,13 @@ class SafetyGate(BaseMiddleware):
                     select(Participant).where(Participant.telegram_user_id == message.from_user.id))
                 if participant is None:
                     return
-                escalation, new = await raise_after_second_opinion(
+                escalation, _ = await raise_after_second_opinion(
                     session, self.ctx, participant, text=text, telegram_message_id=message.message_id,
                     assessment=merged, received_at=received_at, crisis_reply_sent_at=reply_sent_at)
                 await session.commit()
             if escalation is not None:
+                # "Your care team has been told" follows from the outbox once a page was delivered.
                 self.ctx.wake_outbox()
-            if new:
-                await bot.send_message(message.chat.id, self.ctx.t("crisis.team_told", locale))
         except Exception:
             log.exception("second opinion for update %s could not be applied", update_id)
 
@@ -177,7 +176,8 @@ class FlagRecorder(BaseMiddleware):
     """After the gate and the actor lookup: write what the gate found, in the update's transaction.
 
     A participant's flagged message (or any message while an escalation is open) is stored with
-    its escalation and first page; the care-team line is sent only after that is committed.
+    its escalation and first page; the care-team line is sent only after a page was delivered
+    (bot/services/escalation.py).
     """
 
     def __init__(self, ctx: AppContext) -> None:
@@ -209,7 +209,6 @@ class FlagRecorder(BaseMiddleware):
             data["safety_recorded"] = True
             replies = data["replies"]
             if record.escalation is not None:
+                # The page goes now; "your care team has been told" follows once it was delivered.
                 replies.outbox_due = True
-            if record.new_escalation:
-                replies.text(message.chat.id, self.ctx.t("crisis.team_told", actor.locale), urgent=True)
         return await handler(event, data)

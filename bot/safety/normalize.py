@@ -179,7 +179,9 @@ _TOKEN_MAP: dict[str, str] = {
     # Spanish texting
     "q": "que", "ke": "que", "xq": "porque", "pq": "porque", "porq": "porque", "tmb": "tambien",
     "tb": "tambien", "kiero": "quiero", "qiero": "quiero", "quero": "quiero", "kieres": "quieres",
-    "aki": "aqui", "nadien": "nadie", "nd": "nada",
+    "aki": "aqui", "nadien": "nadie", "nd": "nada", "pa": "para", "x": "por", "xfa": "por favor",
+    "porfa": "por favor", "vdd": "verdad", "toy": "estoy", "tas": "estas", "ta": "esta", "dsp": "despues",
+    "bn": "bien", "kien": "quien", "k": "que", "mñn": "manana", "mñna": "manana",
     # fillers that only intensify: dropped so one rule covers "i (just) (really) want to die"
     "just": "", "really": "", "so": "", "sooo": "", "literally": "", "honestly": "", "actually": "",
     "seriously": "", "truly": "", "genuinely": "", "simply": "", "totally": "", "very": "",

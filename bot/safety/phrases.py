@@ -127,9 +127,7 @@ def _parse(phrase: str, normalize: Callable[[str], str]) -> list[_Slot]:
             inner = pieces[position + 1 : end]
             if any(t in ("(", "[", GAP) for t in inner):
                 raise PhraseError("brackets cannot contain other brackets or '...'")
-            alternatives = _split_alternatives(inner, normalize)
-            if piece == "[" and len(alternatives) > 1:
-                raise PhraseError("use (a|b) for alternatives and [word] for an optional word")
+            alternatives = _split_alternatives(inner, normalize)  # [a|b]: one of them, or neither
             optional = piece == "[" or any(not alt for alt in alternatives)
             kept = tuple(alt for alt in alternatives if alt)
             if kept:

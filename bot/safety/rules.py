@@ -387,7 +387,11 @@ def _word_lists(files: list[RuleFile], problems: list[str]) -> dict[str, dict[st
 
 
 def _expand_words(phrase: str, lists: dict[str, str]) -> tuple[str, list[str]]:
-    """The phrase with every {name} replaced by its word list; and the names that are not defined."""
+    """The phrase with every {name} replaced by its word list; and the names that are not defined.
+
+    Alone, {name} becomes the choice "(a|b)"; inside brackets ("({drug}|booze)"), its words join the
+    choices there.
+    """
     unknown: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -395,7 +399,9 @@ def _expand_words(phrase: str, lists: dict[str, str]) -> tuple[str, list[str]]:
         if name not in lists:
             unknown.append(name)
             return match.group(0)
-        return lists[name]
+        before = phrase[: match.start()]
+        inside = max(before.rfind("("), before.rfind("[")) > max(before.rfind(")"), before.rfind("]"))
+        return lists[name][1:-1] if inside else lists[name]
 
     return WORD_LIST_USE.sub(replace, phrase), unknown
 
