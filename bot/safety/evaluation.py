@@ -41,6 +41,47 @@ class FailureClass:
     example: str  # a short truncated excerpt of one normalized text
 
 
+PAGES = Level.URGENT  # the level at which someone is paged
+
+
+@dataclass
+class BankReport:
+    """What matters on rows labelled with a level and a construct (tests/safety/bank)."""
+
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)  # expected level → found level → n
+    constructs: dict[str, list[int]] = field(default_factory=dict)  # construct → [as expected, rows]
+    languages: dict[str, list[int]] = field(default_factory=dict)  # language → [tp, fp, fn, tn] at min_level
+    imminent: int = 0
+    imminent_paging_nobody: int = 0
+    hard_negatives: int = 0
+    hard_negatives_paging: int = 0
+    # Paging (urgent or above) is what wakes a clinician: its precision and recall, per language.
+    paging: dict[str, list[int]] = field(default_factory=dict)  # language → [tp, fp, fn, tn]
+
+    def add(self, row: Mapping[str, object], expected: Level, found: Level, threshold: Level) -> None:
+        self.confusion.setdefault(expected.label, {}).setdefault(found.label, 0)
+        self.confusion[expected.label][found.label] += 1
+        construct = str(row.get("construct") or "-")
+        ok = (found >= threshold) == (expected >= threshold)
+        entry = self.constructs.setdefault(construct, [0, 0])
+        entry[0] += ok
+        entry[1] += 1
+        language = str(row.get("lang") or row.get("locale") or "-")
+        for table, level in ((self.languages, threshold), (self.paging, PAGES)):
+            cell = table.setdefault(language, [0, 0, 0, 0])
+            cell[[[3, 1], [2, 0]][expected >= level][found >= level]] += 1
+        if expected == Level.IMMINENT:
+            self.imminent += 1
+            self.imminent_paging_nobody += found < PAGES
+        if row.get("hard_negative") is True:
+            self.hard_negatives += 1
+            self.hard_negatives_paging += found >= PAGES
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else 0.0
+
+
 @dataclass
 class EvalReport:
     """Precision, recall and F1 of the rules at `min_level`, with the commonest failure classes."""
@@ -55,6 +96,7 @@ class EvalReport:
     failures: list[FailureClass] = field(default_factory=list)
     missed_terms: list[tuple[str, int]] = field(default_factory=list)  # words common in misses
     flagged_by_level: dict[str, int] = field(default_factory=dict)
+    bank: BankReport | None = None  # rows labelled with a level and a construct (the project's bank)
 
     @property
     def precision(self) -> float:
@@ -84,6 +126,7 @@ class EvalReport:
             "flagged_by_level": self.flagged_by_level,
             "failures": [asdict(f) for f in self.failures],
             "missed_terms": [list(t) for t in self.missed_terms],
+            **({"bank": asdict(self.bank)} if self.bank is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -176,14 +219,21 @@ def evaluate(
     by_level: Counter[str] = Counter()
     missed_words: Counter[str] = Counter()
     negative_words: Counter[str] = Counter()
+    bank: BankReport | None = None
     for row in rows:
         text, label = row.get("text"), _label(row.get("label"))
+        expected = _expected_level(row.get("level"))
+        if expected is not None and label is None:
+            label = int(expected >= threshold)
         if not isinstance(text, str) or label is None:
             skipped += 1
             continue
         findings = rules.explain(text, str(row.get("locale") or locale))
         level = max((f.level for f in findings), default=Level.NONE)
         by_level[level.label] += 1
+        if expected is not None:
+            bank = bank or BankReport()
+            bank.add(row, expected, level, threshold)
         flagged = level >= threshold
         if flagged and label:
             tp += 1
@@ -219,7 +269,17 @@ def evaluate(
         failures=failures[: TOP_CLASSES * 2],
         missed_terms=_distinctive(missed_words, negative_words, fn, fp + tn),
         flagged_by_level=dict(by_level),
+        bank=bank,
     )
+
+
+def _expected_level(value: object) -> Level | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return Level.parse(value)
+    except ValueError:
+        return None
 
 
 _WORD = re.compile(r"[a-z]{3,}")
@@ -261,19 +321,46 @@ def format_report(report: EvalReport) -> str:
             continue
         lines += ["", f"{title}, by cause:"]
         lines += [f'  {f.count:6d}  {f.cause}\n          e.g. "{f.example}"' for f in classes]
+    if report.bank is not None:
+        lines += ["", *_format_bank(report.bank, report.min_level)]
     if report.missed_terms:
         lines += ["", "Words common in missed texts and rare in no-risk texts:"]
         lines.append("  " + ", ".join(f"{word} ({count})" for word, count in report.missed_terms))
     return "\n".join(lines)
 
 
+def _format_bank(bank: BankReport, min_level: str) -> list[str]:
+    order = [level.label for level in Level]
+    lines = ["Levels (rows: expected, columns: found):", "  expected   " + "".join(f"{n:>10}" for n in order)]
+    for expected in order:
+        row = bank.confusion.get(expected, {})
+        if row:
+            lines.append(f"  {expected:<10} " + "".join(f"{row.get(found, 0):>10}" for found in order))
+    lines += ["", "Paging (urgent or above), by language:"]
+    for language, (tp, fp, fn, tn) in sorted(bank.paging.items()):
+        lines.append(f"  {language:<6} precision {_ratio(tp, tp + fp):.3f}   recall {_ratio(tp, tp + fn):.3f}"
+                     f"   (tp {tp} fp {fp} fn {fn} tn {tn})")
+    lines += [
+        f"Imminent messages that would page nobody: {bank.imminent_paging_nobody} of {bank.imminent}",
+        f"Hard negatives that would page: {bank.hard_negatives_paging} of {bank.hard_negatives}"
+        f" ({_ratio(bank.hard_negatives_paging, bank.hard_negatives):.1%})",
+        "",
+        f"As expected at {min_level}, by construct (risk: flagged; hard negatives: not flagged):",
+    ]
+    for construct, (ok, n) in sorted(bank.constructs.items(), key=lambda item: item[1][0] / item[1][1]):
+        lines.append(f"  {construct:<20} {ok:>4} of {n:<4} {_ratio(ok, n):.2f}")
+    return lines
+
+
 def read_jsonl(path: Path) -> Iterator[dict[str, object]]:
-    """The rows of a JSONL file (blank and unreadable lines are skipped, and counted by evaluate)."""
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            row = parse_line(line)
-            if row is not None:
-                yield row
+    """The rows of a JSONL file, or of every *.jsonl in a folder (blank and unreadable lines are skipped)."""
+    paths = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    for one in paths:
+        with one.open(encoding="utf-8") as handle:
+            for line in handle:
+                row = parse_line(line)
+                if row is not None:
+                    yield row
 
 
 def default_content_dir() -> Path:
