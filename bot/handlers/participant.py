@@ -42,6 +42,7 @@ async def pause_command(message: Message, actor: Participant, session: AsyncSess
         replies.text(message.chat.id, ctx.t("pause.already", actor.locale))
         return
     await enrollment.pause(session, actor, ctx.clock.now())
+    replies.outbox_due = True  # the clinician's notice goes out now, not at the next tick
     replies.text(message.chat.id, ctx.t("pause.done", actor.locale))
 
 
@@ -53,6 +54,7 @@ async def resume_command(message: Message, actor: Participant, session: AsyncSes
         return
     await enrollment.resume(session, actor, ctx.clock.now())
     await participant_schedule_changed(session, ctx, actor)
+    replies.outbox_due = True
     replies.text(message.chat.id, ctx.t("resume.done", actor.locale, checkin_time=actor.checkin_time))
 
 

@@ -215,17 +215,28 @@ async def cancel_future_actions(session: AsyncSession, participant_id: int, now:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+async def tell_clinician(session: AsyncSession, participant: Participant, notice: str, now: datetime) -> None:
+    """A `staff_notice` to the assigned clinician, now (ids only; the text comes from ui.toml)."""
+    await enqueue(session, kind="staff_notice", key=f"{notice}:{participant.id}:{now:%Y%m%dT%H%M%S}",
+                  due_at=now, participant_id=participant.id, staff_id=participant.therapist_id,
+                  payload={"notice": notice}, now=now)
+
+
 async def pause(session: AsyncSession, participant: Participant, now: datetime) -> None:
+    """/pause: no check-ins, reminders or daily reads until /resume; the clinician is told."""
     participant.status = ParticipantStatus.PAUSED
     participant.paused_at = now
     await cancel_future_actions(session, participant.id, now)
     session.add(ParticipantEvent(participant_id=participant.id, kind="paused", at=now))
+    await tell_clinician(session, participant, "paused", now)
 
 
 async def resume(session: AsyncSession, participant: Participant, now: datetime) -> None:
+    """/resume: everything comes back from the next due time; the clinician is told."""
     participant.status = ParticipantStatus.ACTIVE
     participant.paused_at = None
     session.add(ParticipantEvent(participant_id=participant.id, kind="resumed", at=now))
+    await tell_clinician(session, participant, "resumed", now)
 
 
 async def opt_out(session: AsyncSession, participant: Participant, now: datetime) -> None:
@@ -233,6 +244,4 @@ async def opt_out(session: AsyncSession, participant: Participant, now: datetime
     participant.opted_out_at = now
     await cancel_future_actions(session, participant.id, now)
     session.add(ParticipantEvent(participant_id=participant.id, kind="opted_out", at=now))
-    await enqueue(session, kind="staff_notice", key=f"opted_out:{participant.id}:{now:%Y%m%dT%H%M%S}",
-                  due_at=now, participant_id=participant.id, staff_id=participant.therapist_id,
-                  payload={"notice": "opted_out"}, now=now)
+    await tell_clinician(session, participant, "opted_out", now)

@@ -38,6 +38,15 @@ def send(page: Any, text: str) -> None:
     box.press("Enter")
 
 
+NEWEST_IN_VIEW = """() => {
+  const items = document.querySelectorAll('li.msg');
+  if (!items.length) return false;
+  const newest = items[items.length - 1].getBoundingClientRect();
+  const composer = document.getElementById('composer').getBoundingClientRect();
+  return newest.bottom <= composer.top + 1 && newest.bottom > 0;
+}"""
+
+
 def test_chromium_is_installed() -> None:
     """Fails (never skips) with how to install it when Debian's chromium is missing."""
     assert chromium_path()
@@ -86,6 +95,10 @@ def test_new_user_enrolls_writes_in_crisis_and_the_therapist_acknowledges(
     check(crisis).to_contain_text("988")
     check(bot_messages(page, "I've let your care team know")).to_be_visible()
     check(page.locator("li.msg.from-you").last).to_contain_text("I want to kill myself tonight")
+    # The chat is taller than the window by now: the newest reply is scrolled into view, above the
+    # composer (before, a newcomer saw no answer and thought the bot had not replied).
+    assert page.evaluate("document.documentElement.scrollHeight > window.innerHeight")
+    page.wait_for_function(NEWEST_IN_VIEW, timeout=5000)
     # The crisis line's chat address is a link that opens in a new tab.
     chat_link = crisis.get_by_role("link", name=re.compile(r"988lifeline\.org"))
     check(chat_link).to_have_attribute("target", "_blank")

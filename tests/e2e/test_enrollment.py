@@ -65,9 +65,11 @@ async def test_participant_settings_pause_export_and_stop(shared_bot: BotProcess
     assert "Daily check-in: 19:30" in await sam.read_text(2)
 
     await sam.say("/pause")
-    assert "paused" in await sam.read_text()
+    assert "paused. Your care team will be told" in await sam.read_text()
+    assert "P-101 paused check-ins and reminders (/pause)" in await clinician.read_text()
     await sam.say("/resume")
     assert "Welcome back. Your daily check-in comes at 19:30" in await sam.read_text()
+    assert "P-101 resumed check-ins and reminders (/resume)" in await clinician.read_text()
 
     await sam.say("I had a rough morning but went to group.")
     assert "saved this for your care team" in await sam.read_text()

@@ -187,9 +187,10 @@ async def test_digest_of_the_last_24_hours(inbot: InProcessBot) -> None:
     ids = await _program(inbot)
     await _three_days(inbot, ids)
     (text,) = await _command(inbot, DR, "/digest")
-    assert text.startswith("Digest: the last 24 hours (caseload: 4, until 2026-03-05 04:00 UTC)")
+    # Times in the reader's zone: dr-lee has none of their own, so the program's (New York).
+    assert text.startswith("Digest: the last 24 hours (caseload: 4, until 2026-03-04 23:00 EST)")
     sections = {s.split("\n")[0]: s.split("\n")[1:] for s in text.split("\n\n")[1:]}
-    assert sections["Safety alerts"] == ["🚨 URGENT – P-104 – open, 2026-03-04 15:00 UTC"]
+    assert sections["Safety alerts"] == ["🚨 URGENT – P-104 – open, 2026-03-04 10:00 EST"]
     assert sections["Concern in check-ins"] == [
         "⚠️ P-104 – Wed, Mar 4: urgent, said yes to the safety question",
         "⚠️ P-102 – Wed, Mar 4: concern, low mood"]
@@ -214,7 +215,7 @@ async def test_spanish_staff_read_it_in_spanish(inbot: InProcessBot) -> None:
     ids = await _program(inbot, staff_locale="es")
     await _three_days(inbot, ids)
     (text,) = await _command(inbot, DR, "/caseload")
-    assert text.startswith("Sus participantes (4), primero quien necesita atención")
+    assert text.startswith("Tus participantes (4), primero quien necesita atención")
     assert "Último chequeo mié 4 mar: ánimo 1, deseo de consumo 2 · preocupación: ánimo bajo" in text
     assert "Chequeos sin responder seguidos: 3" in text and "No puede asistir: lun 9 mar, 14:00 CDT" in text
     (text,) = await _command(inbot, DR, "/trends P-102")
@@ -225,7 +226,7 @@ async def test_spanish_staff_read_it_in_spanish(inbot: InProcessBot) -> None:
     assert text.startswith("Resumen: las últimas 24 horas")
     assert "⏰ P-103 – sin responder: 1; seguidos ahora: 3" in text
     (text,) = await _command(inbot, DR, "/trends")
-    assert text.startswith("Escriba /trends y el alias de un participante")
+    assert text.startswith("Escribe /trends y el alias de un participante")
 
 
 async def test_a_long_caseload_is_split_into_messages_telegram_accepts(inbot: InProcessBot) -> None:

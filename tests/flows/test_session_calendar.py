@@ -96,7 +96,7 @@ async def test_reminders_are_planned_once_and_arrive_in_each_participants_zone(i
     join, cant = _buttons(syd)
     assert (join["text"], join["url"]) == ("Join", LINK)
     assert cant["text"] == "Can't attend" and cant["callback_data"].startswith("att:no:")
-    assert _session_texts(inbot, CHI) == ["Su sesión grupal empieza a las 14:00."]  # Spanish, Chicago time
+    assert _session_texts(inbot, CHI) == ["Tu sesión grupal empieza a las 14:00."]  # Spanish, Chicago time
 
     # Tuesday: Wednesday's group enters the 48-hour plan. In Chicago the 24-hour reminder is at 2 PM;
     # in Sydney 24 hours before is 07:00 Thursday, in their quiet hours: it goes at 21:59 the evening before.
@@ -112,12 +112,12 @@ async def test_reminders_are_planned_once_and_arrive_in_each_participants_zone(i
     await inbot.tick(datetime(2026, 3, 3, 10, 59, tzinfo=UTC))
     assert _session_texts(inbot, SYD)[-1] == "Your group session is on Thu, Mar 5 at 7:00 AM."
     await inbot.tick(datetime(2026, 3, 3, 20, 0, tzinfo=UTC))
-    assert _session_texts(inbot, CHI)[-1] == "Su sesión grupal es mañana a las 14:00."
+    assert _session_texts(inbot, CHI)[-1] == "Tu sesión grupal es mañana a las 14:00."
 
     # After Chicago springs forward (8 March) the group is at 19:00 UTC: 6:00 AM in Sydney, 2 PM in Chicago.
     await inbot.tick(datetime(2026, 3, 9, 18, 45, tzinfo=UTC))
     assert _session_texts(inbot, SYD)[-1] == "Your group session starts at 6:00 AM."
-    assert _session_texts(inbot, CHI)[-1] == "Su sesión grupal empieza a las 14:00."
+    assert _session_texts(inbot, CHI)[-1] == "Tu sesión grupal empieza a las 14:00."
     keys = list((await _reminders(inbot)).keys())
     assert len(keys) == len(set(keys))
 

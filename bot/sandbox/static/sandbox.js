@@ -232,6 +232,7 @@
     let focusLost = false;
     let focusTarget = null;
     let added = false;
+    let newest = null;
     for (const item of items) {
       present.add(item.id);
       const signature = JSON.stringify(item);
@@ -248,6 +249,7 @@
         if (next !== undefined) list.insertBefore(li, rendered.get(next).li);
         else list.appendChild(li);
         added = true;
+        if (!newest || item.id > newest.id) newest = {id: item.id, li};
       }
       rendered.set(item.id, {li, signature});
     }
@@ -261,7 +263,18 @@
     if (focusTarget) focusTarget.focus();
     else if (focusLost) $("composer-input").focus();
     $("empty-chat").hidden = items.length > 0;
-    if (added) $("composer").scrollIntoView({block: "end"});
+    // New replies are scrolled into view above the composer (it is sticky, so scrolling to it
+    // would do nothing and a reply below the fold would look like no reply at all).
+    if (added && newest) scrollToNewest(newest.li);
+  }
+
+  function scrollToNewest(li) {
+    const composer = $("composer").getBoundingClientRect();
+    const box = li.getBoundingClientRect();
+    const room = composer.top - 8; // the part of the window above the composer
+    if (box.bottom <= room && box.top >= 0) return; // already in view
+    const tall = box.height > room;
+    window.scrollBy({top: tall ? box.top - 8 : box.bottom - room, left: 0, behavior: "auto"});
   }
 
   function showNotice(text, alert) {
