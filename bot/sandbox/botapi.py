@@ -10,11 +10,13 @@ it unchanged (point ``[telegram] api_base`` at it). It keeps all state in memory
 * updates waiting for the bot: handed out by ``getUpdates`` (offset, limit, long-poll timeout), or
   POSTed to a webhook with the secret header and retried while the webhook does not answer 2xx
   (a Bot API call the webhook puts in its answer, as aiogram can, is run like Telegram runs it);
+  only the kinds the bot asked for with ``allowed_updates`` (getUpdates or setWebhook; kept until
+  changed; by default every kind but chat_member and the reactions), as Telegram does;
 * the callback queries it issued, and whether the bot answered them;
 * a log of every request (method, chat, arrival time, outcome) and counters.
 
 Tests drive it through a JSON control API under ``/_control/`` (client: `BotAPIControl`, or the same
-methods on `FakeBotAPI` in-process): inject a user's message or a button press, read what a chat
+methods on `FakeBotAPI` in-process): inject a user's message, an edit of it or a button press, read what a chat
 received, script faults (429 with retry_after, 403 blocked, 5xx, slow answers, a seeded random mix),
 block users, and tune the rate limits it enforces (about 30 messages/s overall and about 1/s per
 chat, as token buckets). Run standalone with ``python -m bot.sandbox.botapi --port N --token T``.
@@ -25,6 +27,7 @@ Control endpoints (JSON; errors are 400 {"error": "..."}):
     GET    /_control/stats                    counts by method and outcome, 429s, webhook deliveries
     GET    /_control/requests?method=&chat_id= the request log, in arrival order
     POST   /_control/messages                 {user_id, text, first_name?, language_code?, ...}
+    POST   /_control/edits                    {user_id, message_id, text}: the user edits their message
     POST   /_control/updates                  a raw update (update_id optional; an old one replays)
     POST   /_control/callbacks                {user_id, message_id, data, chat_id?, verify?}
     GET    /_control/chats/{id}?min_messages=&timeout=   what the chat holds (optionally waits)
@@ -33,7 +36,7 @@ Control endpoints (JSON; errors are 400 {"error": "..."}):
     PUT    /_control/fault_mix | DELETE       {seed, retry_after_percent, server_error_percent, ...}
     POST   /_control/blocked/{id} | DELETE    {notify?}: the user blocks / unblocks the bot
     GET    /_control/rate_limits | PUT        RateLimits' fields (PUT changes only those given)
-    GET    /_control/webhook                  the webhook and every delivery attempt
+    GET    /_control/webhook                  the webhook, allowed_updates, every delivery attempt
     GET    /_control/commands                 what setMyCommands stored, by scope and language
 
 What it does not do
@@ -46,7 +49,9 @@ What it does not do
 * Text checks approximate Telegram's: HTML and MarkdownV2 are parsed well enough to reject
   unsupported tags and unescaped reserved characters and to measure the visible length, counted in
   UTF-16 code units (the stricter reading of "4096 characters"). Entities are not returned.
-* ``allowed_updates`` is ignored; pending updates never expire (Telegram drops them after 24 h).
+* Pending updates never expire (Telegram drops them after 24 h). An update of a kind the bot did
+  not ask for is dropped when it would be handed out (Telegram never queues it); one with no
+  kind at all (malformed) is handed out.
 * A message is recorded when the server answers it, even if the client gave up waiting (as with a
   "slow" fault): like Telegram, a timed-out send may still have been delivered.
 * Message dates follow the injected `Clock`; rate limits and retry_after follow the ``monotonic``
@@ -103,6 +108,8 @@ MAX_UPLOAD_BYTES: Final = 50 * 1024 * 1024  # Telegram's upload limit for bots
 SEND_METHODS: Final = frozenset({"sendmessage", "senddocument", "sendphoto"})
 
 BLOCKED_DESCRIPTION: Final = "Forbidden: bot was blocked by the user"
+# What a bot gets when it never set allowed_updates (or set it to []): every kind but these.
+NOT_SENT_BY_DEFAULT: Final = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 _JSON_FIELDS_HINT: Final = {"reply_markup": "reply keyboard markup"}
 _BUTTON_ACTIONS: Final = (
     "url", "callback_data", "web_app", "login_url", "switch_inline_query",
@@ -817,6 +824,8 @@ class FakeBotAPI:
         self._file_seq = itertools.count(1)
         self._request_seq = itertools.count(1)
         self._webhook: _Webhook | None = None
+        # The update kinds the bot asked for (getUpdates or setWebhook); None: Telegram's default.
+        self._allowed_updates: frozenset[str] | None = None
         self._webhook_slots = asyncio.Semaphore(40)
         self._lanes: dict[Hashable, _Lane] = {}
         self._commands: dict[str, list[dict[str, Any]]] = {}
@@ -1145,7 +1154,25 @@ class FakeBotAPI:
             "supports_inline_queries": False,
         }
 
+    def _set_allowed_updates(self, params: _Params) -> None:
+        """`allowed_updates` as Telegram takes it: absent keeps the last setting; [] is the default."""
+        given = params.obj("allowed_updates")
+        if given is None:
+            return
+        if not isinstance(given, list) or not all(isinstance(kind, str) for kind in given):
+            raise _bad_request("can't parse allowed updates: an Array of String is expected")
+        self._allowed_updates = frozenset(given) or None
+
+    def _wanted(self, update: Mapping[str, Any]) -> bool:
+        kind = next((key for key in update if key != "update_id"), None)
+        if kind is None:
+            return True
+        if self._allowed_updates is None:
+            return kind not in NOT_SENT_BY_DEFAULT
+        return kind in self._allowed_updates
+
     async def _get_updates(self, params: _Params) -> list[dict[str, Any]]:
+        self._set_allowed_updates(params)
         offset = params.integer("offset")
         limit = min(max(params.integer("limit") or 100, 1), 100)
         timeout = max(params.number("timeout") or 0.0, 0.0)
@@ -1180,6 +1207,9 @@ class FakeBotAPI:
             for seq, entry in list(self._pending.items()):
                 if entry.update_id < offset and (entry.handed_out or not entry.replay):
                     del self._pending[seq]
+        for seq, entry in list(self._pending.items()):
+            if not self._wanted(entry.update):  # a kind the bot did not ask for: Telegram never sends it
+                del self._pending[seq]
         batch = sorted(itertools.islice(self._pending.values(), limit), key=lambda e: e.update_id)
         for entry in batch:
             entry.handed_out = True
@@ -1195,6 +1225,7 @@ class FakeBotAPI:
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
             raise _bad_request("secret token contains unallowed characters")
         max_connections = min(max(params.integer("max_connections") or 40, 1), 100)
+        self._set_allowed_updates(params)
         await self._stop_lanes()
         if params.flag("drop_pending_updates"):
             self._pending.clear()
@@ -1219,6 +1250,8 @@ class FakeBotAPI:
             "has_custom_certificate": False,
             "pending_update_count": len(self._pending),
         }
+        if self._allowed_updates is not None:
+            info["allowed_updates"] = sorted(self._allowed_updates)
         if webhook is not None:
             info["max_connections"] = webhook.max_connections
             if webhook.last_error_date is not None:
@@ -1438,7 +1471,8 @@ class FakeBotAPI:
         try:
             while lane.queue:
                 entry = lane.queue[0]
-                if entry.seq in self._pending:  # not dropped or reset meanwhile
+                # Not dropped or reset meanwhile, and of a kind the bot asked for.
+                if entry.seq in self._pending and self._wanted(entry.update):
                     await self._deliver(entry)
                     self._pending.pop(entry.seq, None)
                 lane.queue.popleft()
@@ -1549,10 +1583,40 @@ class FakeBotAPI:
             ]
         chat.user_messages[message["message_id"]] = {
             "message_id": message["message_id"],
+            "date": message["date"],
             "text": text,
             "deleted": False,
         }
         return {"update_id": self._push_update({"message": message}), "message": message}
+
+    def edit_message(self, user_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The user edits a text message they sent earlier (`inject_message`): the bot gets an
+        `edited_message` update with the same message_id and date, the new text and an edit_date.
+        Returns {update_id, edited_message}."""
+        user_id, message_id = int(user_id), int(message_id)
+        if not isinstance(text, str) or not text:
+            raise ControlError("text must be a non-empty string")
+        chat = self._chats.get(user_id)
+        sent = chat.user_messages.get(message_id) if chat else None
+        if chat is None or sent is None or sent["deleted"]:
+            raise ControlError(f"user {user_id} sent no message {message_id} to edit")
+        if sent["text"] == text:
+            raise ControlError("Bad Request: message is not modified")  # Telegram sends no update then
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "date": sent.get("date", self._now()),
+            "edit_date": self._now(),
+            "chat": self._chat_json(user_id),
+            "from": dict(self._remember_user(user_id, None)),
+            "text": text,
+        }
+        if command := re.match(r"/\S+", text):
+            message["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": _utf16_len(command.group())}
+            ]
+        sent.setdefault("edits", []).append({"text": sent["text"], "edit_date": message["edit_date"]})
+        sent["text"] = text
+        return {"update_id": self._push_update({"edited_message": message}), "edited_message": message}
 
     def inject_update(self, update: dict[str, Any]) -> int:
         """Queue a raw update as given (malformed or unknown kinds too). Without update_id it gets
@@ -1730,6 +1794,7 @@ class FakeBotAPI:
         return {
             "url": webhook.url if webhook else None,
             "secret_token_set": bool(webhook and webhook.secret_token),
+            "allowed_updates": sorted(self._allowed_updates) if self._allowed_updates is not None else None,
             "pending_updates": len(self._pending),
             "deliveries": [asdict(d) for d in self._deliveries],
         }
@@ -1753,6 +1818,7 @@ class FakeBotAPI:
             web.get(f"{c}/stats", self._json_route(lambda b, r: self.stats())),
             web.get(f"{c}/requests", self._json_route(self._c_requests)),
             web.post(f"{c}/messages", self._json_route(lambda b, r: self.inject_message(**b))),
+            web.post(f"{c}/edits", self._json_route(lambda b, r: self.edit_message(**b))),
             web.post(f"{c}/updates", self._json_route(lambda b, r: {"update_id": self.inject_update(b)})),
             web.post(f"{c}/callbacks", self._json_route(lambda b, r: self.press_button(**b))),
             web.get(f"{c}/chats/{{chat_id}}", self._json_route(self._c_chat)),
@@ -1881,6 +1947,12 @@ class BotAPIControl:
         }
         body = {"user_id": user_id, "text": text, **{k: v for k, v in given.items() if v is not None}}
         result: dict[str, Any] = await self._call("POST", "/messages", body=body)
+        return result
+
+    async def edit_message(self, user_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The user edits their message `message_id` to `text` (the bot gets an edited_message)."""
+        body = {"user_id": user_id, "message_id": message_id, "text": text}
+        result: dict[str, Any] = await self._call("POST", "/edits", body=body)
         return result
 
     async def inject_update(self, update: dict[str, Any]) -> int:

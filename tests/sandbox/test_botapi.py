@@ -286,6 +286,61 @@ async def test_a_second_poller_ends_the_first_with_conflict(sandbox: Sandbox, bo
         await asyncio.wait_for(first, 2)
 
 
+async def test_a_user_edits_their_message_and_the_bot_gets_an_edited_message(
+    bot: Bot, control: BotAPIControl
+) -> None:
+    sent = await control.inject_message(CHAT, "see you tomorrow", first_name="Sam")
+    message_id = sent["message"]["message_id"]
+    edit = await control.edit_message(CHAT, message_id, "/note see you never")
+    first, second = await bot.get_updates()
+    assert first.message is not None and first.message.text == "see you tomorrow"
+    edited = second.edited_message
+    assert second.update_id == edit["update_id"] and edited is not None and second.message is None
+    assert (edited.message_id, edited.date, edited.text) == (message_id, first.message.date, "/note see you never")
+    assert edited.edit_date is not None and edited.from_user is not None and edited.from_user.first_name == "Sam"
+    assert edited.entities is not None and edited.entities[0].type == "bot_command"
+    [stored] = (await control.chat(CHAT))["user_messages"]
+    assert stored["text"] == "/note see you never" and [e["text"] for e in stored["edits"]] == ["see you tomorrow"]
+
+    with pytest.raises(BotAPIControlError, match="sent no message 999"):
+        await control.edit_message(CHAT, 999, "hello")
+    with pytest.raises(BotAPIControlError, match="not modified"):  # Telegram sends no update for that
+        await control.edit_message(CHAT, message_id, "/note see you never")
+
+
+async def test_only_the_update_kinds_the_bot_asked_for_are_handed_out(
+    bot: Bot, control: BotAPIControl, receiver: Receiver
+) -> None:
+    try:
+        sent = await control.inject_message(CHAT, "one")
+        message_id = sent["message"]["message_id"]
+        await control.edit_message(CHAT, message_id, "two")
+        [only] = await bot.get_updates(allowed_updates=["message", "callback_query"])
+        assert only.message is not None and only.message.text == "one"
+        # Kept until changed: a poll without allowed_updates asks for the same kinds.
+        await control.edit_message(CHAT, message_id, "three")
+        assert await bot.get_updates(offset=only.update_id + 1) == []
+        wanted = await control.edit_message(CHAT, message_id, "four")
+        [update] = await bot.get_updates(offset=only.update_id + 1, allowed_updates=["message", "edited_message"])
+        assert update.update_id == wanted["update_id"] and update.edited_message is not None
+        # [] is Telegram's default: every kind but chat_member and reactions.
+        member = await control.inject_update({"chat_member": {"x": 1}})
+        odd = await control.inject_update({"some_future_kind": {"x": 1}})
+        assert [u.update_id for u in await bot.get_updates(offset=member, allowed_updates=[])] == [odd]
+
+        # The webhook gets only what setWebhook asked for, and getWebhookInfo says what that is.
+        await bot.set_webhook(receiver.url, allowed_updates=["message"])
+        assert (await bot.get_webhook_info()).allowed_updates == ["message"]
+        assert (await control.webhook())["allowed_updates"] == ["message"]
+        await control.edit_message(CHAT, message_id, "five")
+        later = await control.inject_message(CHAT, "six")
+        _, body = await asyncio.wait_for(receiver.received.get(), 2)
+        assert body["update_id"] == later["update_id"] and receiver.received.empty()
+    finally:
+        await bot.delete_webhook()
+        await bot.get_updates(allowed_updates=[])  # this server is shared by the module's tests
+
+
 # ---- buttons, edits, deletes ----------------------------------------------------------------
 
 
