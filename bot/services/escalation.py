@@ -28,7 +28,7 @@ from bot.db.models import (
     Staff,
     StaffRole,
 )
-from bot.safety.levels import Assessment, Level
+from bot.safety.levels import Assessment, Level, describe_constructs
 from bot.services.audit import disclose
 from bot.services.context import AppContext
 from bot.services.outbox import Delivered, Skip, enqueue
@@ -260,7 +260,8 @@ async def alert_text(session: AsyncSession, ctx: AppContext, escalation: Escalat
     categories = ", ".join(c.replace("_", " ") for c in escalation.categories.split(",") if c) or "-"
     text = ctx.t(
         "alert.text", staff.locale, level=Level(escalation.level).label.upper(), alias=participant.alias,
-        categories=categories, received=f"{escalation.message_received_at:%Y-%m-%d %H:%M} UTC",
+        categories=categories, constructs=describe_constructs(escalation.reasons.split(",")) or "-",
+        received=f"{escalation.message_received_at:%Y-%m-%d %H:%M} UTC",
         role=ctx.t(f"alert.role_{role}", staff.locale), step=step + 1,
     )
     if ctx.settings.privacy.quote_in_alerts:
