@@ -12,7 +12,7 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from bot.db.storage import DatabaseStorage
 from bot.flows import onboarding
 from bot.flows import routes as flow_routes
-from bot.handlers import alerts, content, fallback, help, participant, sessions, staff, start
+from bot.handlers import alerts, content, edits, fallback, help, participant, sessions, staff, start
 from bot.safety.gate import Assessor, FlagRecorder, SafetyGate, SecondOpinion
 from bot.services.context import AppContext
 from bot.telegram.middlewares import ActorMiddleware, DatabaseRetryMiddleware, UnitOfWorkMiddleware
@@ -54,6 +54,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
         content.router,  # /learn, /skills, /favorites, /plan, /safetyplan and their menu buttons
         flow_routes.router,  # flow buttons, typed answers of an open flow, /checkin
         fallback.router,  # last: refusals, unknown people, a participant's own notes
+        edits.router,  # edited messages: assessed and recorded by the middlewares above, nothing more
     )
     return dp
 

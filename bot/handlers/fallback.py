@@ -72,8 +72,10 @@ async def any_text(message: Message, actor: Staff | Participant | None, session:
 
 @router.message()
 async def any_other_message(message: Message, actor: Staff | Participant | None, replies: Replies,
-                            ctx: AppContext, locale: str) -> None:
+                            ctx: AppContext, locale: str, assessment: Assessment | None = None) -> None:
     # Photos, stickers, voice: we cannot assess them, so say so and point to help.
+    if assessment is not None and assessment.flagged:
+        return  # a caption the safety gate flagged: it already answered with the crisis reply
     if actor is None:
         replies.text(message.chat.id, ctx.t("unknown.hint", locale))
         return

@@ -1,16 +1,22 @@
 """The loop CLINICAL.md asks for, over real HTTP with the real bot process: a participant in
 crisis gets help on screen at once, a named clinician is paged, the backup and the lead follow
-when nobody acknowledges, and an acknowledgement stops the paging."""
+when nobody acknowledges, and an acknowledgement stops the paging. What is assessed and how it is
+worded: an edited message, Spanish from a participant whose setting is English, a denial of risk
+(pages nobody), and an act in plain words (imminent; the page names what was found)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bot.safety.rules import SafetyRules
 from bot.sandbox.botapi import BotAPIControl
 from tests.support.e2e import BotProcess, buttons, enroll_participant, enroll_staff
 
 pytestmark = pytest.mark.e2e
 
+REPO = Path(__file__).resolve().parents[2]
 ALERT_BUTTONS = ["Acknowledge", "I contacted them", "False alarm", "Reassign"]
 
 
@@ -96,6 +102,83 @@ async def test_unacknowledged_alert_goes_to_backup_then_lead_until_acknowledged(
     for person in (clinician, backup, lead):
         pages = [m for m in await person.all_messages() if "Safety alert:" in (m["visible_text"] or "")]
         assert len(pages) == 1, f"{person.user_id} got {len(pages)} pages"
+
+
+def found(text: str) -> str:
+    """What the alert must name for `text`: asked of the rules as they are (they change)."""
+    constructs = SafetyRules.load(REPO / "content").assess(text, "en").constructs
+    assert constructs, f"the rules find nothing in {text!r}"
+    return constructs
+
+
+async def test_an_edited_message_turned_into_a_crisis_gets_help_and_pages(
+    shared_bot: BotProcess, control: BotAPIControl
+) -> None:
+    clinician = await enroll_staff(shared_bot, control, "dr-gil")
+    pat = await enroll_participant(shared_bot, control, "P-204", "dr-gil")
+    # The bot asks Telegram for edits (the local Bot API hands out only the kinds asked for).
+    assert "edited_message" in (await control.webhook())["allowed_updates"]
+
+    said = await control.inject_message(pat.user_id, "see you at group tomorrow", first_name=pat.first_name)
+    assert "saved this for your care team" in await pat.read_text()
+    await control.edit_message(pat.user_id, said["message"]["message_id"], "I want to end my life")
+    crisis, told = await pat.read(2)
+    assert "988" in crisis["visible_text"] and "911" in crisis["visible_text"]
+    assert "I've let your care team know" in told["visible_text"]
+    alert = (await clinician.read())[0]
+    assert "Safety alert: URGENT" in alert["visible_text"] and "P-204" in alert["visible_text"]
+    assert f"Found: {found('I want to end my life')}" in alert["visible_text"]
+    assert "end my life" not in alert["visible_text"] and buttons(alert) == ALERT_BUTTONS
+
+
+async def test_spanish_from_a_participant_set_to_english_gets_help_and_pages(
+    shared_bot: BotProcess, control: BotAPIControl
+) -> None:
+    clinician = await enroll_staff(shared_bot, control, "dr-hal")
+    pat = await enroll_participant(shared_bot, control, "P-205", "dr-hal", language_code="en")
+    await pat.say("ya no aguanto más, quiero morirme")
+    crisis, told = await pat.read(2)
+    assert "988" in crisis["visible_text"] and "I've let your care team know" in told["visible_text"]  # in English
+    alert = (await clinician.read())[0]
+    assert "Safety alert: URGENT" in alert["visible_text"] and "P-205" in alert["visible_text"]
+
+
+async def test_a_denial_pages_nobody_and_an_act_in_plain_words_pages_as_imminent(
+    shared_bot: BotProcess, control: BotAPIControl
+) -> None:
+    clinician = await enroll_staff(shared_bot, control, "dr-ida")
+    pat = await enroll_participant(shared_bot, control, "P-206", "dr-ida")
+    await pat.say("no thoughts of hurting myself this week")
+    reply = await pat.read_text()  # sent after the update's transaction committed
+    assert "saved this for your care team" in reply and "911" not in reply  # no crisis reply
+    assert await escalations(shared_bot.db_url, "P-206") == 0
+    assert not [m for m in await clinician.all_messages() if "Safety alert:" in (m["visible_text"] or "")]
+
+    act = "emptied my pill bottle an hour ago"
+    await pat.say(act)
+    crisis, told = await pat.read(2)
+    assert crisis["visible_text"].startswith("Please call 911 now")  # imminent leads with 911
+    assert "I've let your care team know" in told["visible_text"]
+    alert = (await clinician.read())[0]
+    assert "Safety alert: IMMINENT" in alert["visible_text"] and "P-206" in alert["visible_text"]
+    assert f"Found: {found(act)}" in alert["visible_text"] and "pill bottle" not in alert["visible_text"]
+
+
+async def escalations(db_url: str, alias: str) -> int:
+    from sqlalchemy import func, select
+
+    from bot.db.engine import make_engine, make_sessionmaker
+    from bot.db.models import Escalation, Participant
+
+    engine = make_engine(db_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return int(await session.scalar(
+                select(func.count()).select_from(Escalation).join(
+                    Participant, Participant.id == Escalation.participant_id)
+                .where(Participant.alias == alias)) or 0)
+    finally:
+        await engine.dispose()
 
 
 async def pending_pages(db_url: str, alias: str) -> int:

@@ -1,4 +1,4 @@
-"""The crisis reply needs neither the database nor the LLM."""
+"""The crisis reply needs neither the database nor the LLM; what of a message is assessed."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import Update
+from aiogram.types import Message, Update
 
 from bot.app import build_dispatcher
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.content.i18n import Texts
 from bot.db.engine import make_engine, make_sessionmaker
+from bot.safety.gate import assessed_text, participant_message
 from bot.safety.rules import SafetyRules
 from bot.sandbox.botapi import DEFAULT_TOKEN, FakeBotAPI
 from bot.services.context import AppContext
@@ -55,3 +56,26 @@ async def test_crisis_reply_goes_out_while_the_database_is_down(settings: Settin
     assert len(messages) == 1
     assert "988" in messages[0]["visible_text"] and "911" in messages[0]["visible_text"]
     assert "oprima 2 para español" in messages[0]["visible_text"]  # in the person's language
+
+
+def _msg(**content: object) -> Message:
+    return Message.model_validate({"message_id": 1, "date": 0, "chat": {"id": 42, "type": "private"},
+                                   "from": {"id": 42, "is_bot": False, "first_name": "A"}, **content})
+
+
+def test_what_is_assessed_of_a_message() -> None:
+    token = "Zx9_Qm2-Lk8vTt3RbYw0PnHs4JcUe7Aa"  # the shape of an invite token (32 URL-safe characters)
+    assert assessed_text(_msg(text="i want to die")) == "i want to die"
+    assert assessed_text(_msg(photo=[], caption="i want to die")) == "i want to die"
+    assert assessed_text(_msg(sticker=None)) is None
+    # /start: the words after it are the person's; an invite token is not words.
+    assert assessed_text(_msg(text=f"/start {token}")) is None
+    assert assessed_text(_msg(text="/start")) is None
+    assert assessed_text(_msg(text="/start i can't go on")) == "i can't go on"
+    assert assessed_text(_msg(text=f"/start@iopbot_test_bot {token} i want to die")) == "i want to die"
+    assert assessed_text(_msg(text="/started to feel better")) == "/started to feel better"
+    # An edited message is assessed like a new one.
+    edited = Update.model_validate({"update_id": 2, "edited_message": {
+        "message_id": 1, "date": 0, "edit_date": 5, "chat": {"id": 42, "type": "private"},
+        "from": {"id": 42, "is_bot": False, "first_name": "A"}, "text": "now"}})
+    assert participant_message(edited) is edited.edited_message
