@@ -55,7 +55,7 @@ async def test_crisis_reply_goes_out_while_the_database_is_down(settings: Settin
         await api.stop()
     assert len(messages) == 1
     assert "988" in messages[0]["visible_text"] and "911" in messages[0]["visible_text"]
-    assert "oprima 2 para español" in messages[0]["visible_text"]  # in the person's language
+    assert "oprime 2 para español" in messages[0]["visible_text"]  # in the person's language (tú)
 
 
 def _msg(**content: object) -> Message:
