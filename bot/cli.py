@@ -168,23 +168,12 @@ def cmd_report_alerts(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from bot.runtime import clock_from_environment
-    from bot.services.escalation import response_times
+    from bot.services.escalation import format_report, response_times
 
     settings = _settings(args)
     since = clock_from_environment().now() - timedelta(days=args.days) if args.days else None
     times = asyncio.run(_with_session(settings, lambda session: response_times(session, since)))
-
-    def fmt(seconds: float | None) -> str:
-        if seconds is None:
-            return "-"
-        return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-    period = f"last {args.days} days" if args.days else "all time"
-    print(f"safety alerts ({period}): {times.count} escalations, {times.acknowledged} acknowledged")
-    print(f"  flagged message -> first clinician alert:  median {fmt(times.to_alert_median)}, "
-          f"p95 {fmt(times.to_alert_p95)}")
-    print(f"  flagged message -> acknowledgement:        median {fmt(times.to_ack_median)}, "
-          f"p95 {fmt(times.to_ack_p95)}")
+    print(format_report(times, f"last {args.days} days" if args.days else "all time"))
     return 0
 
 
@@ -243,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="reports for the program").add_subparsers(dest="report_command",
                                                                                     required=True)
-    alerts = add("alerts", cmd_report_alerts, "time from flagged message to alert and to acknowledgement", report)
+    alerts = add("alerts", cmd_report_alerts, "time to alert, acknowledgement and outcome; outcomes; coverage failures",
+                 report)
     alerts.add_argument("--days", type=int, default=0, help="only the last N days (default: all)")
 
     for register in _EXTRA_COMMANDS:

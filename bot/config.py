@@ -100,6 +100,12 @@ class EscalationSettings:
     imminent_ack_minutes: float = 5.0
     # After backup and lead were paged, start again from the clinician, at most this many rounds.
     max_rounds: int = 3
+    # An acknowledged alert without an outcome after this long reminds the person who acknowledged
+    # it; as long again, the leads; then both, daily, until an outcome is recorded.
+    resolve_reminder_minutes: float = 60.0
+    # While an alert is unresolved, the participant's further messages are told to the clinician in
+    # at most one notice per this many minutes (with the count); a higher level pages at once.
+    follow_up_notice_minutes: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -367,6 +373,8 @@ RANGES: dict[tuple[str, str], Range] = {
     ("escalation", "urgent_ack_minutes"): Range(0, 1440, above_low=True),
     ("escalation", "imminent_ack_minutes"): Range(0, 1440, above_low=True),
     ("escalation", "max_rounds"): Range(1, 20),
+    ("escalation", "resolve_reminder_minutes"): Range(0, 10080, above_low=True),
+    ("escalation", "follow_up_notice_minutes"): Range(0, 1440, above_low=True),
     ("llm", "timeout_seconds"): Range(0, 60, above_low=True),
     ("schedule", "tick_seconds"): Range(0, 300, above_low=True),
     ("schedule", "lease_seconds"): Range(0, 86400, above_low=True),

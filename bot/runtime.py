@@ -29,7 +29,16 @@ from bot.services.delivery import DatabaseDeliveryRecorder
 from bot.services.reminders import install_calendar
 from bot.safety.llm import LlmSecondOpinion
 from bot.safety.rules import SafetyRules
-from bot.services.escalation import ALERT_KIND, send_alert_step
+from bot.services.escalation import (
+    ALERT_KIND,
+    CRISIS_LINE_KIND,
+    FOLLOW_UP_KIND,
+    PLAN_KIND,
+    run_alert_plan,
+    send_alert_step,
+    send_crisis_line,
+    send_follow_up_notice,
+)
 from bot.services.notices import send_staff_notice
 from bot.services.outbox import ActionSender, OutboxWorker
 from bot.telegram.sender import SenderMiddleware
@@ -48,6 +57,9 @@ def action_senders() -> dict[str, ActionSender]:
     return {
         "staff_notice": send_staff_notice,
         ALERT_KIND: send_alert_step,
+        PLAN_KIND: run_alert_plan,
+        FOLLOW_UP_KIND: send_follow_up_notice,
+        CRISIS_LINE_KIND: send_crisis_line,
     }
 
 

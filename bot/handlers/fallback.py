@@ -42,10 +42,10 @@ async def any_text(message: Message, actor: Staff | Participant | None, session:
         replies.text(message.chat.id, ctx.t("unknown.hint", locale))
         return
     if command is not None:
-        if isinstance(actor, Participant) and command in STAFF_COMMANDS:
+        if isinstance(actor, Participant) and command in STAFF_COMMANDS - PARTICIPANT_COMMANDS:
             audit(session, now, who, f"refused:/{command}", participant_id=actor.id, allowed=False)
             replies.text(message.chat.id, ctx.t("refused.staff_only", locale))
-        elif isinstance(actor, Staff) and command in PARTICIPANT_COMMANDS:
+        elif isinstance(actor, Staff) and command in PARTICIPANT_COMMANDS - STAFF_COMMANDS:
             audit(session, now, who, f"refused:/{command}", allowed=False)
             replies.text(message.chat.id, ctx.t("refused.participant_only", locale))
         elif isinstance(actor, Participant) and command in PARTICIPANT_COMMANDS:

@@ -1,4 +1,4 @@
-"""Staff commands: /caseload, /trends ALIAS and /digest (/alerts is in alerts.py).
+"""Staff commands: /caseload, /trends ALIAS, /digest and /settings (/alerts is in alerts.py).
 
 A clinician sees their own caseload; a lead or admin sees the program. Every view is audited,
 and every refusal too; the digest is a disclosure of each participant it names (42 CFR Part 2).
@@ -6,9 +6,11 @@ and every refusal too; the digest is a disclosure of each participant it names (
 
 from __future__ import annotations
 
-from aiogram import Router
-from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,14 +26,17 @@ from bot.services.caseload import (
 )
 from bot.services.caseload_text import caseload_messages, digest_messages, trends_messages
 from bot.services.context import AppContext
+from bot.services.staff_time import staff_zone
+from bot.services.timeparse import find_timezone
 from bot.telegram.filters import IsStaff
+from bot.telegram.keyboards import in_rows, keyboard
 from bot.telegram.replies import Replies
 
 router = Router(name="staff")
 router.message.filter(IsStaff())
 router.callback_query.filter(IsStaff())
 
-STAFF_COMMANDS = {"caseload", "alerts", "digest", "trends"}
+STAFF_COMMANDS = {"caseload", "alerts", "digest", "trends", "settings"}
 EXAMPLE_ALIAS = "P-101"
 
 
@@ -86,4 +91,69 @@ async def digest_command(message: Message, actor: Staff, session: AsyncSession, 
     audit(session, now, who, "view:digest")
     for participant_id in sorted(digest.participant_ids):
         disclose(session, now, participant_id, who, "digest")
-    _send(replies, message.chat.id, digest_messages(ctx, digest, actor.locale))
+    _send(replies, message.chat.id, digest_messages(ctx, digest, actor.locale, staff_zone(ctx, actor)))
+
+
+# --- the staff member's own settings: their time zone ---------------------------------------------
+
+class StaffSetup(StatesGroup):
+    timezone = State()  # the next text may be a city or a zone name
+
+
+def timezone_question(ctx: AppContext, staff: Staff) -> tuple[str, InlineKeyboardMarkup]:
+    """The same time-zone picker participants get: the program's zones as buttons, or type a city."""
+    zones = ctx.settings.enrollment.timezone_buttons
+    buttons = [(z.split("/")[-1].replace("_", " "), f"stz:{z}") for z in zones]
+    current = staff.timezone or ctx.settings.program.default_timezone
+    return ctx.t("staff.ask_timezone", staff.locale, current=current), keyboard(in_rows(buttons, 2))
+
+
+async def ask_timezone(replies: Replies, ctx: AppContext, staff: Staff, state: FSMContext, chat_id: int,
+                       before: str = "") -> None:
+    text, kb = timezone_question(ctx, staff)
+    await state.set_state(StaffSetup.timezone)
+    replies.text(chat_id, f"{before}\n\n{text}" if before else text, kb)
+
+
+@router.message(Command("settings"))
+async def settings_command(message: Message, actor: Staff, state: FSMContext, replies: Replies,
+                           ctx: AppContext) -> None:
+    await state.clear()
+    replies.text(message.chat.id, ctx.t("staff.settings", actor.locale,
+                                        timezone=actor.timezone or ctx.settings.program.default_timezone),
+                 keyboard([[(ctx.t("staff.change_timezone", actor.locale), "sset:tz")]]))
+
+
+@router.callback_query(F.data == "sset:tz")
+async def change_timezone(query: CallbackQuery, actor: Staff, state: FSMContext, replies: Replies,
+                          ctx: AppContext) -> None:
+    await ask_timezone(replies, ctx, actor, state, query.message.chat.id if query.message else actor.chat_id or 0)
+
+
+async def _set_timezone(zone: str, actor: Staff, session: AsyncSession, state: FSMContext, replies: Replies,
+                        ctx: AppContext, chat_id: int) -> None:
+    actor.timezone = zone
+    await state.clear()
+    audit(session, ctx.clock.now(), actor_label(actor), "staff:timezone")
+    replies.text(chat_id, ctx.t("staff.timezone_set", actor.locale, timezone=zone))
+
+
+@router.callback_query(F.data.startswith("stz:"))
+async def timezone_button(query: CallbackQuery, actor: Staff, session: AsyncSession, state: FSMContext,
+                          replies: Replies, ctx: AppContext) -> None:
+    zone = find_timezone((query.data or "")[4:])
+    if zone is None:
+        replies.notice(ctx.t("onboarding.timezone_unknown_short", actor.locale))
+        return
+    await _set_timezone(zone, actor, session, state, replies, ctx,
+                        query.message.chat.id if query.message else actor.chat_id or 0)
+
+
+@router.message(StateFilter(StaffSetup.timezone), F.text, ~F.text.startswith("/"))
+async def timezone_typed(message: Message, actor: Staff, session: AsyncSession, state: FSMContext,
+                         replies: Replies, ctx: AppContext) -> None:
+    zone = find_timezone(message.text or "")
+    if zone is None:
+        replies.text(message.chat.id, ctx.t("onboarding.timezone_unknown", actor.locale))
+        return
+    await _set_timezone(zone, actor, session, state, replies, ctx, message.chat.id)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import Participant, ParticipantStatus, Staff
 from bot.flows.onboarding import Onboarding, show_consent
 from bot.handlers.help import send_help
+from bot.handlers.staff import ask_timezone as ask_staff_timezone
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
@@ -39,7 +40,9 @@ async def start_with_link(message: Message, command: CommandObject, actor: Staff
     if isinstance(who, Staff):
         ctx.directory.remember(user.id, who)
         audit(session, now, actor_label(who), "start:staff_enrolled")
-        replies.text(message.chat.id, ctx.t("staff.welcome", who.locale, alias=who.alias, role=who.role))
+        # One message: the welcome and the time zone their alerts and lists will use.
+        await ask_staff_timezone(replies, ctx, who, state, message.chat.id,
+                                 before=ctx.t("staff.welcome", who.locale, alias=who.alias, role=who.role))
         return
     assert isinstance(who, Participant)
     ctx.directory.remember(user.id, who)

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
 from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun
 from bot.db.models import (
+    UNRESOLVED,
     ActionStatus,
     Escalation,
     EscalationStatus,
@@ -90,12 +91,13 @@ class CaseloadRow:
     participant_id: int
     alias: str
     status: str
-    open_flags: int
+    open_flags: int  # alerts without an outcome (unacknowledged, or acknowledged and not resolved)
     unreachable: bool = False
     last_checkin: LastCheckin | None = None
     missed_in_row: int = 0
     absences: tuple[Absence, ...] = ()
     concern_messages: int = 0  # flagged "concern" in the last CONCERN_MESSAGE_DAYS, without an alert
+    awaiting_outcome: int = 0  # of open_flags: acknowledged, no outcome recorded yet
 
     @property
     def concern(self) -> int:
@@ -176,15 +178,17 @@ async def caseload_rows(session: AsyncSession, staff: Staff, now: datetime, *,
     `expire_hours` ([checkin] expire_hours): a check-in sent less than this long ago may still be
     answered, so it is not counted as missed yet.
     """
+    # An alert counts until its outcome is recorded: acknowledged is not the end of it.
     open_flags = (
-        select(Escalation.participant_id, func.count().label("n"))
-        .where(Escalation.status == EscalationStatus.OPEN)
+        select(Escalation.participant_id, func.count().label("n"),
+               func.sum(case((Escalation.status == EscalationStatus.ACKNOWLEDGED, 1), else_=0)).label("acked"))
+        .where(Escalation.status.in_(UNRESOLVED))
         .group_by(Escalation.participant_id)
         .subquery()
     )
     people = (await session.execute(
         select(Participant.id, Participant.alias, Participant.status, Participant.unreachable_at,
-               func.coalesce(open_flags.c.n, 0))
+               func.coalesce(open_flags.c.n, 0), func.coalesce(open_flags.c.acked, 0))
         .outerjoin(open_flags, open_flags.c.participant_id == Participant.id)
         .where(visible_participants(staff))
     )).all()
@@ -198,8 +202,8 @@ async def caseload_rows(session: AsyncSession, staff: Staff, now: datetime, *,
     rows = [
         CaseloadRow(pid, alias, status, int(n), unreachable_at is not None, last.get(pid),
                     missed.get(pid, (0, ""))[0], tuple(absences.get(pid, [])[:ABSENCES_SHOWN]),
-                    messages.get(pid, (0, ()))[0])
-        for pid, alias, status, unreachable_at, n in people
+                    messages.get(pid, (0, ()))[0], int(acked))
+        for pid, alias, status, unreachable_at, n, acked in people
     ]
     return sorted(rows, key=CaseloadRow.attention)
 
@@ -279,7 +283,7 @@ async def participant_trends(session: AsyncSession, participant: Participant, no
         select(Escalation.status).where(Escalation.participant_id == participant.id,
                                         Escalation.message_received_at >= since))).scalars().all()
     return Trends(participant.alias, trend_days, answered, missed, held, cant, len(alerts),
-                  sum(1 for s in alerts if s == EscalationStatus.OPEN))
+                  sum(1 for s in alerts if s in UNRESOLVED))
 
 
 async def _sessions_between(session: AsyncSession, participant_id: int, since: datetime,
@@ -310,6 +314,7 @@ class DigestAlert:
     status: str
     received_at: datetime
     new: bool  # flagged in the period (otherwise: older, still open)
+    outcome: str | None = None  # how it ended, when resolved
 
 
 @dataclass(frozen=True)
@@ -382,12 +387,14 @@ async def digest_for(session: AsyncSession, staff: Staff, now: datetime, *, hour
     if not ids:
         return Digest(since, now, 0)
     escalations = (await session.execute(
-        select(Escalation.participant_id, Escalation.level, Escalation.status, Escalation.message_received_at)
+        select(Escalation.participant_id, Escalation.level, Escalation.status, Escalation.message_received_at,
+               Escalation.outcome)
         .where(Escalation.participant_id.in_(ids),
-               or_(Escalation.status == EscalationStatus.OPEN, Escalation.message_received_at >= since))
+               or_(Escalation.status.in_(UNRESOLVED), Escalation.message_received_at >= since,
+                   Escalation.resolved_at >= since))
         .order_by(Escalation.level.desc(), Escalation.message_received_at))).all()
-    alerts = tuple(DigestAlert(pid, people[pid], int(level), status, at, at >= since)
-                   for pid, level, status, at in escalations)
+    alerts = tuple(DigestAlert(pid, people[pid], int(level), status, at, at >= since, outcome)
+                   for pid, level, status, at, outcome in escalations)
     runs = (await session.execute(
         select(FlowRun.participant_id, FlowRun.local_date, FlowRun.level, FlowRun.reasons, FlowRun.started_at)
         .where(FlowRun.participant_id.in_(ids), FlowRun.kind == CHECKIN, FlowRun.level >= Level.CONCERN,

@@ -17,6 +17,7 @@ from bot.safety.levels import Level
 from bot.services.caseload import CONCERN_MESSAGE_DAYS, Absence, CaseloadRow, Digest, TrendDay, Trends
 from bot.services.context import AppContext
 from bot.services.reminders import date_text, day_text, time_text
+from bot.services.staff_time import clock_text
 
 SPARKS = "▁▂▃▄▅▆▇█"
 NO_VALUE = "·"  # a day without an answer, in a sparkline
@@ -83,7 +84,7 @@ def absence_text(ctx: AppContext, absence: Absence, locale: str) -> str:
 
 
 def utc_text(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"  # like /alerts: staff have no zone of their own
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 # --- /caseload -----------------------------------------------------------------------------------------
@@ -101,6 +102,8 @@ def caseload_entry(ctx: AppContext, row: CaseloadRow, locale: str) -> str:
     head = [ctx.t("caseload.head", locale, mark=mark, alias=row.alias, status=status_text(ctx, row.status, locale))]
     if row.open_flags:
         head.append(ctx.t("caseload.open_alerts", locale, count=row.open_flags))
+    if row.awaiting_outcome:
+        head.append(ctx.t("caseload.awaiting_outcome", locale, count=row.awaiting_outcome))
     if row.unreachable:
         head.append(ctx.t("caseload.blocked", locale))
     lines = [" · ".join(head)]
@@ -195,11 +198,21 @@ def trends_messages(ctx: AppContext, trends: Trends, locale: str) -> list[str]:
     return pack_html([title, "\n".join(sparks), "\n".join(totals), "\n".join(lines)])
 
 
+def _alert_status(ctx: AppContext, status: str, outcome: str | None, locale: str) -> str:
+    from bot.services.escalation import outcome_text
+
+    if status == "resolved":
+        return ctx.t("digest.alert_resolved", locale, outcome=outcome_text(ctx, outcome, locale))
+    return _optional(ctx, f"digest.alert_{status}", locale) or status
+
+
 # --- /digest ------------------------------------------------------------------------------------------------------
 
-def digest_messages(ctx: AppContext, digest: Digest, locale: str) -> list[str]:
+def digest_messages(ctx: AppContext, digest: Digest, locale: str, zone: ZoneInfo | None = None) -> list[str]:
+    """The digest in the reader's language; times in their zone (`zone`, else UTC)."""
+    zone = zone or ZoneInfo("UTC")
     title = ctx.t("digest.title", locale, hours=round((digest.until - digest.since).total_seconds() / 3600),
-                  count=digest.participants, until=utc_text(digest.until))
+                  count=digest.participants, until=clock_text(digest.until, zone))
     if digest.participants == 0:
         return [ctx.t("caseload.empty", locale)]
     if digest.empty:
@@ -212,8 +225,7 @@ def digest_messages(ctx: AppContext, digest: Digest, locale: str) -> list[str]:
 
     section("alerts", [
         ctx.t("digest.alert_row", locale, level=level_text(ctx, a.level, locale).upper(), alias=a.alias,
-              status=_optional(ctx, f"digest.alert_{a.status}", locale) or a.status,
-              received=utc_text(a.received_at))
+              status=_alert_status(ctx, a.status, a.outcome, locale), received=clock_text(a.received_at, zone))
         + ("" if a.new else " · " + ctx.t("digest.alert_older", locale))
         for a in digest.alerts])
     section("concerns", [

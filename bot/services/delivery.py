@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import select
 
-from bot.db.models import DeliveryFailure, Participant, ParticipantEvent
+from bot.db.models import DeliveryFailure, Participant, ParticipantEvent, Staff
 from bot.services.context import AppContext
 from bot.services.scheduled_rows import enqueue
 
@@ -18,9 +18,17 @@ class DatabaseDeliveryRecorder:
         self.ctx = ctx
 
     async def blocked(self, chat_id: int) -> None:
-        """403: the participant blocked the bot. Mark them unreachable and tell their clinician once."""
+        """403: the participant blocked the bot. Mark them unreachable and tell their clinician once.
+        A staff member who blocked the bot is marked too: pages skip them until they write again."""
         now = self.ctx.clock.now()
         async with self.ctx.sessionmaker() as session:
+            staff = await session.scalar(select(Staff).where(Staff.chat_id == chat_id))
+            if staff is not None:
+                if staff.unreachable_at is None:
+                    staff.unreachable_at = now
+                    await session.commit()
+                    log.warning("staff %s blocked the bot; pages skip them until they write again", staff.id)
+                return
             participant = await session.scalar(select(Participant).where(Participant.chat_id == chat_id))
             if participant is None or participant.unreachable_at is not None:
                 return

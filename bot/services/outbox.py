@@ -34,10 +34,26 @@ log = logging.getLogger(__name__)
 class Delivered:
     chat_id: int | None = None
     message_id: int | None = None
+    # The sender wrote rows that are due now (e.g. the line to the participant after a page):
+    # wake the scheduler once this transaction is committed.
+    wake: bool = False
+
+
+@dataclass(frozen=True)
+class Handled:
+    """The row is finished without a message of its own, and what the sender wrote is kept (unlike
+    `Skip`, which rolls it back): a page to someone who cannot be reached, with the page to the
+    next person in the same commit; a plan that added rows of its own. `retry`: the row is due
+    again after a back-off (a delivery that may still work later); `status` is used otherwise."""
+
+    status: str = ActionStatus.CANCELLED
+    note: str = ""
+    retry: bool = False
+    wake: bool = True
 
 
 # A kind's sender: render the row, send it, say what was delivered. Raise to fail or retry.
-ActionSender = Callable[[AppContext, Bot, AsyncSession, ScheduledAction], Awaitable[Delivered | None]]
+ActionSender = Callable[[AppContext, Bot, AsyncSession, ScheduledAction], Awaitable[Delivered | Handled | None]]
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -99,11 +115,14 @@ async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limi
 class OutboxWorker:
     """Runs the tick: claims due rows and sends them through the rate-limited sender."""
 
-    # Kinds that are never expired: a late alert to a clinician is still better than none.
-    NEVER_EXPIRE = frozenset({"alert_step", "staff_notice"})
+    # Kinds that are never expired: a late alert to a clinician is still better than none, and the
+    # participant's line about it (bot/services/escalation.py) stays true when it comes late.
+    NEVER_EXPIRE = frozenset({"alert_step", "alert_plan", "alert_follow_up", "crisis_line", "staff_notice"})
     # Kinds with a lane of their own: a clinician's page must not wait behind a batch of 9:00
     # check-ins that are queued for the rate limit (a batch can take a minute to send).
-    URGENT = frozenset({"alert_step"})
+    URGENT = frozenset({"alert_step", "alert_plan", "alert_follow_up", "crisis_line"})
+    # A page that could not be delivered is tried again this soon (other rows back off 30 s a try).
+    URGENT_RETRY_SECONDS = 5.0
 
     def __init__(self, ctx: AppContext, bot: Bot, senders: dict[str, ActionSender], *, concurrency: int = 64,
                  send_turn: Callable[..., contextlib.AbstractAsyncContextManager[None]] | None = None) -> None:
@@ -192,7 +211,13 @@ class OutboxWorker:
             for planner in self.before_claim:
                 await planner(now)
         s = self.ctx.settings.schedule
-        handled = await self.send_pages() if pages else 0
+        handled = 0
+        while pages:
+            # A page to someone unreachable adds the next person's page, due now: send it too.
+            sent = await self.send_pages()
+            handled += sent
+            if not sent or self.stopping:
+                break
         # Sends run concurrently so the rate limiter, not one slow chat, sets the pace.
         semaphore = asyncio.Semaphore(self.concurrency)
 
@@ -244,6 +269,15 @@ class OutboxWorker:
             )
             await session.commit()
 
+    def _handled_values(self, row: ScheduledAction, handled: Handled, now: datetime) -> dict[str, Any]:
+        if not handled.retry:
+            return dict(status=handled.status, last_error=handled.note[:300] or None)
+        if row.attempts >= 5:
+            return dict(status=ActionStatus.FAILED, last_error=handled.note[:300] or None)
+        wait = self.URGENT_RETRY_SECONDS if row.kind in self.URGENT else 30.0
+        return dict(status=ActionStatus.PENDING, last_error=handled.note[:300] or None,
+                    due_at=now + timedelta(seconds=wait * row.attempts))
+
     async def _process(self, row: ScheduledAction) -> None:
         now = self.ctx.clock.now()
         grace = timedelta(minutes=self.ctx.settings.schedule.grace_minutes)
@@ -267,14 +301,20 @@ class OutboxWorker:
                 async with self.ctx.sessionmaker() as session:
                     delivered = await sender(self.ctx, self.bot, session, row)
                     # "Sent" is written with whatever the sender recorded, in one transaction.
+                    if isinstance(delivered, Handled):
+                        values = self._handled_values(row, delivered, now)
+                    else:
+                        values = dict(status=ActionStatus.SENT, sent_at=self.ctx.clock.now(),
+                                      chat_id=delivered.chat_id if delivered else None,
+                                      telegram_message_id=delivered.message_id if delivered else None)
                     await session.execute(
                         update(ScheduledAction)
                         .where(ScheduledAction.id == row.id, ScheduledAction.claimed_by == row.claimed_by)
-                        .values(status=ActionStatus.SENT, sent_at=self.ctx.clock.now(), lease_until=None,
-                                chat_id=delivered.chat_id if delivered else None,
-                                telegram_message_id=delivered.message_id if delivered else None)
+                        .values(lease_until=None, **values)
                     )
                     await session.commit()
+                if delivered is not None and delivered.wake:
+                    self.ctx.wake_outbox()
         except Skip as why:
             await self._finish(row.id, row.claimed_by, status=ActionStatus.CANCELLED, last_error=str(why)[:300])
             return

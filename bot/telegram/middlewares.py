@@ -122,6 +122,8 @@ class ActorMiddleware(BaseMiddleware):
         if user is not None:
             actor = await find_actor(data["session"], user.id)
         data["actor"] = actor
+        if isinstance(actor, Staff) and actor.unreachable_at is not None:
+            actor.unreachable_at = None  # they write again, so they have unblocked the bot: page them again
         if isinstance(actor, Staff | Participant):
             data["locale"] = actor.locale
             self.ctx.directory.remember(user.id, actor)

@@ -119,7 +119,9 @@ def test_new_user_enrolls_writes_in_crisis_and_the_therapist_acknowledges(
     alert.get_by_role("button", name="Acknowledge").click()
     check(page.locator("#notice")).to_contain_text("Acknowledged. Paging stopped.")
     check(alert).to_contain_text("Acknowledged by dr-rivera")
-    check(alert.get_by_role("button")).to_have_count(0)
+    # Acknowledged is not the end: the buttons now ask how it ended.
+    check(alert.get_by_role("button")).to_have_text(["Reached them, safe", "Safety plan reviewed",
+                                                     "Sent to emergency care", "Could not reach them", "False alarm"])
     check(seeded.get_by_role("button", name="Acknowledge")).to_be_visible()  # the other alert is still open
     screens(page, "acknowledged")
 

@@ -161,14 +161,21 @@ async def test_every_role_times_every_command(world: World) -> None:
     assert status in (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED)
 
 
-ALERT_DECISIONS = {"ack": EscalationStatus.ACKNOWLEDGED, "contacted": EscalationStatus.CONTACTED,
-                   "false": EscalationStatus.FALSE_ALARM}
+ALERT_DECISIONS = {"ack": EscalationStatus.ACKNOWLEDGED, "contacted": EscalationStatus.ACKNOWLEDGED,
+                   "false": EscalationStatus.RESOLVED, "out:safe": EscalationStatus.RESOLVED}
+
+
+def decision_data(decision: str, escalation: int) -> str:
+    """esc:ack:7, esc:false:7, esc:out:7:safe (an outcome button carries its code last)."""
+    if decision.startswith("out:"):
+        return f"esc:out:{escalation}:{decision[4:]}"
+    return f"esc:{decision}:{escalation}"
 
 
 async def test_alert_buttons_only_for_those_who_may_handle_the_alert(world: World) -> None:
     escalation = await world.open_escalation()
     other = world.staff_ids["other clinician"]
-    buttons = [f"esc:{d}:{escalation}" for d in ALERT_DECISIONS] + [
+    buttons = [decision_data(d, escalation) for d in ALERT_DECISIONS] + [
         f"esc:reassign:{escalation}", f"esc:to:{escalation}:{other}"]
     refused: dict[str, list[str]] = {}
     wrong: list[str] = []
@@ -200,12 +207,14 @@ async def test_alert_buttons_only_for_those_who_may_handle_the_alert(world: Worl
     for role in ("clinician", "lead", "admin"):
         for decision, expected in ALERT_DECISIONS.items():
             escalation = await world.open_escalation()
-            await world.bot.press_data(USERS[role], 1, f"esc:{decision}:{escalation}")
+            await world.bot.press_data(USERS[role], 1, decision_data(decision, escalation))
             status = await world.scalar(select(Escalation.status).where(Escalation.id == escalation))
             if status != expected:
                 wrong.append(f"{role} pressed {decision}: status {status}, expected {expected}")
             else:
                 worked.setdefault(role, []).append(decision)
+            # An alert ends only with an outcome: record one, so that the next crisis opens a new alert.
+            await world.bot.press_data(USERS[role], 1, f"esc:out:{escalation}:false")
         escalation = await world.open_escalation()
         pages_before = await world.scalar(select(func.count()).select_from(ScheduledAction).where(
             ScheduledAction.escalation_id == escalation))
@@ -217,7 +226,7 @@ async def test_alert_buttons_only_for_those_who_may_handle_the_alert(world: Worl
             wrong.append(f"{role} reassigned escalation {escalation} but no page was added")
         else:
             worked.setdefault(role, []).append("reassign")
-        await world.bot.press_data(USERS[role], 1, f"esc:ack:{escalation}")  # close it for the next round
+        await world.bot.press_data(USERS[role], 1, f"esc:out:{escalation}:false")  # close it for the next round
     audited = await world.scalar(select(func.count()).select_from(AuditEntry).where(
         AuditEntry.action.in_(["alert_decision", "alert_reassign"]), AuditEntry.allowed.is_(True)))
     report("authorization: alert buttons", {

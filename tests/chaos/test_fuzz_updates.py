@@ -68,6 +68,7 @@ COMMANDS = ["/start", "/help", "/settings", "/pause", "/resume", "/stop", "/myda
 RISKY = ["i want to kill myself", "I have the pills here and I'm done", "jk im fine", "i relapsed last night",
          "me quiero morir", "this traffic is killing me", "I used to cut, 200 days clean"]
 CALLBACK_PATTERNS = ["esc:ack:{}", "esc:contacted:{}", "esc:false:{}", "esc:reassign:{}", "esc:to:{}:{}",
+                     "esc:out:{}:safe", "esc:out:{}:{}", "esc:nskip:{}", "stz:{}", "sset:tz",
                      "att:no:{}", "att:yes:{}", "att:skip:{}", "att:r:{}:sick", "stop:yes", "stop:no",
                      "fl:{}:{}:0", "fl:{}", "tz:{}", "ob:{}", "c:{}", "set:{}"]
 

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 ALERT_BUTTONS = ["Acknowledge", "I contacted them", "False alarm", "Reassign"]
+OUTCOME_BUTTONS = ["Reached them, safe", "Safety plan reviewed", "Sent to emergency care", "Could not reach them",
+                   "False alarm"]
 
 
 async def test_crisis_message_gets_help_at_once_and_pages_the_clinician(
@@ -47,6 +49,16 @@ async def test_crisis_message_gets_help_at_once_and_pages_the_clinician(
     await clinician.press("Acknowledge")
     edited = await clinician.wait_for_message("Acknowledged by dr-ana")
     assert edited["message_id"] in (alert["message_id"], listed["message_id"]) or "P-201" in edited["visible_text"]
+    # Acknowledged is not the end: the alert stays listed until an outcome is recorded.
+    await clinician.say("/alerts")
+    listed = (await clinician.read())[0]
+    assert "P-201" in listed["visible_text"] and "No outcome recorded yet" in listed["visible_text"]
+    assert buttons(listed) == OUTCOME_BUTTONS
+    await clinician.press("Reached them, safe")
+    assert "Add a note about P-201?" in await clinician.read_text()
+    await clinician.wait_for_message("Closed by dr-ana")
+    await clinician.say("Spoke on the phone; she is with her sister tonight.")
+    assert "Note saved" in await clinician.read_text()
     await clinician.say("/alerts")
     assert "No open safety alerts" in await clinician.read_text()
 

@@ -95,12 +95,13 @@ async def test_yes_to_the_safety_question_gets_help_at_once_and_pages_the_clinic
     await _answer_until_safety(inbot)
     await inbot.press(SAM, "Yes")
     texts = inbot.texts(SAM)
-    crisis = next(t for t in texts if "988" in t)
-    assert "911" in crisis and "I've let your care team know" in texts[-2]
+    assert "911" in texts[-2] and "988" in texts[-2]
     assert "anything you want your care team to know" in texts[-1]  # the check-in goes on
+    assert not any("I've let your care team know" in t for t in texts)  # not before a page was delivered
     await inbot.tick()
     alert = inbot.last_text(DR)
     assert "Safety alert: URGENT" in alert and "P-101" in alert
+    assert "I've let your care team know" in inbot.last_text(SAM)  # now it is true
     await inbot.say(SAM, "skip")  # typing the Skip button's label skips, like the button
     assert "Thank you for checking in" in inbot.last_text(SAM)
     async with inbot.ctx.sessionmaker() as s:

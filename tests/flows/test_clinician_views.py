@@ -187,9 +187,10 @@ async def test_digest_of_the_last_24_hours(inbot: InProcessBot) -> None:
     ids = await _program(inbot)
     await _three_days(inbot, ids)
     (text,) = await _command(inbot, DR, "/digest")
-    assert text.startswith("Digest: the last 24 hours (caseload: 4, until 2026-03-05 04:00 UTC)")
+    # Times in the reader's zone: dr-lee has none of their own, so the program's (New York).
+    assert text.startswith("Digest: the last 24 hours (caseload: 4, until 2026-03-04 23:00 EST)")
     sections = {s.split("\n")[0]: s.split("\n")[1:] for s in text.split("\n\n")[1:]}
-    assert sections["Safety alerts"] == ["🚨 URGENT – P-104 – open, 2026-03-04 15:00 UTC"]
+    assert sections["Safety alerts"] == ["🚨 URGENT – P-104 – open, 2026-03-04 10:00 EST"]
     assert sections["Concern in check-ins"] == [
         "⚠️ P-104 – Wed, Mar 4: urgent, said yes to the safety question",
         "⚠️ P-102 – Wed, Mar 4: concern, low mood"]

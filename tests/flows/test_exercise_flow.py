@@ -139,9 +139,8 @@ async def test_not_safe_in_the_safety_plan_gets_help_and_pages_the_clinician(inb
     await inbot.press(SAM, "Let's start")
     assert "are you safe right now?" in inbot.last_text(SAM)
     await inbot.press(SAM, "No, I'm not safe")
-    crisis, told, closing = inbot.texts(SAM)[-3:]
+    crisis, closing = inbot.texts(SAM)[-2:]
     assert "988" in crisis and "911" in crisis
-    assert "I've let your care team know" in told
     assert "Please get help now" in closing
     assert "Was this helpful?" not in inbot.texts(SAM)  # no survey after a crisis reply
     async with inbot.ctx.sessionmaker() as s:
@@ -152,6 +151,7 @@ async def test_not_safe_in_the_safety_plan_gets_help_and_pages_the_clinician(inb
         assert answer is not None and answer.value_choice == "not_safe"
     await inbot.tick()
     assert "Safety alert: URGENT" in inbot.last_text(DR) and "P-ex" in inbot.last_text(DR)
+    assert "I've let your care team know" in inbot.last_text(SAM)  # once the page was delivered
 
 
 async def test_stop_keeps_the_place_text_is_a_note_and_the_run_survives_a_restart(
