@@ -209,9 +209,7 @@ class FlagRecorder(BaseMiddleware):
             data["safety_recorded"] = True
             replies = data["replies"]
             if record.escalation is not None:
-                # The page goes now. Interim until escalation.py sends the care-team line after a
-                # page was delivered (issue 13, in progress): said when the escalation opens.
+                # The page goes now; "your care team has been told" follows from the outbox once a
+                # page was delivered (bot/services/escalation.py), never before.
                 replies.outbox_due = True
-            if record.new_escalation:
-                replies.text(message.chat.id, self.ctx.t("crisis.team_told", actor.locale), urgent=True)
         return await handler(event, data)
