@@ -154,6 +154,10 @@ async def timezone_typed(message: Message, actor: Staff, session: AsyncSession, 
                          replies: Replies, ctx: AppContext) -> None:
     zone = find_timezone(message.text or "")
     if zone is None:
-        replies.text(message.chat.id, ctx.t("onboarding.timezone_unknown", actor.locale))
+        # Asked once: the program's zone stays, and /settings changes it later. The staff member's
+        # next texts are not taken for zone names.
+        await state.clear()
+        replies.text(message.chat.id, ctx.t("staff.timezone_unknown", actor.locale,
+                                            timezone=actor.timezone or ctx.settings.program.default_timezone))
         return
     await _set_timezone(zone, actor, session, state, replies, ctx, message.chat.id)

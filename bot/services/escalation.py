@@ -656,7 +656,9 @@ async def _undeliverable(session: AsyncSession, ctx: AppContext, escalation: Esc
             if not others:  # the last page to every lead and admin failed too
                 await _tell_participant(session, ctx, escalation, "not_reached", now)
     status = ActionStatus.CANCELLED if kind == "page_skipped" else ActionStatus.FAILED
-    return Handled(status=status, note=f"not delivered: {why}", retry=retry)
+    # "blocked by the user" as the outbox writes it for a 403 (bot/services/coverage.py reads it too).
+    note = "blocked by the user" if why == "blocked" else f"not delivered: {why}"
+    return Handled(status=status, note=note, retry=retry)
 
 
 async def run_alert_plan(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Handled:

@@ -229,6 +229,9 @@ async def test_a_staff_member_sees_times_in_their_own_time_zone(inbot: InProcess
     await inbot.say(DR, "/settings")
     assert "Time zone: America/Chicago" in inbot.last_text(DR)
     await inbot.press(DR, "Time zone")
+    await inbot.say(DR, "Atlantis")
+    assert "times stay in America/Chicago" in inbot.last_text(DR)  # asked once: later texts are not zones
+    await inbot.press(DR, "Time zone")
     await inbot.say(DR, "Denver")  # typed, like participants can
     assert "Time zone set to America/Denver" in inbot.last_text(DR)
     await inbot.say(DR, "/alerts")
