@@ -17,14 +17,21 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(Path(args.config))
 
 
-async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[Any]], *,
+                        check_key: bool = True) -> Any:
+    """Run `work` in one transaction on an up-to-date schema, after checking the data key (the same
+    check as the bot's start: a command never writes text in the clear or with the wrong key)."""
+    from bot.clock import clock_from_environment
     from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
-    from bot.db.types import configure_encryption
+    from bot.services.data_key import check_data_key
 
-    configure_encryption(settings.secrets.data_key)
     await upgrade_async(settings.database.url)
     engine = make_engine(settings.database.url)
     try:
+        if check_key:
+            async with make_sessionmaker(engine)() as session:
+                await check_data_key(session, settings.secrets.data_key, clock_from_environment().now())
+                await session.commit()
         async with make_sessionmaker(engine)() as session:
             result = await work(session)
             await session.commit()
@@ -80,7 +87,8 @@ def cmd_invite(args: argparse.Namespace) -> int:
         if args.who == "staff":
             return await enrollment.invite_staff(session, now, settings, args.alias, args.role, on_call=args.on_call)
         return await enrollment.invite_participant(
-            session, now, settings, args.alias, args.therapist, backup_alias=args.backup, timezone=args.timezone
+            session, now, settings, args.alias, args.therapist, backup_alias=args.backup, timezone=args.timezone,
+            language=args.language,
         )
 
     try:
@@ -94,7 +102,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
     else:
         print("link:    (set [telegram] bot_username or BOT_TOKEN to print the link)")
     print(f"token:   {issued.token}")
-    print(f"expires: {issued.expires_at:%Y-%m-%d %H:%M} UTC (single use)")
+    print(f"expires: {issued.expires_at:%Y-%m-%d %H:%M} UTC (single use; earlier links for {args.alias} no longer work)")
     return 0
 
 
@@ -206,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     part.add_argument("--therapist", required=True, help="alias of the assigned clinician")
     part.add_argument("--backup", help="alias of the backup clinician")
     part.add_argument("--timezone", help="IANA time zone, e.g. America/Chicago")
+    part.add_argument("--language", choices=["en", "es"],
+                      help="the bot's language for them (default: their Telegram's; they can switch at consent)")
+    people_cli.register_invite_revoke(invite, add)
 
     content = sub.add_parser("content", help="the content library").add_subparsers(dest="content_command",
                                                                                   required=True)
@@ -249,8 +260,8 @@ def _secrets(settings: Settings | None) -> list[str]:
     """Values that must never appear in a log line or an error (also when settings did not load)."""
     import os
 
-    values = [os.environ.get(name, "") for name in ("BOT_TOKEN", "IOPBOT_DATA_KEY", "IOPBOT_WEBHOOK_SECRET",
-                                                    "OPENAI_API_KEY")]
+    values = [os.environ.get(name, "") for name in ("BOT_TOKEN", "IOPBOT_DATA_KEY", "IOPBOT_NEW_DATA_KEY",
+                                                    "IOPBOT_WEBHOOK_SECRET", "OPENAI_API_KEY")]
     if settings is not None:
         s = settings.secrets
         values += [s.bot_token, s.data_key, s.webhook_secret, s.llm_api_key]
@@ -287,12 +298,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Subcommands that live with their feature (each module appends to _EXTRA_COMMANDS on import).
 import bot.sandbox.command  # noqa: E402, F401
 from bot import calendar_cli  # noqa: E402
-from bot import doctor_cli  # noqa: E402
+from bot import doctor_cli, keys_cli, people_cli  # noqa: E402
 from bot.services import schedule_cli  # noqa: E402
 
 _EXTRA_COMMANDS.append(schedule_cli.register)
 _EXTRA_COMMANDS.append(calendar_cli.register)
 _EXTRA_COMMANDS.append(doctor_cli.register)
+_EXTRA_COMMANDS.append(people_cli.register)
+_EXTRA_COMMANDS.append(keys_cli.register)
 
 if __name__ == "__main__":
     sys.exit(main())

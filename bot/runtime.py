@@ -20,11 +20,12 @@ from bot.clock import Clock, OffsetFileClock, SystemClock
 from bot.config import Settings, require_program_name, require_token
 from bot.content.i18n import Texts
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
-from bot.db.types import configure_encryption
 from bot.services.checkin_setup import install_checkins
 from bot.services.content_setup import install_content
 from bot.services.context import AppContext
 from bot.services.coverage import install_coverage
+from bot.services.data_key import check_data_key
+from bot.services.people import install_people
 from bot.services.delivery import DatabaseDeliveryRecorder
 from bot.services.reminders import install_calendar
 from bot.safety.llm import LlmSecondOpinion
@@ -74,7 +75,6 @@ class RunningBot:
 
 async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> RunningBot:
     """Everything the bot needs, wired, without starting to poll. Tests and the sandbox reuse this."""
-    configure_encryption(settings.secrets.data_key)
     if migrate:
         await upgrade_async(settings.database.url)
     engine = make_engine(settings.database.url, echo=settings.database.echo)
@@ -85,12 +85,21 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
         sessionmaker=make_sessionmaker(engine),
     )
     ctx.extras["engine"] = engine
+    try:
+        # Before anything is written: the wrong key, or no key once text is encrypted, stops the start.
+        async with ctx.sessionmaker() as session:
+            log.info("%s", await check_data_key(session, settings.secrets.data_key, ctx.clock.now()))
+            await session.commit()
+    except BaseException:
+        await engine.dispose()
+        raise
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
     worker = OutboxWorker(ctx, bot, action_senders(), send_turn=sender.turn)
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
     install_content(ctx, worker)  # content library + hot reload, exercises, daily read (bot/services/content_setup.py)
     install_coverage(ctx, worker)  # the daily notice to leads while a participant is uncovered (bot/services/coverage.py)
+    install_people(ctx, worker)  # the goodbye on discharge (bot/services/people.py)
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = SafetyRules.load(settings.content_dir)
     ctx.extras["assessor"] = assessor

@@ -44,7 +44,8 @@ class ParticipantStatus(StrEnum):
     PAUSED = "paused"
     DECLINED = "declined"  # declined consent: nothing stored beyond the refusal
     OPTED_OUT = "opted_out"  # /stop confirmed
-    DISCHARGED = "discharged"
+    DISCHARGED = "discharged"  # finished the program (`iopbot participant discharge`); the record is kept
+    ALUMNI = "alumni"  # discharged, with a short check-in every [discharge] alumni_every_days
 
 
 class Staff(Base):
@@ -63,6 +64,8 @@ class Staff(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     # Set when Telegram answered 403 to a page (they blocked the bot); cleared when they write again.
     unreachable_at: Mapped[datetime | None]
+    # `iopbot staff deactivate`: never paged again, sees nothing; the record (and audit trail) stays.
+    deactivated_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
     @property
@@ -91,6 +94,7 @@ class Participant(Base):
     declined_at: Mapped[datetime | None]
     paused_at: Mapped[datetime | None]
     opted_out_at: Mapped[datetime | None]
+    discharged_at: Mapped[datetime | None]
     # Set when Telegram answered 403 (the participant blocked the bot); cleared when they write again.
     unreachable_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -102,6 +106,11 @@ class Participant(Base):
     def receives_messages(self) -> bool:
         return self.status == ParticipantStatus.ACTIVE and self.unreachable_at is None
 
+    @property
+    def gets_checkins(self) -> bool:
+        """Daily check-ins while in the program; alumni get theirs every few days."""
+        return self.status in (ParticipantStatus.ACTIVE, ParticipantStatus.ALUMNI) and self.unreachable_at is None
+
 
 class Invite(Base):
     """A single-use enrollment link. Only the SHA-256 of the token is stored."""
@@ -112,9 +121,16 @@ class Invite(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
+    # What the link grants, fixed when it is issued: a staff link never grants more than this role,
+    # whatever the staff record says when the link is opened.
+    role: Mapped[str | None] = mapped_column(String(20))
+    # The participant's language chosen by the program (`--language`); None: from their Telegram.
+    locale: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    # `iopbot invite revoke`, or a newer invite for the same person: the link no longer works.
+    revoked_at: Mapped[datetime | None]
 
 
 class ProcessedUpdate(Base):
@@ -313,3 +329,14 @@ class DialogState(Base):
     state: Mapped[str | None] = mapped_column(String(200))
     # JSON text; encrypted at rest like any free text, since half-finished answers live here.
     data: Mapped[str] = mapped_column(EncryptedText, default="{}")
+
+
+class ProgramState(Base):
+    """Facts about this installation that every process must agree on, e.g. the fingerprint of the
+    key free text is encrypted with (never the key itself)."""
+
+    __tablename__ = "program_state"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]

@@ -18,7 +18,7 @@ from bot.db.models import Participant, ParticipantStatus
 from bot.services import enrollment
 from bot.services.context import AppContext
 from bot.services.timeparse import find_timezone, parse_local_time, parse_quiet_hours
-from bot.telegram.filters import IsParticipant
+from bot.telegram.filters import ENROLLED, IsParticipant
 from bot.telegram.keyboards import in_rows, keyboard
 from bot.telegram.replies import Replies
 
@@ -44,10 +44,15 @@ def consent_text(ctx: AppContext, p: Participant) -> str:
     return ctx.t("consent.text", p.locale, program=name, scope=s.consent_scope)
 
 
+def consent_keyboard(ctx: AppContext, p: Participant) -> object:
+    """Agree, decline, and (first screen, before anything is stored) the other languages."""
+    others = [(f"🌐 {label}", f"ob:lang:{code}") for code, label in LANGUAGES.items() if code != p.locale]
+    return keyboard([[(ctx.t("consent.agree", p.locale), "ob:agree")],
+                     [(ctx.t("consent.decline", p.locale), "ob:decline")], others])
+
+
 def show_consent(replies: Replies, ctx: AppContext, p: Participant) -> None:
-    replies.text(p.chat_id or 0, consent_text(ctx, p),
-                 keyboard([[(ctx.t("consent.agree", p.locale), "ob:agree")],
-                           [(ctx.t("consent.decline", p.locale), "ob:decline")]]))
+    replies.text(p.chat_id or 0, consent_text(ctx, p), consent_keyboard(ctx, p))  # type: ignore[arg-type]
 
 
 def ask_timezone(replies: Replies, ctx: AppContext, p: Participant) -> None:
@@ -141,6 +146,23 @@ async def consent_answer(query: CallbackQuery, actor: Participant, session: Asyn
     await state.set_state(Onboarding.timezone)
     replies.text(actor.chat_id or 0, ctx.t("consent.thanks", actor.locale))
     ask_timezone(replies, ctx, actor)
+
+
+@router.callback_query(F.data.startswith("ob:lang:"))
+async def consent_language(query: CallbackQuery, actor: Participant, replies: Replies, ctx: AppContext) -> None:
+    """The first screen in another language: the consent text is shown again, in place."""
+    code = (query.data or "")[len("ob:lang:"):]
+    if actor.status != ParticipantStatus.CONSENT_PENDING or code not in LANGUAGES:
+        replies.notice(ctx.t("common.already_done", actor.locale))
+        return
+    actor.locale = code
+    if actor.telegram_user_id is not None:
+        ctx.directory.remember(actor.telegram_user_id, actor)  # the crisis reply's language, too
+    if query.message:
+        replies.edit(actor.chat_id or 0, query.message.message_id, consent_text(ctx, actor),
+                     consent_keyboard(ctx, actor))  # type: ignore[arg-type]
+    else:
+        show_consent(replies, ctx, actor)
 
 
 @router.message(StateFilter(Onboarding.consent), F.text)
@@ -251,7 +273,7 @@ _SETTING_STEPS = {
 @router.callback_query(F.data.in_(set(_SETTING_STEPS)))
 async def change_setting(query: CallbackQuery, actor: Participant, state: FSMContext, replies: Replies,
                          ctx: AppContext) -> None:
-    if actor.status not in (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED):
+    if actor.status not in ENROLLED:
         replies.notice(ctx.t("common.finish_enrollment_first", actor.locale))
         return
     step, ask = _SETTING_STEPS[query.data or ""]

@@ -17,6 +17,7 @@ from bot.handlers.staff import STAFF_COMMANDS
 from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
+from bot.telegram.filters import ENROLLED
 from bot.telegram.replies import Replies
 
 router = Router(name="fallback")
@@ -49,17 +50,23 @@ async def any_text(message: Message, actor: Staff | Participant | None, session:
             audit(session, now, who, f"refused:/{command}", allowed=False)
             replies.text(message.chat.id, ctx.t("refused.participant_only", locale))
         elif isinstance(actor, Participant) and command in PARTICIPANT_COMMANDS:
-            replies.text(message.chat.id, ctx.t("common.finish_enrollment_first", locale))
+            # Not enrolled (any more): say why, not "finish setting up" to someone who has left.
+            key = {ParticipantStatus.OPTED_OUT: "stopped.hint", ParticipantStatus.DISCHARGED: "discharge.hint"}.get(
+                ParticipantStatus(actor.status), "common.finish_enrollment_first")
+            replies.text(message.chat.id, ctx.t(key, locale))
         else:
             replies.text(message.chat.id, ctx.t("common.unknown_command", locale))
         return
     if isinstance(actor, Staff):
         send_help(replies, ctx, actor, message.chat.id)
         return
-    if actor.status in (ParticipantStatus.OPTED_OUT, ParticipantStatus.DISCHARGED):
+    if actor.status == ParticipantStatus.OPTED_OUT:
         replies.text(message.chat.id, ctx.t("stopped.hint", locale))
         return
-    if actor.status not in (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED):
+    if actor.status == ParticipantStatus.DISCHARGED:
+        replies.text(message.chat.id, ctx.t("discharge.hint", locale))
+        return
+    if actor.status not in ENROLLED:
         send_help(replies, ctx, actor, message.chat.id)
         return
     if not safety_recorded:  # a flagged message was already stored with its escalation

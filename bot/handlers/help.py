@@ -6,8 +6,9 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from bot.db.models import Participant, ParticipantStatus, Staff
+from bot.db.models import Participant, Staff
 from bot.services.context import AppContext
+from bot.telegram.filters import ENROLLED
 from bot.telegram.replies import Replies
 
 router = Router(name="help")
@@ -16,7 +17,7 @@ router = Router(name="help")
 def send_help(replies: Replies, ctx: AppContext, actor: Staff | Participant | None, chat_id: int) -> None:
     if isinstance(actor, Staff):
         replies.text(chat_id, ctx.t("help.staff", actor.locale))
-    elif isinstance(actor, Participant) and actor.status in (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED):
+    elif isinstance(actor, Participant) and actor.status in ENROLLED:
         replies.text(chat_id, ctx.t("help.participant", actor.locale))
     elif isinstance(actor, Participant):
         replies.text(chat_id, ctx.t("help.onboarding", actor.locale))

@@ -49,7 +49,7 @@ async def pause_command(message: Message, actor: Participant, session: AsyncSess
 @router.message(Command("resume"))
 async def resume_command(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
                          ctx: AppContext) -> None:
-    if actor.status == ParticipantStatus.ACTIVE:
+    if actor.status in (ParticipantStatus.ACTIVE, ParticipantStatus.ALUMNI):
         replies.text(message.chat.id, ctx.t("resume.already", actor.locale))
         return
     await enrollment.resume(session, actor, ctx.clock.now())

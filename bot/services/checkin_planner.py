@@ -62,13 +62,17 @@ class CheckinPlanner:
     # --- what a participant should get ---------------------------------------------------------
 
     def wanted(self, participant_id: int, timezone: str, checkin_time: str, quiet_start: str, quiet_end: str,
-               now: datetime, memo: dict[tuple[Any, ...], list[tuple[date, datetime, datetime | None]]] | None = None
-               ) -> list[WantedCheckin]:
+               now: datetime, memo: dict[tuple[Any, ...], list[tuple[date, datetime, datetime | None]]] | None = None,
+               *, alumni_since: datetime | None = None) -> list[WantedCheckin]:
         """The check-ins of the local dates from today to today + plan_days that are still ahead.
 
         `memo` shares the times between participants with the same zone, time, quiet hours and
-        jitter during one planning pass (a program has few distinct combinations).
+        jitter during one planning pass (a program has few distinct combinations). An alumnus
+        (`alumni_since`: when they were discharged) gets one every `[discharge] alumni_every_days`,
+        counted from the day of discharge, at `alumni_checkin_time` or their usual time.
         """
+        if alumni_since is not None:
+            checkin_time = self.ctx.settings.discharge.alumni_checkin_time or checkin_time
         jitter = jitter_seconds(participant_id, self.ctx.settings.schedule.jitter_minutes)
         signature = (timezone, checkin_time, quiet_start, quiet_end, jitter)
         times = memo.get(signature) if memo is not None else None
@@ -76,6 +80,13 @@ class CheckinPlanner:
             times = self._times(participant_id, *signature, now)
             if memo is not None:
                 memo[signature] = times
+        if alumni_since is not None:
+            every = self.ctx.settings.discharge.alumni_every_days
+            try:
+                first = local_date(alumni_since, ZoneInfo(timezone))
+            except (KeyError, ValueError):
+                return []
+            times = [t for t in times if (t[0] - first).days > 0 and (t[0] - first).days % every == 0]
         return [WantedCheckin(checkin_key(participant_id, day), day, intended, due) for day, intended, due in times]
 
     def _times(self, participant_id: int, timezone: str, checkin_time: str, quiet_start: str, quiet_end: str,
@@ -103,9 +114,11 @@ class CheckinPlanner:
         """Bring this participant's future check-in rows in line with their settings and status."""
         await session.flush()  # the caller's changes (time, zone, status) are what we plan from
         s = self.ctx.settings.schedule
-        active = participant.status == ParticipantStatus.ACTIVE
+        active = participant.status in (ParticipantStatus.ACTIVE, ParticipantStatus.ALUMNI)
+        alumni_since = participant.discharged_at if participant.status == ParticipantStatus.ALUMNI else None
         wanted = self.wanted(participant.id, participant.timezone, participant.checkin_time,
-                             participant.quiet_start, participant.quiet_end, now) if active else []
+                             participant.quiet_start, participant.quiet_end, now,
+                             alumni_since=alumni_since) if active else []
         rows = (await session.scalars(
             select(ScheduledAction).where(
                 ScheduledAction.participant_id == participant.id, ScheduledAction.kind == CHECKIN,
@@ -118,7 +131,13 @@ class CheckinPlanner:
             if not active:
                 row.status, row.last_error = ActionStatus.CANCELLED, "participant not active"
                 continue
-            planned = plan_daily(date.fromisoformat(str(row.payload["date"])), participant.checkin_time,
+            if alumni_since is not None and row.key not in {w.key for w in wanted}:
+                if row.status == ActionStatus.PENDING:
+                    row.status, row.last_error = ActionStatus.CANCELLED, "not an alumni check-in day"
+                continue
+            checkin_time = (self.ctx.settings.discharge.alumni_checkin_time or participant.checkin_time
+                            if alumni_since is not None else participant.checkin_time)
+            planned = plan_daily(date.fromisoformat(str(row.payload["date"])), checkin_time,
                                  participant.timezone, participant.quiet_start, participant.quiet_end,
                                  s.quiet_hours_policy, jitter)
             if planned.due is None:
@@ -165,8 +184,9 @@ class CheckinPlanner:
             async with self.ctx.sessionmaker() as session:
                 people = (await session.execute(
                     select(Participant.id, Participant.timezone, Participant.checkin_time, Participant.quiet_start,
-                           Participant.quiet_end)
-                    .where(Participant.status == ParticipantStatus.ACTIVE, Participant.unreachable_at.is_(None),
+                           Participant.quiet_end, Participant.status, Participant.discharged_at)
+                    .where(Participant.status.in_([ParticipantStatus.ACTIVE, ParticipantStatus.ALUMNI]),
+                           Participant.unreachable_at.is_(None),
                            Participant.chat_id.is_not(None), Participant.id > after)
                     .order_by(Participant.id).limit(PAGE))).all()
                 if not people:
@@ -175,7 +195,8 @@ class CheckinPlanner:
                 participants += len(people)
                 wanted = [(p.id, w) for p in people
                           for w in self.wanted(p.id, p.timezone, p.checkin_time, p.quiet_start, p.quiet_end, now,
-                                               memo)]
+                                               memo, alumni_since=p.discharged_at
+                                               if p.status == ParticipantStatus.ALUMNI else None)]
                 have: set[str] = set()
                 keys = [w.key for _, w in wanted]
                 for chunk in _chunks(keys, 5000):

@@ -115,7 +115,7 @@ async def start_or_resume(session: AsyncSession, ctx: AppContext, participant: P
 async def send_checkin(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `checkin` rows: open the day's run and send its first question."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
-    if participant is None or not participant.receives_messages or participant.chat_id is None:
+    if participant is None or not participant.gets_checkins or participant.chat_id is None:
         raise Skip("participant paused, stopped or unreachable")
     day = date.fromisoformat(str(row.payload["date"]))
     now = ctx.clock.now()
@@ -140,7 +140,7 @@ async def send_checkin(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sc
 async def send_nudge(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `checkin_nudge` rows: one gentle reminder with the open question."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
-    if participant is None or not participant.receives_messages or participant.chat_id is None:
+    if participant is None or not participant.gets_checkins or participant.chat_id is None:
         raise Skip("participant paused, stopped or unreachable")
     run = await session.get(FlowRun, int(row.payload.get("run", 0)))
     engine = _engine(ctx)

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +60,11 @@ async def staff_by_alias(session: AsyncSession, alias: str) -> Staff | None:
 async def invite_staff(
     session: AsyncSession, now: datetime, settings: Settings, alias: str, role: str, *, on_call: bool = False
 ) -> IssuedInvite:
-    """Create (or re-invite) a staff member and return a single-use link."""
+    """Create (or re-invite) a staff member and return a single-use link.
+
+    The link grants exactly `role`, whatever happens to the staff record before it is opened, and a
+    new invite revokes the person's earlier unused links (a therapist's old link must not become an
+    admin's because the alias was re-invited as admin)."""
     if role not in set(StaffRole):
         raise EnrollmentError(f"unknown role {role!r}; use therapist, coach, lead or admin")
     alias = alias.strip()
@@ -70,14 +75,25 @@ async def invite_staff(
         staff = Staff(alias=alias, role=role, created_at=now, on_call=on_call)
         session.add(staff)
         await session.flush()
+    elif not staff.active:
+        raise EnrollmentError(f"staff {alias!r} was deactivated; pick another alias")
     elif staff.telegram_user_id is not None:
         raise EnrollmentError(f"staff {alias!r} is already enrolled; pick another alias")
     else:
         staff.role = role
+        staff.on_call = on_call
+    await _revoke_earlier(session, now, Invite.staff_id == staff.id)
     token, invite = _new_invite(now, settings)
     invite.staff_id = staff.id
+    invite.role = role
     session.add(invite)
     return IssuedInvite(token, invite.expires_at)
+
+
+async def _revoke_earlier(session: AsyncSession, now: datetime, owner: Any) -> None:
+    """A newer invite for the same person: their earlier unused links stop working."""
+    await session.execute(update(Invite).where(owner, Invite.used_at.is_(None), Invite.revoked_at.is_(None))
+                          .values(revoked_at=now).execution_options(synchronize_session=False))
 
 
 async def invite_participant(
@@ -89,24 +105,34 @@ async def invite_participant(
     *,
     backup_alias: str | None = None,
     timezone: str | None = None,
+    language: str | None = None,
 ) -> IssuedInvite:
-    """Create a participant assigned to a clinician and return a single-use link."""
+    """Create a participant assigned to a clinician and return a single-use link (earlier unused
+    links of the same alias stop working). `language` fixes the bot's language for them; without
+    it, their Telegram's language decides (they can switch on the first screen)."""
+    from bot.config import LOCALES
     from bot.services.timeparse import find_timezone
 
     alias = alias.strip()
     if not alias:
         raise EnrollmentError("--alias must not be empty")
+    if language is not None and language not in LOCALES:
+        raise EnrollmentError(f"--language {language!r}: use one of {', '.join(LOCALES)}")
     therapist = await staff_by_alias(session, therapist_alias)
     if therapist is None:
         raise EnrollmentError(
             f"no staff member with alias {therapist_alias!r}; invite them first with "
             f"`iopbot invite staff --alias {therapist_alias} --role therapist`"
         )
+    if not therapist.active:
+        raise EnrollmentError(f"staff {therapist_alias!r} was deactivated; assign an active clinician")
     backup = None
     if backup_alias:
         backup = await staff_by_alias(session, backup_alias)
         if backup is None:
             raise EnrollmentError(f"no staff member with alias {backup_alias!r} for --backup")
+        if not backup.active:
+            raise EnrollmentError(f"staff {backup_alias!r} was deactivated; name an active --backup")
     tz = settings.program.default_timezone
     if timezone:
         found = find_timezone(timezone)
@@ -130,8 +156,12 @@ async def invite_participant(
         participant.therapist_id = therapist.id
         participant.timezone = tz
     participant.backup_id = backup.id if backup else None
+    if language is not None:
+        participant.locale = language
+    await _revoke_earlier(session, now, Invite.participant_id == participant.id)
     token, invite = _new_invite(now, settings)
     invite.participant_id = participant.id
+    invite.locale = language
     session.add(invite)
     return IssuedInvite(token, invite.expires_at)
 
@@ -146,11 +176,12 @@ class Redeemed(StrEnum):
 async def redeem_invite(
     session: AsyncSession, now: datetime, token: str, telegram_user_id: int, chat_id: int, locale_hint: str | None
 ) -> tuple[Redeemed, Staff | Participant | None]:
-    """Bind a Telegram account to the invite behind `token`. Single use; expired links do nothing."""
+    """Bind a Telegram account to the invite behind `token`. Single use; expired, revoked and
+    superseded links do nothing; a staff link grants the role it was issued for, no more."""
     invite = await session.scalar(
         select(Invite).where(Invite.token_hash == hash_token(token)).with_for_update()
     )
-    if invite is None or invite.used_at is not None or invite.expires_at <= now:
+    if invite is None or invite.used_at is not None or invite.revoked_at is not None or invite.expires_at <= now:
         return Redeemed.INVALID, None
     taken_staff = await session.scalar(select(Staff).where(Staff.telegram_user_id == telegram_user_id))
     taken_participant = await session.scalar(
@@ -169,13 +200,21 @@ async def redeem_invite(
     if invite.staff_id is not None:
         staff = await session.get(Staff, invite.staff_id)
         assert staff is not None
+        if not staff.active:
+            return Redeemed.INVALID, None
+        if invite.role is not None:
+            staff.role = invite.role  # what this link was issued for, whatever the record says now
         staff.telegram_user_id, staff.chat_id = telegram_user_id, chat_id
         return Redeemed.STAFF, staff
     participant = await session.get(Participant, invite.participant_id)
     assert participant is not None
+    if participant.status not in (ParticipantStatus.INVITED, ParticipantStatus.DECLINED):
+        return Redeemed.INVALID, None  # discharged, or enrolled with another link meanwhile
     participant.telegram_user_id, participant.chat_id = telegram_user_id, chat_id
     participant.status = ParticipantStatus.CONSENT_PENDING
-    if locale_hint and locale_hint.split("-")[0] == "es":
+    if invite.locale:
+        participant.locale = invite.locale  # the program chose it (`--language`)
+    elif locale_hint and locale_hint.split("-")[0] == "es":
         participant.locale = "es"
     return Redeemed.PARTICIPANT, participant
 
@@ -232,8 +271,9 @@ async def pause(session: AsyncSession, participant: Participant, now: datetime) 
 
 
 async def resume(session: AsyncSession, participant: Participant, now: datetime) -> None:
-    """/resume: everything comes back from the next due time; the clinician is told."""
-    participant.status = ParticipantStatus.ACTIVE
+    """/resume: everything comes back from the next due time; the clinician is told. An alumnus
+    goes back to alumni check-ins, not to the program."""
+    participant.status = ParticipantStatus.ALUMNI if participant.discharged_at else ParticipantStatus.ACTIVE
     participant.paused_at = None
     session.add(ParticipantEvent(participant_id=participant.id, kind="resumed", at=now))
     await tell_clinician(session, participant, "resumed", now)

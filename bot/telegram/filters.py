@@ -8,8 +8,9 @@ from aiogram.filters import Filter
 
 from bot.db.models import Participant, ParticipantStatus, Staff
 
-# Participants who finished enrollment: they may use the participant commands.
-ENROLLED = {ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED}
+# Participants who finished enrollment: they may use the participant commands (alumni too: they
+# answer their check-ins, and may pause, stop or export like anyone).
+ENROLLED = {ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED, ParticipantStatus.ALUMNI}
 
 
 class IsStaff(Filter):

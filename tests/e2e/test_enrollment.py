@@ -32,7 +32,7 @@ async def test_whole_enrollment_with_the_real_invite_command(shared_bot: BotProc
     assert "not end-to-end encrypted" in consent["visible_text"]
     assert "Nobody watches this chat around the clock" in consent["visible_text"]
     assert "call 911" in consent["visible_text"]
-    assert buttons(consent) == ["I agree", "I do not agree"]
+    assert buttons(consent) == ["I agree", "I do not agree", "🌐 Español"]  # the language, before anything is stored
     await sam.press("I agree")
     assert "Which time zone" in await sam.read_text(2)
     await sam.say("Mars")  # a typo or a joke: a clear message, nothing changed

@@ -224,7 +224,7 @@ async def test_cant_attend_asks_a_reason_and_tells_facilitator_and_clinician(inb
             answer = await s.scalar(select(Attendance).where(Attendance.participant_id == ids["chi"]))
             assert answer is not None and answer.status == "cant_attend" and answer.note == "My car broke down"
             raw = (await s.execute(text("SELECT reason, note FROM attendance"))).one()
-            assert all(value.startswith("enc:v1:") for value in raw)  # encrypted at rest
+            assert all(value.startswith("enc:v2:") for value in raw)  # encrypted at rest
             assert await s.scalar(select(func.count()).select_from(Disclosure).where(
                 Disclosure.participant_id == ids["chi"])) == 2
 

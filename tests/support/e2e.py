@@ -122,7 +122,8 @@ class BotProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "BOT_TOKEN": DEFAULT_TOKEN, "IOPBOT_CLOCK_FILE": str(self.clock_file)}
+        """The `iopbot` command on this bot's config and database, in the bot's environment."""
+        env = {**os.environ, "BOT_TOKEN": DEFAULT_TOKEN, "IOPBOT_CLOCK_FILE": str(self.clock_file), **self.extra_env}
         env.pop("DATABASE_URL", None)
         self.write_config()
         return subprocess.run([sys.executable, "-m", "bot", "--config", str(self.config_path), *args],

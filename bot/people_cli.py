@@ -1,0 +1,130 @@
+"""`iopbot participant discharge`, `iopbot staff deactivate` and `iopbot invite revoke`: people come
+and go (bot/services/people.py). Registered with bot.cli."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def _context(settings: Any, session_maker: Any = None) -> Any:
+    from bot.clock import clock_from_environment
+    from bot.content.i18n import Texts
+    from bot.services.context import AppContext
+
+    return AppContext(settings=settings, clock=clock_from_environment(), texts=Texts.load(settings.content_dir),
+                      sessionmaker=session_maker)
+
+
+def cmd_discharge(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from bot.cli import _settings, _with_session
+    from bot.db.models import Participant
+    from bot.services.checkin_planner import CheckinPlanner
+    from bot.services.people import PeopleError, discharge
+
+    settings = _settings(args)
+    ctx = _context(settings)
+
+    async def work(session: Any) -> tuple[str, int]:
+        participant = await session.scalar(select(Participant).where(Participant.alias == args.alias))
+        if participant is None:
+            raise PeopleError(f"no participant with alias {args.alias!r}")
+        now = ctx.clock.now()
+        stopped = await discharge(session, participant, now, alumni=args.alumni)
+        await CheckinPlanner(ctx).replan_participant(session, participant, now)  # alumni: their next one
+        return participant.status, stopped
+
+    try:
+        status, stopped = asyncio.run(_with_session(settings, work))
+    except PeopleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    every = settings.discharge.alumni_every_days
+    print(f"{args.alias}: {status}. {stopped} scheduled message(s) cancelled; the goodbye with the crisis numbers "
+          "goes out from the running bot; their clinician is told. The record is kept.")
+    if args.alumni:
+        print(f"Alumni check-in: every {every} day(s). `iopbot participant discharge {args.alias}` ends it.")
+    return 0
+
+
+def cmd_deactivate(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from bot.cli import _settings, _with_session
+    from bot.db.models import Staff
+    from bot.services.people import PeopleError, deactivate_staff
+
+    settings = _settings(args)
+    ctx = _context(settings)
+
+    async def work(session: Any) -> Any:
+        staff = await session.scalar(select(Staff).where(Staff.alias == args.alias))
+        if staff is None:
+            raise PeopleError(f"no staff member with alias {args.alias!r}")
+        other = None
+        if args.reassign_to:
+            other = await session.scalar(select(Staff).where(Staff.alias == args.reassign_to))
+            if other is None:
+                raise PeopleError(f"no staff member with alias {args.reassign_to!r} for --reassign-to")
+        return await deactivate_staff(session, ctx, staff, other)
+
+    try:
+        handover = asyncio.run(_with_session(settings, work))
+    except PeopleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.alias}: deactivated (never paged again; the record is kept).")
+    if args.reassign_to:
+        print(f"  {len(handover.participants)} participant(s) now with {args.reassign_to}"
+              + (f": {', '.join(handover.participants)}" if handover.participants else ""))
+        print(f"  {len(handover.alerts)} alert(s) without an outcome paged to {args.reassign_to}")
+    if handover.invites_revoked:
+        print(f"  {handover.invites_revoked} unused invite link(s) revoked")
+    print("Run `iopbot doctor` to check that everyone is still covered.")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from bot.cli import _settings, _with_session
+    from bot.clock import clock_from_environment
+    from bot.services.people import PeopleError, revoke_invites
+
+    settings = _settings(args)
+    now = clock_from_environment().now()
+    try:
+        count = asyncio.run(_with_session(settings, lambda session: revoke_invites(session, now, args.alias)))
+    except PeopleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.alias}: {count} unused invite link(s) revoked" if count
+          else f"{args.alias}: no unused invite links")
+    return 0
+
+
+def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    participant = sub.add_parser("participant", help="participants: discharge").add_subparsers(
+        dest="participant_command", required=True)
+    discharge = add("discharge", cmd_discharge,
+                    "end check-ins, reminders and the daily read; send a goodbye with the crisis numbers; "
+                    "keep the record", participant)
+    discharge.add_argument("alias")
+    discharge.add_argument("--alumni", action="store_true",
+                           help="keep a short check-in every [discharge] alumni_every_days (default 7)")
+
+    staff = sub.add_parser("staff", help="staff: deactivate").add_subparsers(dest="staff_command", required=True)
+    deactivate = add("deactivate", cmd_deactivate,
+                     "never page this person again (refused while they hold participants or open alerts, "
+                     "unless --reassign-to)", staff)
+    deactivate.add_argument("alias")
+    deactivate.add_argument("--reassign-to", metavar="ALIAS",
+                            help="hand their participants and open alerts to this staff member")
+
+
+def register_invite_revoke(invite: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    revoke = add("revoke", cmd_revoke, "make a person's unused invite links stop working", invite)
+    revoke.add_argument("alias")
