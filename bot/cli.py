@@ -102,7 +102,8 @@ def cmd_invite(args: argparse.Namespace) -> int:
     else:
         print("link:    (set [telegram] bot_username or BOT_TOKEN to print the link)")
     print(f"token:   {issued.token}")
-    print(f"expires: {issued.expires_at:%Y-%m-%d %H:%M} UTC (single use; earlier links for {args.alias} no longer work)")
+    print(f"expires: {issued.expires_at:%Y-%m-%d %H:%M} UTC "
+          f"(single use; earlier links for {args.alias} no longer work)")
     return 0
 
 

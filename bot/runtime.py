@@ -98,7 +98,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
     install_content(ctx, worker)  # content library + hot reload, exercises, daily read (bot/services/content_setup.py)
-    install_coverage(ctx, worker)  # the daily notice to leads while a participant is uncovered (bot/services/coverage.py)
+    install_coverage(ctx, worker)  # the daily notice to leads about coverage gaps (bot/services/coverage.py)
     install_people(ctx, worker)  # the goodbye on discharge (bot/services/people.py)
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = SafetyRules.load(settings.content_dir)

@@ -12,8 +12,9 @@ whether any of them can be reached.
   `coverage_notice:<local date>:<staff id>`, so any number of workers may plan at once), at
   `[coverage] notice_time` in the program's time zone, or as soon as a gap appears later that day.
 
-Reachable means: an active staff member with a linked Telegram chat whose latest message from the
-bot was not refused with "blocked". This module imports no aiogram (the CLI uses it).
+Reachable means: an active staff member with a linked Telegram chat who has not blocked the bot
+(marked when a page got 403, or their latest message from the bot was refused as blocked). This
+module imports no aiogram (the CLI uses it).
 """
 
 from __future__ import annotations
@@ -55,13 +56,13 @@ BLOCKED_ERROR = "blocked by the user"  # what the outbox writes on a 403 (bot/se
 
 # Participants someone must be able to reach: they can write to the bot (or will, once the link is
 # opened), and what they write is assessed and may page. Declined, stopped and discharged are not.
+# Alumni (discharged with a check-in every few days) still write, and are still paged for.
 IN_CARE = (ParticipantStatus.INVITED, ParticipantStatus.CONSENT_PENDING, ParticipantStatus.ONBOARDING,
-           ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED)
-ALUMNI = "alumni"  # discharged with a weekly check-in (bot/services/discharge.py): still writes, still paged
+           ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED, ParticipantStatus.ALUMNI)
 
 
 def in_care_statuses() -> tuple[str, ...]:
-    return (*[str(s) for s in IN_CARE], ALUMNI)
+    return tuple(str(s) for s in IN_CARE)
 
 
 CLINICIAN, BACKUP, ON_CALL, LEAD = "clinician", "backup", "on-call", "lead"
@@ -152,7 +153,7 @@ def _reach(staff: Staff, blocked: set[int], tier: str = "") -> StaffReach:
         why = "deactivated"
     elif staff.chat_id is None:
         why = "no linked Telegram chat (invite not opened yet)"
-    elif staff.id in blocked:
+    elif staff.unreachable_at is not None or staff.id in blocked:
         why = "blocked the bot"
     else:
         why = ""
@@ -238,7 +239,7 @@ async def check_coverage(session: AsyncSession, settings: Settings, now: datetim
     rows = (await session.execute(
         select(Invite, Staff.alias, Participant.alias)
         .outerjoin(Staff, Staff.id == Invite.staff_id).outerjoin(Participant, Participant.id == Invite.participant_id)
-        .where(Invite.used_at.is_(None), Invite.expires_at <= warn_until, *_not_revoked())
+        .where(Invite.used_at.is_(None), Invite.revoked_at.is_(None), Invite.expires_at <= warn_until)
         .order_by(Invite.expires_at))).all()
     for invite, staff_alias, participant_alias in rows:
         if participant_alias is not None:
@@ -254,11 +255,6 @@ async def check_coverage(session: AsyncSession, settings: Settings, now: datetim
                                           "staff" if staff_alias else "participant", invite.expires_at,
                                           invite.expires_at <= now))
     return report
-
-
-def _not_revoked() -> list[Any]:
-    revoked = getattr(Invite, "revoked_at", None)
-    return [revoked.is_(None)] if revoked is not None else []
 
 
 def format_report(report: CoverageReport, now: datetime, timezone: str) -> str:

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.clock import OffsetFileClock
+from bot.clock import ManualClock, OffsetFileClock
 from bot.db.models import ActionStatus, ScheduledAction, Staff, StaffRole
-from bot.services.coverage import COVERAGE_NOTICE, check_coverage, plan_coverage_notices
+from bot.services.context import AppContext
+from bot.services.coverage import check_coverage, plan_coverage_notices
 from bot.services.scheduled_rows import enqueue
 from tests.support.inproc import add_participant, add_staff
 
@@ -23,7 +24,8 @@ NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # 09:00 in New York, the program'
 
 
 @pytest.fixture
-def iopbot(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def iopbot(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+           capsys: pytest.CaptureFixture[str]):
     """The `iopbot` command, run in this process against the test's database."""
     config = tmp_path / "config.toml"
     config.write_text(f'[program]\nname = "Test IOP"\n\n[database]\nurl = "{db_url}"\n\n'
@@ -57,7 +59,8 @@ def test_doctor_names_the_uncovered_and_exits_non_zero(iopbot) -> None:  # type:
     assert data["staff_without_chat"] == ["dr-new"]
 
 
-async def test_reachable_backup_or_lead_covers_and_blocked_or_inactive_staff_do_not(ctx, clock) -> None:  # type: ignore[no-untyped-def]
+async def test_reachable_backup_or_lead_covers_and_blocked_or_inactive_staff_do_not(
+        ctx: AppContext, clock: ManualClock) -> None:
     now = clock.now()
     async with ctx.sessionmaker() as s:
         therapist = await add_staff(s, "dr-a", 900, now)
@@ -77,6 +80,12 @@ async def test_reachable_backup_or_lead_covers_and_blocked_or_inactive_staff_do_
         assert [p.alias for p in report.clinician_unreachable] == ["P-1"] and not report.uncovered
         assert report.clinician_unreachable[0].chain[0].why_not == "blocked the bot"
 
+        # Marked unreachable by a page that got 403 (bot/services/escalation.py): the same.
+        row.status, therapist.unreachable_at = ActionStatus.SENT, now
+        await s.commit()
+        report = await check_coverage(s, ctx.settings, now)
+        assert report.clinician_unreachable[0].chain[0].why_not == "blocked the bot"
+
         backup.active = False
         await s.commit()
         report = await check_coverage(s, ctx.settings, now)
@@ -90,7 +99,8 @@ async def test_reachable_backup_or_lead_covers_and_blocked_or_inactive_staff_do_
         assert not (await check_coverage(s, ctx.settings, now)).uncovered
 
 
-async def test_a_gap_with_no_lead_to_tell_is_logged_not_lost(ctx, clock, caplog) -> None:  # type: ignore[no-untyped-def]
+async def test_a_gap_with_no_lead_to_tell_is_logged_not_lost(ctx: AppContext,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     now = NOW
     async with ctx.sessionmaker() as s:
         late = Staff(alias="dr-late", role="therapist", created_at=now)

@@ -110,7 +110,8 @@ def test_settings_that_would_silence_the_bot_are_refused(tmp_path: Path, section
     ('[enrollment]\ntimezone_buttons = []\n', "[enrollment] timezone_buttons must list at least one time zone"),
     ('[enrollment]\ntimezone_buttons = ["Mars/Olympus"]\n', "'Mars/Olympus' is not an IANA time zone"),
     ("[reminders]\noffsets_minutes = []\n", "[reminders] offsets_minutes must not be empty"),
-    ("[reminders]\noffsets_minutes = [15, -5]\n", "[reminders] offsets_minutes: each element must be a whole number from 1 to 20160, not -5"),
+    ("[reminders]\noffsets_minutes = [15, -5]\n",
+     "[reminders] offsets_minutes: each element must be a whole number from 1 to 20160, not -5"),
     ('[program]\ndefault_locale = "fr"\n', "[program] default_locale must be one of en, es, not 'fr'"),
     ('[program]\nconsent_version = " "\n', "[program] consent_version must not be empty"),
     ('[program]\nafter_hours_phone = "call us"\n', "[program] after_hours_phone must be a phone number"),
@@ -135,9 +136,10 @@ def test_the_shipped_config_loads() -> None:
     assert s.escalation.max_rounds == 3 and s.coverage.notice_time == "08:00"
 
 
-@pytest.mark.parametrize("command", [["doctor"], ["run"], ["db", "upgrade"], ["report", "alerts"],
-                                     ["invite", "staff", "--alias", "x", "--role", "lead"],
-                                     ["content", "check"], ["schedule", "status"]])
+@pytest.mark.parametrize("command", [
+    ["doctor"], ["keys", "status"], ["participant", "discharge", "P-1"], ["run"], ["db", "upgrade"],
+    ["report", "alerts"], ["invite", "staff", "--alias", "x", "--role", "lead"], ["content", "check"],
+    ["schedule", "status"]])
 def test_every_command_stops_with_one_line_and_never_shows_the_token(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         command: list[str]) -> None:
