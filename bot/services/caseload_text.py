@@ -8,7 +8,6 @@ by the content renderer, never inside a tag).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.content.render import pack_html
@@ -81,10 +80,6 @@ def absence_text(ctx: AppContext, absence: Absence, locale: str) -> str:
     tz, start = absence.timezone, absence.start_at
     return (f"{day_text(ctx, start, tz, locale)}, {time_text(ctx, start, tz, locale)} "
             f"{start.astimezone(ZoneInfo(tz)).tzname()}")
-
-
-def utc_text(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 # --- /caseload -----------------------------------------------------------------------------------------

@@ -725,10 +725,6 @@ async def send_crisis_line(ctx: AppContext, bot: Bot, session: AsyncSession, row
 
 # --- deciding ------------------------------------------------------------------------------------------
 
-class AlertDecisionError(Exception):
-    pass
-
-
 async def may_handle(session: AsyncSession, staff: Staff, escalation: Escalation) -> bool:
     """The assigned clinician, the backup, anyone who was paged for it, or a lead/admin."""
     p = escalation.participant

@@ -128,9 +128,11 @@ def test_new_user_enrolls_writes_in_crisis_and_the_therapist_acknowledges(
     replies = page.locator("li.msg.from-bot")
     before = replies.count()
     send(page, "/alerts")
-    check(replies).to_have_count(before + 1)  # one open alert is left: the seeded one
-    check(replies.last).to_contain_text("URGENT – P-102")
-    assert "P-201" not in replies.last.inner_text()
+    # The seeded alert, still unacknowledged, first; then P-201's: acknowledged, no outcome yet.
+    check(replies).to_have_count(before + 2)
+    check(replies.nth(before)).to_contain_text("URGENT – P-102")
+    check(replies.last).to_contain_text("P-201")
+    check(replies.last).to_contain_text("No outcome recorded yet")
 
 
 def test_keyboard_alone_sends_messages_and_presses_buttons(page: Any, sandbox: RunningSandbox) -> None:
