@@ -54,6 +54,8 @@ STATUS_TEXT = {
     ParticipantStatus.PAUSED: "paused",
     ParticipantStatus.OPTED_OUT: "stopped using the bot",
     ParticipantStatus.DECLINED: "declined consent",
+    ParticipantStatus.DISCHARGED: "discharged",
+    ParticipantStatus.ALUMNI: "alumni (a check-in every few days)",
 }
 
 MOVES = {
