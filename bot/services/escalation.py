@@ -50,7 +50,7 @@ from bot.db.models import (
     StaffRole,
 )
 from bot.safety.levels import Assessment, Level, describe_constructs
-from bot.services.audit import disclose
+from bot.services.audit import audit, disclose
 from bot.services.context import AppContext
 from bot.services.outbox import Delivered, Handled, Skip, enqueue
 from bot.services.staff_time import staff_clock_text
@@ -348,6 +348,8 @@ async def _not_reached(session: AsyncSession, ctx: AppContext, escalation: Escal
         now = ctx.clock.now()
         escalation.nobody_reached_at = now
         record_event(session, escalation.id, now, "coverage_failure", detail=f"unreached:{chain_length}")
+        # Also in the audit log, where an operator looks first (`iopbot report alerts` lists them too).
+        audit(session, now, "system", f"coverage_failure:escalation:{escalation.id}", participant_id=participant.id)
         log.warning("escalation %s: nobody in participant %s's paging chain could be reached; paging every "
                     "lead and admin", escalation.id, participant.id)
         if not await _page_everyone(session, ctx, escalation, now, key="coverage", reason=COVERAGE):

@@ -22,7 +22,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.db.models import AlertOutcome, Escalation, EscalationEvent, EscalationStatus, Staff, StaffRole
+from bot.db.models import AlertOutcome, AuditEntry, Escalation, EscalationEvent, EscalationStatus, Staff, StaffRole
 from bot.sandbox.botapi import FakeBotAPI
 from bot.services import enrollment
 from bot.services.escalation import response_times
@@ -90,6 +90,9 @@ async def test_nobody_on_the_care_team_reachable_pages_every_lead_and_admin(inbo
         times = await response_times(s)
     assert [alias for _, alias, _ in times.coverage_failures] == ["P-1"]  # recorded for the operator
     assert ("coverage_failure", "unreached:2") in await _events(inbot)
+    async with inbot.ctx.sessionmaker() as s:
+        audited = (await s.scalars(select(AuditEntry.action).where(AuditEntry.actor == "system"))).all()
+    assert [a.split(":escalation:")[0] for a in audited] == ["coverage_failure"]
 
 
 async def test_nobody_reachable_at_all_gets_the_crisis_numbers_and_after_hours_line_plainly(
