@@ -162,8 +162,6 @@ class EscalationStatus(StrEnum):
     OPEN = "open"  # nobody has acknowledged yet: paging continues
     ACKNOWLEDGED = "acknowledged"  # someone took it; no outcome yet: reminders until one is recorded
     RESOLVED = "resolved"  # a clinician recorded how it ended (`outcome`)
-    CONTACTED = "contacted"  # transitional: the alert buttons move to outcomes in the next change
-    FALSE_ALARM = "false_alarm"  # transitional
 
 
 # Not resolved yet: shown in /alerts and /caseload, and a participant's new messages attach to it.
