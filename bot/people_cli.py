@@ -24,7 +24,6 @@ def cmd_discharge(args: argparse.Namespace) -> int:
 
     from bot.cli import _settings, _with_session
     from bot.db.models import Participant
-    from bot.services.checkin_planner import CheckinPlanner
     from bot.services.people import PeopleError, discharge
 
     settings = _settings(args)
@@ -36,7 +35,10 @@ def cmd_discharge(args: argparse.Namespace) -> int:
             raise PeopleError(f"no participant with alias {args.alias!r}")
         now = ctx.clock.now()
         stopped = await discharge(session, participant, now, alumni=args.alumni)
-        await CheckinPlanner(ctx).replan_participant(session, participant, now)  # alumni: their next one
+        if args.alumni:  # their next check-ins (the planner costs seconds of imports: only when needed)
+            from bot.services.checkin_planner import CheckinPlanner
+
+            await CheckinPlanner(ctx).replan_participant(session, participant, now)
         return participant.status, stopped
 
     try:

@@ -164,8 +164,6 @@ async def deactivate_staff(session: AsyncSession, ctx: AppContext, staff: Staff,
                            reassign_to: Staff | None) -> Handover:
     """`iopbot staff deactivate`: never paged again, sees nothing; refused while they hold people or
     open alerts, unless `reassign_to` takes everything over (and is paged for the open alerts)."""
-    from bot.services.escalation import reassign
-
     now = ctx.clock.now()
     if not staff.active:
         raise PeopleError(f"staff {staff.alias!r} is already deactivated")
@@ -194,6 +192,9 @@ async def deactivate_staff(session: AsyncSession, ctx: AppContext, staff: Staff,
             if p.backup_id == staff.id:
                 p.backup_id = reassign_to.id if p.therapist_id != reassign_to.id else None
         await session.flush()
+        if alerts:
+            from bot.services.escalation import reassign  # aiogram: seconds to import, only when needed
+
         for escalation in alerts:
             await reassign(session, ctx, escalation, reassign_to)
             handover.alerts.append(escalation.id)
