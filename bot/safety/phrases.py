@@ -98,8 +98,13 @@ _ODD_CHARACTER = re.compile(r"[^\w'’\-*]")
 _TOKEN = re.compile(r"\.\.\.|[()\[\]|]|[^\s()\[\]|]+")
 
 
+_REGEX_OPTIONAL = re.compile(r"\(([^()\[\]]*)\)\?")
+
+
 def compile_phrase(phrase: str, normalize: Callable[[str], str]) -> CompiledPhrase:
     """Compile one phrase of a rule file. Raises PhraseError with a message for the author."""
+    # "(a|b)?" and "(word )?" as a regular expression would write them mean "[a|b]" here.
+    phrase = _REGEX_OPTIONAL.sub(lambda m: f" [{m.group(1).strip()}] ", phrase)
     slots = _parse(phrase, normalize)
     if not any(not slot.optional and not slot.gap for slot in slots):
         raise PhraseError("the phrase needs at least one word that is not optional")
