@@ -11,19 +11,134 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import re
+import string
+import tomllib
+
+from bot.content.checkins import check_questionnaires
 from bot.content.library import load_library
-from bot.content.problems import Problem
+from bot.content.problems import Problem, ProblemSink, Severity
 from bot.content.validate import DEFAULT_GRADE_LIMIT
 
 DEFAULT_CONTENT_DIR = Path("content")
 
 
 def check_content(content_dir: Path, *, grade_limit: float = DEFAULT_GRADE_LIMIT) -> list[Problem]:
-    """Every problem in the library under `content_dir`, sorted by file and line.
+    """Every problem under `content_dir`, sorted by file and line: the library (psychoeducation and
+    skills), the check-in questionnaires, the UI texts (ui.toml) and the safety rules.
 
-    Drafts are checked like everything else and reported as not delivered (a warning).
+    Drafts are checked like everything else and reported as not delivered (a warning). A clinician's
+    broken edit is caught here, before a restart would refuse it.
     """
-    return load_library(content_dir, allow_drafts=False, grade_limit=grade_limit).problems
+    problems = list(load_library(content_dir, allow_drafts=False, grade_limit=grade_limit).problems)
+    for name in sorted({p.stem for p in content_dir.glob("*/checkins/*.toml")}):
+        problems += check_questionnaires(content_dir, name)[1]
+    # An author's folder may hold only the files they work on: ui.toml and the safety rules are
+    # checked when the folder has them.
+    if any(content_dir.glob("*/ui.toml")):
+        problems += check_ui_texts(content_dir)
+    if any(content_dir.glob("*/safety/*.toml")):
+        problems += check_safety_rules(content_dir)
+    return sorted(set(problems))
+
+
+def check_safety_rules(content_dir: Path) -> list[Problem]:
+    """The safety rule files' problems (each already names its file and line), as errors."""
+    from bot.safety.rulefiles import SafetyRulesError
+    from bot.safety.rules import SafetyRules
+
+    try:
+        SafetyRules.load(content_dir)
+    except SafetyRulesError as error:
+        return [_parse_located(text) for text in error.problems]
+    return []
+
+
+def _parse_located(text: str) -> Problem:
+    match = re.match(r"(.+?):(\d+): (.*)", text, re.S)
+    if match is None:
+        path, _, message = text.partition(": ")
+        return Problem(Path(path), 1, Severity.ERROR, message or text)
+    return Problem(Path(match.group(1)), int(match.group(2)), Severity.ERROR, match.group(3))
+
+
+def check_ui_texts(content_dir: Path) -> list[Problem]:
+    """ui.toml in every language: valid TOML, texts only, well-formed {placeholders}, the same
+    placeholders as English (a translation may not invent or drop one), no key missing or extra."""
+    problems: list[Problem] = []
+    tables: dict[str, tuple[Path, dict[str, str], dict[str, int]]] = {}
+    for path in sorted(content_dir.glob("*/ui.toml")):
+        sink = ProblemSink(path)
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            line = int(m.group(1)) if (m := re.search(r"line (\d+)", str(exc))) else 1
+            sink.error(line, f"not valid TOML: {exc}; the bot would not start")
+            problems += sink.problems
+            continue
+        lines = _key_lines(text)
+        flat: dict[str, str] = {}
+        _flatten_texts(data, "", flat, sink, lines)
+        for key, value in flat.items():
+            try:
+                list(string.Formatter().parse(value))
+            except ValueError as exc:
+                sink.error(lines.get(key, 1), f"{key}: broken placeholder ({exc}); write {{name}}, and {{{{ }}}} "
+                           "for a literal brace")
+        tables[path.parent.name] = (path, flat, lines)
+        problems += sink.problems
+    english = tables.get("en")
+    if english is None:
+        return [*problems, Problem(content_dir / "en" / "ui.toml", 1, Severity.ERROR,
+                                   "missing: English is the fallback for every text; the bot would not start")]
+    for locale, (path, flat, lines) in tables.items():
+        if locale == "en":
+            continue
+        sink = ProblemSink(path)
+        for key, text in english[1].items():
+            if key not in flat:
+                sink.warning(1, f"{key} is not translated (English is used); add it")
+            elif _placeholders(flat[key]) != _placeholders(text):
+                sink.error(lines.get(key, 1), f"{key} uses {sorted(_placeholders(flat[key]))} but English uses "
+                           f"{sorted(_placeholders(text))}; use the same {{placeholders}} as English")
+        for key in flat.keys() - english[1].keys():
+            sink.warning(lines.get(key, 1), f"{key} is not in English; remove it or add it there")
+        problems += sink.problems
+    return problems
+
+
+def _placeholders(template: str) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError:
+        return set()
+
+
+def _flatten_texts(table: dict[str, object], prefix: str, flat: dict[str, str], sink: ProblemSink,
+                   lines: dict[str, int]) -> None:
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            _flatten_texts(value, f"{name}.", flat, sink, lines)
+        elif isinstance(value, str):
+            flat[name] = value
+        else:
+            sink.error(lines.get(name, 1), f"{name}: every UI text must be a string in quotes, "
+                       f"not {type(value).__name__}")
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Dotted key → line where it is written ([section] headers and `key =` lines)."""
+    found: dict[str, int] = {}
+    section = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if header := re.fullmatch(r"\[([^\[\]]+)\]\s*(#.*)?", stripped):
+            section = header.group(1).strip() + "."
+        elif key := re.match(r"([A-Za-z0-9_\-]+)\s*=", stripped):
+            found.setdefault(section + key.group(1), number)
+    return found
 
 
 def build_parser(prog: str = "python -m bot.content.check") -> argparse.ArgumentParser:
@@ -44,15 +159,12 @@ def build_parser(prog: str = "python -m bot.content.check") -> argparse.Argument
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m bot.content.check") -> int:
     """Run the check; returns the exit code (1 if any error, else 0)."""
     args = build_parser(prog).parse_args(argv)
-    result = load_library(args.dir, allow_drafts=False, grade_limit=args.grade_limit)
-    for problem in result.problems:
+    problems = check_content(args.dir, grade_limit=args.grade_limit)
+    for problem in problems:
         print(problem)
-    errors, warnings = len(result.errors), len(result.warnings)
+    errors = sum(1 for p in problems if p.is_error)
     verdict = "FAILED" if errors else "OK"
-    print(
-        f"content check {verdict}: {len(result.files)} files, {errors} errors, {warnings} warnings",
-        file=sys.stderr,
-    )
+    print(f"content check {verdict}: {errors} errors, {len(problems) - errors} warnings", file=sys.stderr)
     return 1 if errors else 0
 
 
