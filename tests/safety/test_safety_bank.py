@@ -1,7 +1,8 @@
 """The project's own test bank (tests/safety/bank): realistic messages labelled by level and construct.
 
 dev/ is what the rules are tuned on; holdout/ is the untouched 30% (fixed by a hash of each id in
-split.py before any tuning) and is only measured. The floors below are today's figures less a small
+split.py before any tuning) and is only measured; holdout2/ is a second batch by other writers,
+written after the rules and never used to tune them. The floors below are today's figures less a small
 margin, so a rule change that loses ground fails here; the issue's targets and the current figures
 are in the README's safety section.
 """
@@ -50,16 +51,18 @@ def test_the_holdout_split_is_the_one_fixed_by_hash() -> None:
 # (split, language) → floors for paging (urgent or above): recall, precision; and for the whole
 # split: the share of hard negatives that page, and of imminent messages that page nobody.
 FLOORS = {
-    ("dev", "en"): (0.70, 0.90),
-    ("dev", "es"): (0.80, 0.92),
-    ("holdout", "en"): (0.33, 0.82),
-    ("holdout", "es"): (0.42, 0.85),
+    ("dev", "en"): (0.90, 0.93),
+    ("dev", "es"): (0.91, 0.93),
+    ("holdout", "en"): (0.35, 0.83),
+    ("holdout", "es"): (0.44, 0.85),
+    ("holdout2", "en"): (0.32, 0.84),
+    ("holdout2", "es"): (0.30, 0.88),
 }
-HARD_NEGATIVES_PAGING = {"dev": 0.04, "holdout": 0.08}
-IMMINENT_PAGING_NOBODY = {"dev": 0.40, "holdout": 0.70}
+HARD_NEGATIVES_PAGING = {"dev": 0.045, "holdout": 0.08, "holdout2": 0.075}
+IMMINENT_PAGING_NOBODY = {"dev": 0.10, "holdout": 0.66, "holdout2": 0.76}
 
 
-@pytest.mark.parametrize("split", ["dev", "holdout"])
+@pytest.mark.parametrize("split", ["dev", "holdout", "holdout2"])
 def test_figures_do_not_fall(rules: SafetyRules, split: str) -> None:
     report = evaluate(_rows(split), rules, Level.URGENT)
     bank = report.bank
