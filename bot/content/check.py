@@ -7,13 +7,12 @@ error (a file that would not be delivered), 0 otherwise (warnings do not fail th
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
-from pathlib import Path
-
 import re
 import string
+import sys
 import tomllib
+from collections.abc import Sequence
+from pathlib import Path
 
 from bot.content.checkins import check_questionnaires
 from bot.content.library import load_library

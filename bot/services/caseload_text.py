@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from bot.content.render import pack_html
 from bot.db.models import ParticipantStatus
-from bot.safety.levels import Level
+from bot.safety.levels import CONSTRUCT_PREFIX, Level
 from bot.services.caseload import CONCERN_MESSAGE_DAYS, Absence, CaseloadRow, Digest, TrendDay, Trends
 from bot.services.context import AppContext
 from bot.services.reminders import date_text, day_text, time_text
@@ -67,6 +67,25 @@ def reasons_text(ctx: AppContext, reasons: Sequence[str], locale: str) -> str:
         name = reason.split(":", 1)[-1]
         words.append(_optional(ctx, f"caseload.reason_{name}", locale) or name)
     return ", ".join(dict.fromkeys(words))
+
+
+def constructs_text(ctx: AppContext, reasons: Sequence[str], locale: str) -> str:
+    """What was found, for an alert: the rules' constructs ("means: medication · plan"), and the
+    triggers' reasons when no rule named one ("said yes to the safety question"); "–" for neither."""
+    labels: list[str] = []
+    for reason in reasons:
+        if not reason.startswith(CONSTRUCT_PREFIX):
+            continue
+        name, _, detail = reason[len(CONSTRUCT_PREFIX) :].partition(":")
+        label = _optional(ctx, f"construct.{name}", locale) or name.replace("_", " ")
+        if detail:
+            key = "detail_" + detail.replace(" ", "_")
+            label += ": " + (_optional(ctx, f"construct.{key}", locale) or detail)
+        labels.append(label)
+    if not labels:
+        others = [r for r in reasons if r.startswith(("trigger:", "llm:"))]
+        return reasons_text(ctx, others, locale) if others else DASH
+    return " · ".join(dict.fromkeys(labels))
 
 
 def categories_text(ctx: AppContext, categories: Sequence[str], locale: str) -> str:

@@ -49,8 +49,9 @@ from bot.db.models import (
     Staff,
     StaffRole,
 )
-from bot.safety.levels import Assessment, Level, describe_constructs
+from bot.safety.levels import Assessment, Level
 from bot.services.audit import audit, disclose
+from bot.services.caseload_text import constructs_text
 from bot.services.context import AppContext
 from bot.services.outbox import Delivered, Handled, Skip, enqueue
 from bot.services.staff_time import staff_clock_text
@@ -522,7 +523,7 @@ async def alert_text(session: AsyncSession, ctx: AppContext, escalation: Escalat
     categories = ", ".join(c.replace("_", " ") for c in escalation.categories.split(",") if c) or "-"
     text = ctx.t(
         "alert.text", staff.locale, level=Level(escalation.level).label.upper(), alias=participant.alias,
-        categories=categories, constructs=describe_constructs(escalation.reasons.split(",")) or "-",
+        categories=categories, constructs=constructs_text(ctx, escalation.reasons.split(","), staff.locale),
         received=staff_clock_text(ctx, staff, escalation.message_received_at),
         role=ctx.t(f"alert.role_{role}", staff.locale), step=page,
     )

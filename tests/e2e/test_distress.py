@@ -6,17 +6,13 @@ worded: an edited message, Spanish from a participant whose setting is English, 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from bot.safety.rules import SafetyRules
 from bot.sandbox.botapi import BotAPIControl
 from tests.support.e2e import BotProcess, buttons, enroll_participant, enroll_staff
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
 ALERT_BUTTONS = ["Acknowledge", "I contacted them", "False alarm", "Reassign"]
 OUTCOME_BUTTONS = ["Reached them, safe", "Safety plan reviewed", "Sent to emergency care", "Could not reach them",
                    "False alarm"]
@@ -116,13 +112,6 @@ async def test_unacknowledged_alert_goes_to_backup_then_lead_until_acknowledged(
         assert len(pages) == 1, f"{person.user_id} got {len(pages)} pages"
 
 
-def found(text: str) -> str:
-    """What the alert must name for `text`: asked of the rules as they are (they change)."""
-    constructs = SafetyRules.load(REPO / "content").assess(text, "en").constructs
-    assert constructs, f"the rules find nothing in {text!r}"
-    return constructs
-
-
 async def test_an_edited_message_turned_into_a_crisis_gets_help_and_pages(
     shared_bot: BotProcess, control: BotAPIControl
 ) -> None:
@@ -139,7 +128,7 @@ async def test_an_edited_message_turned_into_a_crisis_gets_help_and_pages(
     assert "I've let your care team know" in told["visible_text"]
     alert = (await clinician.read())[0]
     assert "Safety alert: URGENT" in alert["visible_text"] and "P-204" in alert["visible_text"]
-    assert f"Found: {found('I want to end my life')}" in alert["visible_text"]
+    assert "Found: thoughts of suicide" in alert["visible_text"]
     assert "end my life" not in alert["visible_text"] and buttons(alert) == ALERT_BUTTONS
 
 
@@ -173,7 +162,8 @@ async def test_a_denial_pages_nobody_and_an_act_in_plain_words_pages_as_imminent
     assert "I've let your care team know" in told["visible_text"]
     alert = (await clinician.read())[0]
     assert "Safety alert: IMMINENT" in alert["visible_text"] and "P-206" in alert["visible_text"]
-    assert f"Found: {found(act)}" in alert["visible_text"] and "pill bottle" not in alert["visible_text"]
+    assert "Found: act in progress or just done: ingestion" in alert["visible_text"]
+    assert "pill bottle" not in alert["visible_text"]
 
 
 async def escalations(db_url: str, alias: str) -> int:
