@@ -627,7 +627,11 @@ async def send_alert_step(ctx: AppContext, bot: Bot, session: AsyncSession,
     disclose(session, now, escalation.participant_id, f"staff:{staff.id}", "alert", f"escalation:{escalation.id}")
     told = escalation.team_told_at is None
     await _tell_participant(session, ctx, escalation, "team_told", now)
-    if reason == CHAIN:
+    # The person may acknowledge the moment the page arrives, before this commit: read the status
+    # again under a row lock, so that either their acknowledgement sees the next page (and cancels
+    # it) or the next page is not planned at all.
+    await session.refresh(escalation, attribute_names=["status"], with_for_update=True)
+    if reason == CHAIN and _still_wanted(escalation, reason):
         await _page_step(session, ctx, escalation, escalation.participant, step=int(row.payload.get("step", 0)) + 1,
                          due=paged_at + _ack_wait(ctx, escalation))
     return Delivered(staff.chat_id, message.message_id, wake=told)
