@@ -11,9 +11,9 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
 from bot.content.i18n import Texts
-from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
+from bot.db.engine import make_engine, make_sessionmaker
 from bot.services.context import AppContext
-from tests.support.databases import create_postgres_database, sqlite_url
+from tests.support.databases import create_postgres_database, create_sqlite_database
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,9 +27,7 @@ def db_kind(request: pytest.FixtureRequest) -> str:
 async def db_url(db_kind: str, tmp_path: Path) -> str:
     if db_kind == "postgres":
         return create_postgres_database()  # already migrated (from a template)
-    url = sqlite_url(tmp_path)
-    await upgrade_async(url)
-    return url
+    return create_sqlite_database(tmp_path)  # migrated (copied from a template)
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
-"""Fault-injection suite: real bot processes (forked from one pre-imported parent, see forkserver.py)
-or the assembled bot in this process, against the local Bot API, with faults injected.
+"""Fault-injection suite: real bot processes (forked from one pre-imported parent, see
+tests/support/forkserver.py) or the assembled bot in this process, against the local Bot API, with
+faults injected.
 
 Every test prints its figures (visible with `pytest -s -m chaos`) and asserts the targets.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,16 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI, RateLimits
-from tests.chaos.forkserver import ForkServer
 
 TIMEZONE = "America/New_York"
-
-
-@pytest.fixture(scope="session")
-def fork_server() -> Iterator[ForkServer]:
-    server = ForkServer()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -20,13 +20,13 @@ from sqlalchemy import func, select
 
 from bot.clock import ManualClock
 from bot.config import load_settings
-from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
+from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import AuditEntry, Escalation, EscalationStatus, Participant, ParticipantStatus, ScheduledAction
 from bot.handlers.participant import PARTICIPANT_COMMANDS
 from bot.handlers.staff import STAFF_COMMANDS
 from bot.sandbox.botapi import FakeBotAPI, RateLimits
 from tests.chaos.conftest import report
-from tests.support.databases import create_postgres_database, sqlite_url
+from tests.support.databases import create_postgres_database, create_sqlite_database
 from tests.support.inproc import InProcessBot, add_participant, add_staff, inproc_settings
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
@@ -83,11 +83,7 @@ class World:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    if request.param == "postgres":
-        url = create_postgres_database()
-    else:
-        url = sqlite_url(tmp_path)
-        await upgrade_async(url)
+    url = create_postgres_database() if request.param == "postgres" else create_sqlite_database(tmp_path)
     now = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
     engine = make_engine(url)
     staff_ids: dict[str, int] = {}

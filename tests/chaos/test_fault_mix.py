@@ -25,12 +25,12 @@ import pytest
 from sqlalchemy import insert
 
 from bench.support import seed
-from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
+from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import ActionStatus, ScheduledAction
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI, FaultMix, RateLimits
 from tests.chaos.conftest import due_checkins, report
-from tests.chaos.forkserver import ForkedBotProcess, ForkServer
-from tests.support.databases import create_postgres_database, sqlite_url
+from tests.support.databases import create_postgres_database, create_sqlite_database
+from tests.support.e2e import BotProcess
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -101,12 +101,8 @@ def early_after_being_told(api: FakeBotAPI) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])
 async def test_fault_mix_delivers_everything_in_order_and_never_early(
-        db_kind: str, tmp_path: Path, fork_server: ForkServer, control: BotAPIControl, botapi: FakeBotAPI) -> None:
-    if db_kind == "postgres":
-        url = create_postgres_database()
-    else:
-        url = sqlite_url(tmp_path)
-        await upgrade_async(url)
+        db_kind: str, tmp_path: Path, control: BotAPIControl, botapi: FakeBotAPI) -> None:
+    url = create_postgres_database() if db_kind == "postgres" else create_sqlite_database(tmp_path)
     botapi.set_rate_limits(RateLimits())  # Telegram's: 30/s, 1/s per chat
     people = await seed(url, participants=SCRIPTED + 1 + WAVE, staff=1)
     scripted = people.participant_users[:SCRIPTED]
@@ -118,7 +114,7 @@ async def test_fault_mix_delivers_everything_in_order_and_never_early(
     botapi.set_fault_mix(MIX)
     await due_checkins(url, wave_ids)
     await staff_notices(url, people.staff_ids[0], wave_ids[:NOTICES])
-    proc = ForkedBotProcess(fork_server, tmp_path, botapi.base_url or "", url, extra_config=CONFIG)
+    proc = BotProcess(tmp_path, botapi.base_url or "", url, extra_config=CONFIG)
     proc.start()
     started = time.monotonic()
     try:

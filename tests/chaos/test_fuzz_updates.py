@@ -42,10 +42,10 @@ from pydantic import ValidationError
 
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
-from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
+from bot.db.engine import make_engine, make_sessionmaker
 from bot.sandbox.botapi import FakeBotAPI, RateLimits
 from tests.chaos.conftest import report
-from tests.support.databases import create_postgres_database, sqlite_url
+from tests.support.databases import create_postgres_database, create_sqlite_database
 from tests.support.inproc import InProcessBot, add_participant, add_staff, inproc_settings
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600),
@@ -185,8 +185,7 @@ async def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "postgres":
         url = create_postgres_database()
     else:
-        url = sqlite_url(tmp_path_factory.mktemp("fuzz"))
-        await upgrade_async(url)
+        url = create_sqlite_database(tmp_path_factory.mktemp("fuzz"))
     now = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
     engine = make_engine(url)
     async with make_sessionmaker(engine)() as session:

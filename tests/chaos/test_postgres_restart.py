@@ -25,7 +25,7 @@ from bot.db.engine import upgrade_async
 from bot.db.models import Escalation, InboundMessage
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI
 from tests.chaos.conftest import due_checkins, local_today, report, rows_by_status, scalar
-from tests.chaos.forkserver import ForkedBotProcess, ForkServer
+from tests.support.e2e import BotProcess
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -69,18 +69,18 @@ class RestartablePostgres:
         self.server.cleanup()
 
 
-async def test_postgres_stopped_and_started_mid_run(tmp_path: Path, fork_server: ForkServer, botapi: FakeBotAPI,
+async def test_postgres_stopped_and_started_mid_run(tmp_path: Path, botapi: FakeBotAPI,
                                                     control: BotAPIControl) -> None:
     # Not under tmp_path: pytest's directory is private to root, and pgserver runs PostgreSQL as
     # its own user when started by root (as in CI).
     pg = RestartablePostgres(Path(tempfile.mkdtemp(prefix="iopbot-pg-restart-")))
     try:
-        await _scenario(pg, tmp_path, fork_server, botapi, control)
+        await _scenario(pg, tmp_path, botapi, control)
     finally:
         pg.close()
 
 
-async def _scenario(pg: RestartablePostgres, tmp_path: Path, fork_server: ForkServer, botapi: FakeBotAPI,
+async def _scenario(pg: RestartablePostgres, tmp_path: Path, botapi: FakeBotAPI,
                     control: BotAPIControl) -> None:
     url = pg.url("iopbot")
     await upgrade_async(url)
@@ -90,7 +90,7 @@ async def _scenario(pg: RestartablePostgres, tmp_path: Path, fork_server: ForkSe
     crisis_user = people.participant_users[-1]
     clinician = people.staff_users[0]
     await due_checkins(url, wave_ids)  # the wave starts with the bot
-    proc = ForkedBotProcess(fork_server, tmp_path, botapi.base_url or "", url, extra_config=CONFIG)
+    proc = BotProcess(tmp_path, botapi.base_url or "", url, extra_config=CONFIG)
     proc.start()
     figures: dict[str, Any] = {}
     try:

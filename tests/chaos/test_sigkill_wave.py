@@ -8,7 +8,7 @@ started again; an eleventh process finishes the wave. To keep this to about a mi
   to 60 (Telegram's are 30 and 25; the per-chat limits stay Telegram's),
 - `[schedule] lease_seconds` is 3 (default 120): rows a killed process had claimed are claimed
   again after 3 s instead of 2 minutes,
-- processes are forked from one pre-imported parent (tests/chaos/forkserver.py).
+- processes are forked from one pre-imported parent (tests/support/forkserver.py).
 
 Lost = participants who never got their check-in. Extra copies = messages Telegram received more
 than once; each is attributed to the first kill after its first copy (the crash that cut the
@@ -30,11 +30,10 @@ from pathlib import Path
 import pytest
 
 from bench.support import seed
-from bot.db.engine import upgrade_async
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI
 from tests.chaos.conftest import due_checkins, local_today, report, rows_by_status
-from tests.chaos.forkserver import ForkedBotProcess, ForkServer
-from tests.support.databases import create_postgres_database, sqlite_url
+from tests.support.databases import create_postgres_database, create_sqlite_database
+from tests.support.e2e import BotProcess
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -65,19 +64,15 @@ def sent_total(api: FakeBotAPI) -> int:
 
 @pytest.mark.parametrize(("db_kind", "kills_wanted"), [("sqlite", KILLS), ("postgres", 5)])
 async def test_sigkill_during_a_wave_loses_nothing(db_kind: str, kills_wanted: int, tmp_path: Path,
-                                                   fork_server: ForkServer, botapi: FakeBotAPI,
+                                                   botapi: FakeBotAPI,
                                                    control: BotAPIControl) -> None:
-    if db_kind == "postgres":
-        url = create_postgres_database()
-    else:
-        url = sqlite_url(tmp_path)
-        await upgrade_async(url)
+    url = create_postgres_database() if db_kind == "postgres" else create_sqlite_database(tmp_path)
     people = await seed(url, participants=WAVE, staff=10)
     chats = people.participant_users
     await due_checkins(url, people.participant_ids)
     seed_value = random.randrange(1_000_000)  # noqa: S311 - kill points, not secrets
     rng = random.Random(seed_value)  # noqa: S311
-    proc = ForkedBotProcess(fork_server, tmp_path, botapi.base_url or "", url, extra_config=CONFIG)
+    proc = BotProcess(tmp_path, botapi.base_url or "", url, extra_config=CONFIG)
     kills: list[tuple[float, int]] = []  # (monotonic time of the kill, messages sent by then)
     started = time.monotonic()
     try:

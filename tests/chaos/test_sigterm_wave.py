@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from bench.support import seed
-from bot.db.engine import upgrade_async
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI
 from tests.chaos.conftest import due_checkins, local_today, report, rows_by_status
-from tests.chaos.forkserver import ForkedBotProcess, ForkServer
-from tests.support.databases import sqlite_url
+from tests.support.databases import create_sqlite_database
+from tests.support.e2e import BotProcess
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -29,14 +28,13 @@ CONFIG = """
 """
 
 
-async def test_sigterm_mid_wave_hands_rows_back(tmp_path: Path, fork_server: ForkServer, botapi: FakeBotAPI,
+async def test_sigterm_mid_wave_hands_rows_back(tmp_path: Path, botapi: FakeBotAPI,
                                                 control: BotAPIControl) -> None:
-    url = sqlite_url(tmp_path)
-    await upgrade_async(url)
+    url = create_sqlite_database(tmp_path)
     people = await seed(url, participants=WAVE, staff=3)
     chats = people.participant_users
     await due_checkins(url, people.participant_ids)
-    proc = ForkedBotProcess(fork_server, tmp_path, botapi.base_url or "", url, extra_config=CONFIG)
+    proc = BotProcess(tmp_path, botapi.base_url or "", url, extra_config=CONFIG)
 
     def delivered() -> list[int]:
         return [len(botapi.chat(c)["messages"]) for c in chats]

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.db.engine import upgrade_async
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI, RateLimits
-from tests.support.databases import create_postgres_database, sqlite_url
+from tests.support.databases import create_postgres_database, create_sqlite_database
 from tests.support.e2e import BotProcess
 
 
@@ -40,9 +39,7 @@ async def control(botapi: FakeBotAPI) -> AsyncIterator[BotAPIControl]:
 async def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "postgres":
         return create_postgres_database()
-    url = sqlite_url(tmp_path_factory.mktemp("db"))
-    await upgrade_async(url)
-    return url
+    return create_sqlite_database(tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture(scope="module")

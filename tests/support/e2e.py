@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -21,8 +20,7 @@ from typing import Any
 
 from bot.clock import OffsetFileClock
 from bot.sandbox.botapi import DEFAULT_TOKEN, BotAPIControl
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.forkserver import REPO, ForkedChild, fork_server
 
 
 class BotProcess:
@@ -36,7 +34,7 @@ class BotProcess:
         self.clock_file = workdir / "clock-offset"
         self.log_path = workdir / "bot.log"
         self.config_path = workdir / "config.toml"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: ForkedChild | None = None
         self._clock_offset = 0.0
         self.starts = 0
 
@@ -67,16 +65,17 @@ class BotProcess:
             sections[name] = "\n".join(f"{k.strip()} = {v.strip()}" for k, v in base.items())
         self.config_path.write_text("\n\n".join(f"[{k}]\n{v}" for k, v in sections.items()) + "\n")
 
-    def start(self) -> None:
-        self.write_config()
+    def _env(self) -> dict[str, str]:
         env = {**os.environ, "BOT_TOKEN": DEFAULT_TOKEN, "IOPBOT_CLOCK_FILE": str(self.clock_file),
                **self.extra_env}
         env.pop("DATABASE_URL", None)  # the config names this test's own database
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(self.config_path), "run"],
-            cwd=self.workdir, env=env, stdout=log, stderr=log,
-        )
+        return env
+
+    def start(self) -> None:
+        """`iopbot --config <file> run` in a new process (forked from the pre-imported fork server)."""
+        self.write_config()
+        self.proc = fork_server().spawn(["--config", str(self.config_path), "run"], cwd=self.workdir,
+                                        env=self._env(), stdout=self.log_path)
         self.starts += 1
 
     async def wait_ready(self, control: BotAPIControl, timeout: float = 60.0) -> None:  # noqa: ASYNC109
@@ -122,12 +121,11 @@ class BotProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The `iopbot` command on this bot's config and database, in the bot's environment."""
-        env = {**os.environ, "BOT_TOKEN": DEFAULT_TOKEN, "IOPBOT_CLOCK_FILE": str(self.clock_file), **self.extra_env}
-        env.pop("DATABASE_URL", None)
+        """The `iopbot` command on this bot's config and database, in the bot's environment (a new
+        process from the fork server, like `python -m bot --config <file> ARGS`)."""
         self.write_config()
-        return subprocess.run([sys.executable, "-m", "bot", "--config", str(self.config_path), *args],
-                              cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120)
+        return fork_server().run(["--config", str(self.config_path), *args], cwd=self.workdir, env=self._env(),
+                                 output_dir=self.workdir, timeout=120)
 
 
 _user_ids = iter(range(10_000, 10_000_000, 7))
