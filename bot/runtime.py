@@ -19,6 +19,7 @@ from bot.app import build_bot, build_dispatcher
 from bot.clock import Clock, OffsetFileClock, SystemClock
 from bot.config import Settings, require_program_name, require_token
 from bot.content.i18n import Texts
+from bot.content.store import ContentStore
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.services.checkin_setup import install_checkins
 from bot.services.content_setup import install_content
@@ -73,8 +74,13 @@ class RunningBot:
     worker: OutboxWorker
 
 
-async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> RunningBot:
-    """Everything the bot needs, wired, without starting to poll. Tests and the sandbox reuse this."""
+async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: bool = True,
+                   safety_rules: SafetyRules | None = None, content: ContentStore | None = None) -> RunningBot:
+    """Everything the bot needs, wired, without starting to poll. Tests and the sandbox reuse this.
+
+    `safety_rules` and `content` are loaded from `settings.content_dir` unless given: the test suite
+    passes ones it loaded once per session from the same folder (compiling the rules takes seconds).
+    `iopbot run` always loads them itself."""
     if migrate:
         await upgrade_async(settings.database.url)
     engine = make_engine(settings.database.url, echo=settings.database.echo)
@@ -97,11 +103,12 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     worker = OutboxWorker(ctx, bot, action_senders(), send_turn=sender.turn)
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
-    install_content(ctx, worker)  # content library + hot reload, exercises, daily read (bot/services/content_setup.py)
+    # Content library + hot reload, exercises, daily read (bot/services/content_setup.py).
+    install_content(ctx, worker, store=content)
     install_coverage(ctx, worker)  # the daily notice to leads about coverage gaps (bot/services/coverage.py)
     install_people(ctx, worker)  # the goodbye on discharge (bot/services/people.py)
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
-    assessor = SafetyRules.load(settings.content_dir)
+    assessor = safety_rules if safety_rules is not None else SafetyRules.load(settings.content_dir)
     ctx.extras["assessor"] = assessor
     second_opinion = LlmSecondOpinion.from_settings(settings)  # None unless [llm] enabled = true
     ctx.extras["second_opinion"] = second_opinion

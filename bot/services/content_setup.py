@@ -46,9 +46,14 @@ class ContentReloader:
             log.error("content reload failed (%s); still serving the previous library", type(exc).__name__)
 
 
-def install_content(ctx: AppContext, worker: OutboxWorker | None = None) -> ContentStore:
+def install_content(ctx: AppContext, worker: OutboxWorker | None = None, *,
+                    store: ContentStore | None = None) -> ContentStore:
+    """`store`: one already loaded from `ctx.settings.content_dir` with these settings (tests share
+    one per session); by default the library is loaded here."""
     c = ctx.settings.content
-    store = ContentStore(ctx.settings.content_dir, allow_drafts=c.allow_drafts, grade_limit=c.reading_grade_limit)
+    if store is None:
+        store = ContentStore(ctx.settings.content_dir, allow_drafts=c.allow_drafts,
+                             grade_limit=c.reading_grade_limit)
     ctx.extras["content"] = store
     flow_engine(ctx).register(ExerciseFlow(ctx, store))
     planner = DripPlanner(ctx)

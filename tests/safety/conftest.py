@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.safety.rules import SafetyRules
+from tests.support import loaded
 
 REPO = Path(__file__).resolve().parents[2]
 CONTENT = REPO / "content"
@@ -14,4 +15,4 @@ CONTENT = REPO / "content"
 
 @pytest.fixture(scope="session")
 def rules() -> SafetyRules:
-    return SafetyRules.load(CONTENT)
+    return loaded.safety_rules(CONTENT)  # compiled once per session, shared with in-process bots

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bot.safety.levels import Level
 from bot.safety.normalize import Normalizer, normalize
 from bot.safety.rules import SafetyRules
+from tests.support import loaded
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,7 @@ _RULES: list[SafetyRules] = []  # loaded once: a function-scoped fixture does no
 @given(st.text(alphabet=st.sampled_from(list("kil mysefdot.1!$@'’\u200b💊ñá")), max_size=80))
 def test_tricky_alphabet_never_raises(text: str) -> None:
     if not _RULES:
-        _RULES.append(SafetyRules.load(Path(__file__).resolve().parents[2] / "content"))
+        _RULES.append(loaded.safety_rules(Path(__file__).resolve().parents[2] / "content"))
     assert _RULES[0].assess(text).level in Level
 
 

@@ -18,9 +18,9 @@ from bot.config import Settings
 from bot.content.i18n import Texts
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.safety.gate import assessed_text, participant_message
-from bot.safety.rules import SafetyRules
 from bot.sandbox.botapi import DEFAULT_TOKEN, FakeBotAPI
 from bot.services.context import AppContext
+from tests.support import loaded
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ async def test_crisis_reply_goes_out_while_the_database_is_down(settings: Settin
     engine = make_engine("postgresql+asyncpg://iopbot:x@127.0.0.1:1/iopbot")
     ctx = AppContext(settings=settings, clock=clock, texts=Texts.load(REPO / "content"),
                      sessionmaker=make_sessionmaker(engine))
-    dp = build_dispatcher(ctx, SafetyRules.load(REPO / "content"))
+    dp = build_dispatcher(ctx, loaded.safety_rules(REPO / "content"))
     bot = Bot(DEFAULT_TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url or "")),
               default=DefaultBotProperties(parse_mode="HTML"))
     update = Update.model_validate({

@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.db.models import Participant, ParticipantStatus, Staff
 from bot.runtime import RunningBot, assemble
 from bot.sandbox.botapi import FakeBotAPI
+from tests.support import loaded
 
 
 def inproc_settings(settings: Settings, api: FakeBotAPI, db_url: str, **sections: Any) -> Settings:
@@ -44,7 +45,13 @@ class InProcessBot:
 
     @classmethod
     async def start(cls, settings: Settings, api: FakeBotAPI, clock: ManualClock) -> InProcessBot:
-        return cls(await assemble(settings, clock, migrate=False), api, clock)
+        # The compiled safety rules and the content library are loaded once per test session
+        # (tests/support/loaded.py) and handed to `assemble`, which would otherwise load them again.
+        c = settings.content
+        rules = loaded.safety_rules(settings.content_dir)
+        store = loaded.content_store(settings.content_dir, allow_drafts=c.allow_drafts,
+                                     grade_limit=c.reading_grade_limit)
+        return cls(await assemble(settings, clock, migrate=False, safety_rules=rules, content=store), api, clock)
 
     @property
     def ctx(self) -> Any:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.content.i18n import Texts
-from bot.safety.rules import SafetyRules
 from bot.services.caseload_text import constructs_text
+from tests.support import loaded
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"
 
@@ -22,7 +22,7 @@ class _Ctx:  # the two things constructs_text asks of the application context
 
 
 CTX = _Ctx(Texts.load(CONTENT))
-RULES = SafetyRules.load(CONTENT)
+RULES = loaded.safety_rules(CONTENT)
 
 
 def test_an_act_in_plain_words_is_named_for_the_clinician_in_their_language() -> None:
