@@ -141,7 +141,7 @@ async def test_fault_mix_delivers_everything_in_order_and_never_early(
         await asyncio.sleep(3.5)  # a send held by a "timeout" fault lands after the client gave up
     finally:
         botapi.set_fault_mix(None)
-        proc.stop()
+        await proc.stop_async()
     elapsed = time.monotonic() - started
 
     faults = Counter(r["fault"] for r in botapi.requests() if r["fault"])

@@ -134,7 +134,7 @@ async def _scenario(pg: RestartablePostgres, tmp_path: Path, botapi: FakeBotAPI,
         await asyncio.sleep(1.0)
         still_running = proc.starts == 1 and proc.proc is not None and proc.proc.poll() is None
     finally:
-        proc.stop()
+        await proc.stop_async()
     notes = await scalar(url, select(func.count()).select_from(InboundMessage))
     escalations = await scalar(url, select(func.count()).select_from(Escalation))
     statuses = await rows_by_status(url, key_suffix=f":{today}", participant_ids=wave_ids)

@@ -99,7 +99,7 @@ async def test_sigkill_during_a_wave_loses_nothing(db_kind: str, kills_wanted: i
             await asyncio.sleep(0.5)
         await asyncio.sleep(1.0)  # anything still in flight arrives
     finally:
-        proc.stop()
+        await proc.stop_async()
     elapsed = time.monotonic() - started
 
     counts = delivered(botapi, chats)

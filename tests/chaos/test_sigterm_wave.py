@@ -60,7 +60,7 @@ async def test_sigterm_mid_wave_hands_rows_back(tmp_path: Path, botapi: FakeBotA
             await asyncio.sleep(0.1)
         finished_seconds = time.monotonic() - restarted_at
     finally:
-        proc.stop()
+        await proc.stop_async()
     counts = delivered()
     report("SIGTERM during a 300-message wave (sqlite, lease 120 s)", {
         "seconds from SIGTERM to exit": round(stop_seconds, 1),

@@ -51,7 +51,7 @@ async def shared_bot(tmp_path_factory: pytest.TempPathFactory, botapi: FakeBotAP
         await proc.wait_ready(control)
         yield proc
     finally:
-        proc.stop()
+        await proc.stop_async()
 
 
 @pytest.fixture
@@ -61,4 +61,4 @@ async def own_bot(tmp_path: Path, botapi: FakeBotAPI, db_url: str, control: BotA
     marker = request.node.get_closest_marker("bot_config")
     proc = BotProcess(tmp_path, botapi.base_url or "", db_url, extra_config=marker.args[0] if marker else "")
     yield proc
-    proc.stop()
+    await proc.stop_async()

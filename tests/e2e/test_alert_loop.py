@@ -52,7 +52,7 @@ async def alert_bot(tmp_path_factory: pytest.TempPathFactory, botapi: FakeBotAPI
         await proc.wait_ready(control)
         yield proc
     finally:
-        proc.stop()
+        await proc.stop_async()
 
 
 def shown(message: dict[str, Any]) -> str:

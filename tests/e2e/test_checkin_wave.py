@@ -174,4 +174,4 @@ async def test_two_workers_on_postgresql_send_the_wave_once(own_bot: BotProcess,
         assert botapi.stats()["too_many_requests"] == 0
         assert elapsed < WAVE / 14.0  # faster than one worker alone could: both took part
     finally:
-        second.stop()
+        await second.stop_async()

@@ -31,7 +31,7 @@ async def keyed_bot(tmp_path_factory: pytest.TempPathFactory, botapi: FakeBotAPI
         await proc.wait_ready(control)
         yield proc
     finally:
-        proc.stop()
+        await proc.stop_async()
 
 
 async def test_nobody_reachable_means_doctor_exits_non_zero(keyed_bot: BotProcess, control: BotAPIControl) -> None:
@@ -109,7 +109,7 @@ async def test_the_wrong_data_key_refuses_to_start(keyed_bot: BotProcess, contro
     assert values and all(v.startswith("enc:v2:") for v in values)  # what they wrote is encrypted at rest
     assert not any("kill" in v for v in values)
 
-    keyed_bot.stop()
+    await keyed_bot.stop_async()
     keyed_bot.extra_env = {"IOPBOT_DATA_KEY": "not-the-right-key"}
     started = len(keyed_bot.log_text())
     keyed_bot.start()

@@ -48,7 +48,7 @@ async def test_webhook_mode_checks_the_secret(own_bot: BotProcess, control: BotA
         assert "open the invite link" in await stranger.read_text()
         assert len(await control.sent_messages(5)) == 0  # the forged update did nothing
     finally:
-        own_bot.stop()
+        await own_bot.stop_async()
 
 
 async def test_alert_survives_sigkill_between_flag_and_page(own_bot: BotProcess, control: BotAPIControl) -> None:

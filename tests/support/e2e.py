@@ -107,6 +107,12 @@ class BotProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    async def stop_async(self) -> None:
+        """`stop()` without blocking the event loop: the local Bot API runs in it, and a bot that is
+        stopping still talks to it (updates in progress, pages already started). A blocked loop
+        would leave the bot waiting for answers until the SIGKILL 10 s later."""
+        await asyncio.to_thread(self.stop)
+
     def move_clock(self, **delta: float) -> None:
         """Move the bot's clock forward (shared through a file; nothing sleeps)."""
         from datetime import timedelta
