@@ -8,13 +8,10 @@ page pass unnoticed.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,13 +21,14 @@ from typing import Any
 import pytest
 
 from tests.browser.screens import ARTIFACTS
+from tests.support.forkserver import fork_server
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
-START_TIMEOUT = 180.0  # aiogram alone imports in ~6 s on a quiet machine; CI machines are not quiet
+START_TIMEOUT = 180.0  # CI machines are not quiet
 
 
 def chromium_path() -> str:
@@ -53,42 +51,32 @@ class RunningSandbox:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    """`iopbot sandbox --port 0` in its own data folder, once it says it is ready."""
+    """`iopbot sandbox --port 0` in its own data folder (a process from the fork server, like
+    `python -m bot sandbox ...`), once it says it is ready."""
     data = tmp_path_factory.mktemp("sandbox")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "IOPBOT_CLOCK_FILE")}
     log_path = data / "sandbox.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed below, after the process
-    proc = subprocess.Popen(  # noqa: S603 - our own command line
-        [sys.executable, "-m", "bot", "sandbox", "--port", "0", "--data", str(data / "data")],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            lines.put(raw.decode(errors="replace"))
-
-    threading.Thread(target=read, daemon=True).start()
+    out_path = data / "sandbox.out"
+    proc = fork_server().spawn(["sandbox", "--port", "0", "--data", str(data / "data")], cwd=REPO, env=env,
+                               stdout=out_path, stderr=log_path)
     seen: list[str] = []
     deadline = time.monotonic() + START_TIMEOUT
     url = bot_api = None
     try:
         while url is None:
             if time.monotonic() > deadline or proc.poll() is not None:
-                log.flush()
                 raise AssertionError(
                     f"the sandbox did not become ready (exit code {proc.poll()}):\n{''.join(seen)}\n"
-                    f"{log_path.read_text(errors='replace')[-4000:]}")
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            seen.append(line)
-            if found := re.search(r"Telegram stand-in: (http://127\.0\.0\.1:\d+)", line):
-                bot_api = found.group(1)
-            if found := re.search(r"Open (http://127\.0\.0\.1:\d+)", line):
-                url = found.group(1)
+                    f"{log_path.read_text(errors='replace')[-4000:] if log_path.exists() else ''}")
+            text = out_path.read_text(errors="replace") if out_path.exists() else ""
+            seen = text.splitlines(keepends=True)
+            for line in seen:
+                if found := re.search(r"Telegram stand-in: (http://127\.0\.0\.1:\d+)", line):
+                    bot_api = found.group(1)
+                if found := re.search(r"Open (http://127\.0\.0\.1:\d+)", line):
+                    url = found.group(1)
+            if url is None:
+                time.sleep(0.1)
         assert any("127.0.0.1 only" in line for line in seen), seen  # it says where it listens
         assert bot_api is not None, seen
         yield RunningSandbox(url, bot_api)
@@ -100,7 +88,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

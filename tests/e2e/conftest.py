@@ -1,6 +1,7 @@
-"""End-to-end fixtures. Starting a bot process costs seconds (aiogram alone imports in ~6 s
-here), so functional tests share one process per module and database, each test using its own
-Telegram users; tests that kill or reconfigure the bot start their own."""
+"""End-to-end fixtures. Starting a bot process costs a second or more even from the fork server
+(tests/support/forkserver.py: it still migrates, loads the content and builds the safety rules, as
+`iopbot run` does), so functional tests share one process per module and database, each test using
+its own Telegram users; tests that kill or reconfigure the bot start their own."""
 
 from __future__ import annotations
 
