@@ -12,7 +12,7 @@ import pytest
 
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI, RateLimits
 from tests.support.databases import create_postgres_database, create_sqlite_database
-from tests.support.e2e import BotProcess
+from tests.support.e2e import BotProcess, running
 
 
 def relaxed_limits() -> RateLimits:
@@ -47,12 +47,8 @@ async def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
 async def shared_bot(tmp_path_factory: pytest.TempPathFactory, botapi: FakeBotAPI, module_db_url: str,
                      control: BotAPIControl) -> AsyncIterator[BotProcess]:
     proc = BotProcess(tmp_path_factory.mktemp("bot"), botapi.base_url or "", module_db_url)
-    proc.start()
-    try:
-        await proc.wait_ready(control)
+    async with running(proc, control):
         yield proc
-    finally:
-        await proc.stop_async()
 
 
 @pytest.fixture

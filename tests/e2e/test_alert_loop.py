@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI
-from tests.support.e2e import BotProcess, Person, enroll_participant, enroll_staff, issue_invite
+from tests.support.e2e import BotProcess, Person, enroll_participant, enroll_staff, issue_invite, running
 
 pytestmark = pytest.mark.e2e
 
@@ -47,12 +47,8 @@ async def alert_bot(tmp_path_factory: pytest.TempPathFactory, botapi: FakeBotAPI
                     control: BotAPIControl) -> AsyncIterator[BotProcess]:
     proc = BotProcess(tmp_path_factory.mktemp("alert-bot"), botapi.base_url or "", module_db_url,
                       extra_config=CONFIG)
-    proc.start()
-    try:
-        await proc.wait_ready(control)
+    async with running(proc, control):
         yield proc
-    finally:
-        await proc.stop_async()
 
 
 def shown(message: dict[str, Any]) -> str:

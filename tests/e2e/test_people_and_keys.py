@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from bot.db.engine import make_engine
 from bot.sandbox.botapi import BotAPIControl, FakeBotAPI
-from tests.support.e2e import BotProcess, enroll_participant, enroll_staff, issue_invite
+from tests.support.e2e import BotProcess, enroll_participant, enroll_staff, issue_invite, running
 
 pytestmark = pytest.mark.e2e
 
@@ -26,12 +26,8 @@ async def keyed_bot(tmp_path_factory: pytest.TempPathFactory, botapi: FakeBotAPI
     # The daily coverage notice at midnight: whenever the suite runs, its time today has passed.
     proc = BotProcess(tmp_path_factory.mktemp("bot"), botapi.base_url or "", module_db_url,
                       extra_config='[coverage]\nnotice_time = "00:00"', env={"IOPBOT_DATA_KEY": DATA_KEY})
-    proc.start()
-    try:
-        await proc.wait_ready(control)
+    async with running(proc, control):
         yield proc
-    finally:
-        await proc.stop_async()
 
 
 async def test_nobody_reachable_means_doctor_exits_non_zero(keyed_bot: BotProcess, control: BotAPIControl) -> None:

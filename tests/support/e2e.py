@@ -14,6 +14,8 @@ import signal
 import subprocess
 import textwrap
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,3 +259,14 @@ async def enroll_participant(proc: BotProcess, control: BotAPIControl, alias: st
     done = await person.read_text()
     assert "09:00" in done and "America/Chicago" in done, done
     return person
+
+
+@asynccontextmanager
+async def running(proc: BotProcess, control: BotAPIControl) -> AsyncIterator[BotProcess]:
+    """Start the bot process, wait until it answers, and stop it afterwards (for module fixtures)."""
+    proc.start()
+    try:
+        await proc.wait_ready(control)
+        yield proc
+    finally:
+        await proc.stop_async()
