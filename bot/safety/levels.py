@@ -78,13 +78,20 @@ def construct_reason(construct: Construct, detail: str = "") -> str:
     return f"{CONSTRUCT_PREFIX}{construct.value}" + (f":{detail}" if detail else "")
 
 
+def constructs_in(reasons: Iterable[str]) -> list[tuple[str, str]]:
+    """(construct, detail) of each construct reason, in order: ("means", "medication")."""
+    found = []
+    for reason in reasons:
+        if reason.startswith(CONSTRUCT_PREFIX):
+            name, _, detail = reason[len(CONSTRUCT_PREFIX) :].partition(":")
+            found.append((name, detail))
+    return found
+
+
 def describe_constructs(reasons: Iterable[str]) -> str:
     """The constructs among `reasons`, for a clinician: "plan · means: medication · time: soon"."""
     labels: list[str] = []
-    for reason in reasons:
-        if not reason.startswith(CONSTRUCT_PREFIX):
-            continue
-        name, _, detail = reason[len(CONSTRUCT_PREFIX) :].partition(":")
+    for name, detail in constructs_in(reasons):
         label = name.replace("_", " ") + (f": {detail.replace('_', ' ')}" if detail else "")
         if label not in labels:
             labels.append(label)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from bot.content.render import pack_html
 from bot.db.models import ParticipantStatus
-from bot.safety.levels import CONSTRUCT_PREFIX, Level
+from bot.safety.levels import Level, constructs_in
 from bot.services.caseload import CONCERN_MESSAGE_DAYS, Absence, CaseloadRow, Digest, TrendDay, Trends
 from bot.services.context import AppContext
 from bot.services.reminders import date_text, day_text, time_text
@@ -73,10 +73,7 @@ def constructs_text(ctx: AppContext, reasons: Sequence[str], locale: str) -> str
     """What was found, for an alert: the rules' constructs ("means: medication · plan"), and the
     triggers' reasons when no rule named one ("said yes to the safety question"); "–" for neither."""
     labels: list[str] = []
-    for reason in reasons:
-        if not reason.startswith(CONSTRUCT_PREFIX):
-            continue
-        name, _, detail = reason[len(CONSTRUCT_PREFIX) :].partition(":")
+    for name, detail in constructs_in(reasons):
         label = _optional(ctx, f"construct.{name}", locale) or name.replace("_", " ")
         if detail:
             key = "detail_" + detail.replace(" ", "_")
