@@ -6,7 +6,21 @@
 
 Everything is installed into ./.venv from PyPI; nothing outside this folder is touched, except
 that `test` installs Debian's chromium for the browser test when it is missing and we are root.
+
+Both install the exact versions in requirements.lock (runtime and the `test` extra, every file's
+sha256 checked), then iopbot itself with `--no-deps -e .`. They reinstall when the lock or
+pyproject.toml changes. After changing dependencies in pyproject.toml, regenerate the lock:
+
+    python3 dev.py lock                         # keeps every pin it can, adds or moves only what it must
+    python3 dev.py lock --upgrade               # every package to its newest allowed release
+    python3 dev.py lock --upgrade-package NAME  # just one
+
+`lock` runs `uv pip compile` (uv, pinned below, is installed into .venv) for Python 3.11 and up on
+every platform, so one lock serves Linux x86_64 and aarch64, macOS and CI alike. Commit the lock
+with the pyproject.toml change; `test` refuses a lock that no longer satisfies pyproject.toml.
 """
+
+# ruff: noqa: S603, S607  (it runs only the venv's own tools and apt-get, with arguments it wrote)
 
 from __future__ import annotations
 
@@ -23,24 +37,40 @@ VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 
 
-def _stamp(extras: str) -> Path:
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()[:16]
+LOCK = ROOT / "requirements.lock"
+UV = "uv==0.13.9"  # what `dev.py lock` compiles with; only the lock's authors need it
+
+
+def _stamp() -> Path:
+    """Names what .venv was installed from; a new lock or pyproject.toml means a new name."""
+    digest = hashlib.sha256(LOCK.read_bytes() + b"\0" + (ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
     return VENV / f".installed-{digest}"
 
 
-def ensure_venv(extras: str = "") -> None:
-    if sys.version_info < (3, 11):
+def create_venv() -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 the machine has
         sys.exit(f"iopbot needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not PY.exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    stamp = _stamp(extras)
+
+
+def ensure_venv() -> None:
+    create_venv()
+    if not LOCK.exists():
+        sys.exit(f"{LOCK.name} is missing: run `python3 dev.py lock` to make it")
+    stamp = _stamp()
     if stamp.exists():
         return
-    print("installing iopbot and its dependencies into .venv (first run only) ...", flush=True)
-    target = f".[{extras}]" if extras else "."
-    subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-    subprocess.run([str(PY), "-m", "pip", "install", "--quiet", "-e", target], check=True, cwd=ROOT)
+    print(f"installing iopbot and its dependencies into .venv from {LOCK.name} (first run only) ...", flush=True)
+    pip = [str(PY), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, "--require-hashes", "-r", str(LOCK)], check=True, cwd=ROOT)
+    subprocess.run([*pip, "--no-deps", "-e", "."], check=True, cwd=ROOT)
+    # --no-deps trusts the lock to hold everything pyproject.toml asks for; pip check says if not.
+    check = subprocess.run([str(PY), "-m", "pip", "check"], cwd=ROOT, capture_output=True, text=True)
+    if check.returncode != 0:
+        sys.exit(f"{check.stdout}{check.stderr}"
+                 f"{LOCK.name} does not satisfy pyproject.toml: run `python3 dev.py lock` and commit the lock")
     for old in VENV.glob(".installed-*"):
         old.unlink()
     stamp.touch()
@@ -61,7 +91,7 @@ def ensure_chromium() -> None:
 
 
 def cmd_test(args: list[str]) -> int:
-    ensure_venv("test")
+    ensure_venv()
     ensure_chromium()
     # Two workers (this machine and CI have two cores); a test module stays on one worker, so the
     # bot process a module shares is started once.
@@ -75,16 +105,33 @@ def cmd_test(args: list[str]) -> int:
 
 
 def cmd_try(args: list[str]) -> int:
-    ensure_venv("test")
+    ensure_venv()
     return subprocess.run([str(PY), "-m", "bot", "sandbox", *args], cwd=ROOT).returncode
 
 
+def cmd_lock(args: list[str]) -> int:
+    create_venv()
+    uv = VENV / "bin" / "uv"
+    subprocess.run([str(PY), "-m", "pip", "install", "--quiet", UV], check=True)  # a no-op once there
+    command = [str(uv), "pip", "compile", "pyproject.toml", "--extra", "test",
+               "--universal", "--python-version", "3.11", "--generate-hashes", "--quiet",
+               "--output-file", LOCK.name, *args]
+    # The lock's header names the command to run again, not uv's own spelling of it.
+    env = {**os.environ, "UV_CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}
+    code = subprocess.run(command, cwd=ROOT, env=env).returncode
+    if code == 0:
+        print(f"wrote {LOCK.name}; `python3 dev.py test` installs from it", flush=True)
+    return code
+
+
+COMMANDS = {"test": cmd_test, "try": cmd_try, "lock": cmd_lock}
+
+
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("try", "test"):
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         print(__doc__)
         return 2
-    command, rest = sys.argv[1], sys.argv[2:]
-    return cmd_test(rest) if command == "test" else cmd_try(rest)
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":
