@@ -17,7 +17,7 @@ from bot.services import enrollment
 from bot.services.checkin_planner import CheckinPlanner
 from bot.services.context import AppContext
 from bot.services.outbox import OutboxWorker
-from bot.services.schedule_cli import render, schedule_status
+from bot.services.schedule_status import render, schedule_status
 from bot.services.schedule_hooks import participant_schedule_changed
 from tests.support.inproc import add_participant, add_staff
 

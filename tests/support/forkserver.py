@@ -62,7 +62,7 @@ def _serve() -> None:
     import bot.cli
     _warm_regex_cache()
 
-    main_file = str(Path(bot.cli.__file__).with_name("__main__.py"))
+    main_file = str(Path(bot.__file__).with_name("__main__.py"))
     statuses: dict[int, str] = {}  # child pid -> file to write its exit status to
 
     def reap() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli
+from bot.cli import iopbot as cli
 from bot.config import RANGES, SECTIONS, ConfigError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]

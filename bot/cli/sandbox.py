@@ -1,4 +1,5 @@
-"""The `iopbot sandbox` subcommand (registered with bot.cli; the server is imported only when run)."""
+"""`iopbot sandbox`: try the whole bot in a browser. The server (and with it aiogram and the bot) is
+imported only when the command runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.cli import _EXTRA_COMMANDS, _settings
+from bot.cli.base import settings_from
 from bot.logging_setup import setup_logging
 
 
@@ -26,7 +27,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     setup_logging("DEBUG" if args.verbose else "WARNING")
     options = SandboxOptions(port=args.port, content_dir=args.content, data_dir=args.data)
     try:
-        asyncio.run(run_sandbox(_settings(args), options))
+        asyncio.run(run_sandbox(settings_from(args), options))
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 2
@@ -44,5 +45,3 @@ def register(sub: Any, add: Any) -> None:
                    help="keep the sandbox's database here between runs (default: a temporary folder)")
     p.add_argument("--verbose", action="store_true", help="show the bot's log")
 
-
-_EXTRA_COMMANDS.append(register)

@@ -1,4 +1,5 @@
-"""`iopbot schedule status`: what the scheduler did today, and how many check-ins get answered.
+"""What the scheduler did today, and how many check-ins get answered (`iopbot schedule status`,
+bot/cli/schedule.py).
 
 For each kind of scheduled row due today (the program's day, in `[program] default_timezone`):
 how many are pending, being sent, sent, answered, expired (due while the bot was down longer
@@ -8,13 +9,8 @@ days: answered out of the check-ins that reached participants.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -88,31 +84,3 @@ def render(status: ScheduleStatus) -> str:
                  f"({status.checkins_answered} answered of {closed} delivered and closed; "
                  f"{status.checkins_open} still open; {status.checkins_expired} expired unsent)")
     return "\n".join(lines)
-
-
-def cmd_schedule_status(args: argparse.Namespace) -> int:
-    from bot.cli import _settings, _with_session
-    from bot.runtime import clock_from_environment
-
-    settings = _settings(args)
-    now = clock_from_environment().now()
-
-    async def work(session: AsyncSession) -> ScheduleStatus:
-        return await schedule_status(session, now, args.timezone or settings.program.default_timezone,
-                                     settings.checkin.expire_hours)
-
-    status = asyncio.run(_with_session(settings, work))
-    if args.json:
-        print(json.dumps({**asdict(status), "response_rate": status.response_rate}))
-    else:
-        print(render(status))
-    return 0
-
-
-def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    schedule = sub.add_parser("schedule", help="the scheduler: what is due, sent and answered").add_subparsers(
-        dest="schedule_command", required=True)
-    status = add("status", cmd_schedule_status, "counts per kind for today and the 7-day check-in response rate",
-                 schedule)
-    status.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    status.add_argument("--timezone", help="whose 'today' (default: [program] default_timezone)")

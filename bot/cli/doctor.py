@@ -1,6 +1,6 @@
 """`iopbot doctor`: is every participant covered? Exit 1 when anyone's paging chain reaches nobody.
 
-Registered with bot.cli; imports no aiogram, so it answers in well under a second.
+Imports no aiogram, so it answers in well under a second.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from bot.cli.base import settings_from, with_session
+
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bot.cli import _settings, _with_session
     from bot.clock import clock_from_environment
     from bot.services.coverage import check_coverage, format_report, report_json
 
-    settings = _settings(args)
+    settings = settings_from(args)
     now = clock_from_environment().now()
-    report = asyncio.run(_with_session(settings, lambda session: check_coverage(session, settings, now)))
+    report = asyncio.run(with_session(settings, lambda session: check_coverage(session, settings, now)))
     if args.json:
         print(json.dumps(report_json(report), ensure_ascii=False))
     else:

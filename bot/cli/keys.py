@@ -1,5 +1,5 @@
 """`iopbot keys status` and `iopbot keys rotate`: the data key that encrypts free text at rest
-(bot/services/data_key.py). Registered with bot.cli; imports no aiogram."""
+(bot/services/data_key.py). Imports no aiogram."""
 
 from __future__ import annotations
 
@@ -9,28 +9,28 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from bot.cli.base import settings_from, with_session
+
 NEW_KEY_VARIABLE = "IOPBOT_NEW_DATA_KEY"
 
 
 def cmd_keys_status(args: argparse.Namespace) -> int:
-    from bot.cli import _settings, _with_session
     from bot.services.data_key import format_status, key_status
 
-    settings = _settings(args)
-    status = asyncio.run(_with_session(settings, lambda session: key_status(session, settings.secrets.data_key),
-                                       check_key=False))
+    settings = settings_from(args)
+    status = asyncio.run(with_session(settings, lambda session: key_status(session, settings.secrets.data_key),
+                                      check_key=False))
     print(format_status(status))
     mismatch = bool(status.stored and status.given and status.stored != status.given)
     return 1 if mismatch or status.rotation else 0
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from bot.cli import _settings
     from bot.clock import clock_from_environment
     from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
     from bot.services.data_key import rotate
 
-    settings = _settings(args)
+    settings = settings_from(args)
     new_key = os.environ.get(NEW_KEY_VARIABLE, "")
     clock = clock_from_environment()
 

@@ -1,34 +1,25 @@
 """`iopbot sessions …`: import, list, cancel and move program sessions; manage participant groups.
 
-Registered in bot/cli.py (`_EXTRA_COMMANDS`). Nothing here imports aiogram, so the commands start
-in about a second.
+Nothing here imports aiogram, so the commands start in about a second.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.clock import Clock, OffsetFileClock, SystemClock
-
-
-def _clock() -> Clock:
-    # Same rule as bot.runtime.clock_from_environment, without importing the Telegram side.
-    path = os.environ.get("IOPBOT_CLOCK_FILE")
-    return OffsetFileClock(Path(path)) if path else SystemClock()
+from bot.cli.base import settings_from, with_session
+from bot.clock import clock_from_environment
 
 
 def _run(args: argparse.Namespace, work: Callable[[Any, Any, datetime], Awaitable[int]]) -> int:
-    from bot.cli import _settings, _with_session
-
-    settings = _settings(args)
-    now = _clock().now()
+    settings = settings_from(args)
+    now = clock_from_environment().now()
 
     async def in_session(session: Any) -> int:
         code = await work(session, settings, now)
@@ -36,7 +27,7 @@ def _run(args: argparse.Namespace, work: Callable[[Any, Any, datetime], Awaitabl
             await session.rollback()  # nothing half-done
         return code
 
-    return int(asyncio.run(_with_session(settings, in_session)))
+    return int(asyncio.run(with_session(settings, in_session)))
 
 
 def _fail(message: str) -> int:
@@ -236,7 +227,6 @@ def cmd_group(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, add: Any) -> None:
-    """Add `iopbot sessions …` to the parser (called from bot/cli.py)."""
     sessions = sub.add_parser("sessions", help="the program's session calendar").add_subparsers(
         dest="sessions_command", required=True)
     imp = add("import", cmd_import, "import sessions from a .csv or .ics file (all or nothing)", sessions)

@@ -1,5 +1,5 @@
-"""`iopbot participant discharge`, `iopbot staff deactivate` and `iopbot invite revoke`: people come
-and go (bot/services/people.py). Registered with bot.cli."""
+"""`iopbot participant discharge` and `iopbot staff deactivate`: people come and go
+(bot/services/people.py; `iopbot invite revoke` is with the invites, in bot/cli/invite.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import asyncio
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from bot.cli.base import settings_from, with_session
 
 
 def _context(settings: Any, session_maker: Any = None) -> Any:
@@ -22,11 +24,10 @@ def _context(settings: Any, session_maker: Any = None) -> Any:
 def cmd_discharge(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from bot.cli import _settings, _with_session
     from bot.db.models import Participant
     from bot.services.people import PeopleError, discharge
 
-    settings = _settings(args)
+    settings = settings_from(args)
     ctx = _context(settings)
 
     async def work(session: Any) -> tuple[str, int]:
@@ -42,7 +43,7 @@ def cmd_discharge(args: argparse.Namespace) -> int:
         return participant.status, stopped
 
     try:
-        status, stopped = asyncio.run(_with_session(settings, work))
+        status, stopped = asyncio.run(with_session(settings, work))
     except PeopleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -57,11 +58,10 @@ def cmd_discharge(args: argparse.Namespace) -> int:
 def cmd_deactivate(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from bot.cli import _settings, _with_session
     from bot.db.models import Staff
     from bot.services.people import PeopleError, deactivate_staff
 
-    settings = _settings(args)
+    settings = settings_from(args)
     ctx = _context(settings)
 
     async def work(session: Any) -> Any:
@@ -76,7 +76,7 @@ def cmd_deactivate(args: argparse.Namespace) -> int:
         return await deactivate_staff(session, ctx, staff, other)
 
     try:
-        handover = asyncio.run(_with_session(settings, work))
+        handover = asyncio.run(with_session(settings, work))
     except PeopleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -88,23 +88,6 @@ def cmd_deactivate(args: argparse.Namespace) -> int:
     if handover.invites_revoked:
         print(f"  {handover.invites_revoked} unused invite link(s) revoked")
     print("Run `iopbot doctor` to check that everyone is still covered.")
-    return 0
-
-
-def cmd_revoke(args: argparse.Namespace) -> int:
-    from bot.cli import _settings, _with_session
-    from bot.clock import clock_from_environment
-    from bot.services.people import PeopleError, revoke_invites
-
-    settings = _settings(args)
-    now = clock_from_environment().now()
-    try:
-        count = asyncio.run(_with_session(settings, lambda session: revoke_invites(session, now, args.alias)))
-    except PeopleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"{args.alias}: {count} unused invite link(s) revoked" if count
-          else f"{args.alias}: no unused invite links")
     return 0
 
 
@@ -125,8 +108,3 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     deactivate.add_argument("alias")
     deactivate.add_argument("--reassign-to", metavar="ALIAS",
                             help="hand their participants and open alerts to this staff member")
-
-
-def register_invite_revoke(invite: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    revoke = add("revoke", cmd_revoke, "make a person's unused invite links stop working", invite)
-    revoke.add_argument("alias")
