@@ -63,6 +63,8 @@ def ensure_venv() -> None:
     if stamp.exists():
         return
     print(f"installing iopbot and its dependencies into .venv from {LOCK.name} (first run only) ...", flush=True)
+    for old in VENV.glob(".installed-*"):  # before, so an install that stops halfway is redone next time
+        old.unlink()
     pip = [str(PY), "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--require-hashes", "-r", str(LOCK)], check=True, cwd=ROOT)
     subprocess.run([*pip, "--no-deps", "-e", "."], check=True, cwd=ROOT)
@@ -71,8 +73,6 @@ def ensure_venv() -> None:
     if check.returncode != 0:
         sys.exit(f"{check.stdout}{check.stderr}"
                  f"{LOCK.name} does not satisfy pyproject.toml: run `python3 dev.py lock` and commit the lock")
-    for old in VENV.glob(".installed-*"):
-        old.unlink()
     stamp.touch()
 
 
