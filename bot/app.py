@@ -9,14 +9,24 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 
-from bot.db.storage import DatabaseStorage
-from bot.flows import onboarding
-from bot.flows import routes as flow_routes
-from bot.handlers import alerts, content, edits, fallback, help, participant, sessions, staff, start
-from bot.safety.gate import Assessor, FlagRecorder, SafetyGate, SecondOpinion
 from bot.services.context import AppContext
+from bot.telegram.handlers import (
+    alerts,
+    content,
+    edits,
+    fallback,
+    help,
+    onboarding,
+    participant,
+    sessions,
+    staff,
+    start,
+)
+from bot.telegram.handlers import flows as flow_routes
 from bot.telegram.middlewares import ActorMiddleware, DatabaseRetryMiddleware, UnitOfWorkMiddleware
+from bot.telegram.safety_gate import Assessor, FlagRecorder, SafetyGate, SecondOpinion
 from bot.telegram.sender import DeliveryRecorder, SenderMiddleware
+from bot.telegram.storage import DatabaseStorage
 
 
 def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: SecondOpinion | None = None,

@@ -21,16 +21,14 @@ from bot.config import Settings, require_program_name, require_token
 from bot.content.i18n import Texts
 from bot.content.store import ContentStore
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
+from bot.safety.llm import LlmSecondOpinion
+from bot.safety.rules import SafetyRules
 from bot.services.checkin_setup import install_checkins
 from bot.services.content_setup import install_content
 from bot.services.context import AppContext
 from bot.services.coverage import install_coverage
 from bot.services.data_key import check_data_key
-from bot.services.people import install_people
 from bot.services.delivery import DatabaseDeliveryRecorder
-from bot.services.reminders import install_calendar
-from bot.safety.llm import LlmSecondOpinion
-from bot.safety.rules import SafetyRules
 from bot.services.escalation import (
     ALERT_KIND,
     CRISIS_LINE_KIND,
@@ -43,6 +41,9 @@ from bot.services.escalation import (
 )
 from bot.services.notices import send_staff_notice
 from bot.services.outbox import ActionSender, OutboxWorker
+from bot.services.people import install_people
+from bot.services.reminders import install_calendar
+from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.sender import SenderMiddleware
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
         await engine.dispose()
         raise
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
-    worker = OutboxWorker(ctx, bot, action_senders(), send_turn=sender.turn)
+    worker = OutboxWorker(ctx, TelegramMessenger(bot, sender), action_senders())
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
     # Content library + hot reload, exercises, daily read (bot/services/content_setup.py).

@@ -48,6 +48,11 @@ class ParticipantStatus(StrEnum):
     ALUMNI = "alumni"  # discharged, with a short check-in every [discharge] alumni_every_days
 
 
+# Participants who finished enrollment: they may use the participant commands (alumni too: they
+# answer their check-ins, and may pause, stop or export like anyone).
+ENROLLED = frozenset({ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED, ParticipantStatus.ALUMNI})
+
+
 class Staff(Base):
     __tablename__ = "staff"
 

@@ -22,15 +22,13 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.models import Participant
+from bot.messaging import Keyboard, Replies, in_rows, keyboard
 from bot.services.context import AppContext
-from bot.telegram.keyboards import in_rows, keyboard
-from bot.telegram.replies import Replies
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +194,7 @@ class FlowEngine:
 
     # --- rendering ----------------------------------------------------------------------------
 
-    def render(self, run: FlowRun, *, lead: str | None = None) -> tuple[str, InlineKeyboardMarkup | None]:
+    def render(self, run: FlowRun, *, lead: str | None = None) -> tuple[str, Keyboard | None]:
         """The current step as a message: optional lead line, progress, the prompt, its buttons."""
         definition = self.kinds[run.kind].definition(run)
         step = definition.step(run.step) if definition is not None and run.step else None

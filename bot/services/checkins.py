@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiogram import Bot
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,12 +28,13 @@ from bot.db.checkin_models import CheckinAnswer, FlowRun, FlowStatus
 from bot.db.models import ActionStatus, Participant, ParticipantEvent, ScheduledAction
 from bot.flows.checkin import CHECKIN, CheckinFlow
 from bot.flows.engine import FlowEngine, FlowStep, StepKind, Turn
+from bot.messaging import Messenger, Replies, say
 from bot.safety.levels import Assessment, Level
 from bot.safety.triggers import TriggerThresholds, assess_answers
 from bot.services.context import AppContext
+from bot.services.crisis import crisis_reply_text
 from bot.services.local_time import local_date, now_in_quiet_hours
 from bot.services.outbox import Delivered, Skip, enqueue
-from bot.telegram.replies import Replies
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ async def start_or_resume(session: AsyncSession, ctx: AppContext, participant: P
 
 # --- the scheduled rows ------------------------------------------------------------------------
 
-async def send_checkin(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_checkin(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `checkin` rows: open the day's run and send its first question."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or not participant.gets_checkins or participant.chat_id is None:
@@ -133,11 +133,11 @@ async def send_checkin(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sc
         await enqueue(session, kind=NUDGE, key=nudge_key(participant.id, day),
                       due_at=now + timedelta(hours=nudge_hours), participant_id=participant.id,
                       payload={"date": day.isoformat(), "run": run.id}, now=now)
-    message = await bot.send_message(participant.chat_id, text, reply_markup=kb)
+    message = await say(messenger, participant.chat_id, text, kb)
     return Delivered(participant.chat_id, message.message_id)
 
 
-async def send_nudge(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_nudge(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `checkin_nudge` rows: one gentle reminder with the open question."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or not participant.gets_checkins or participant.chat_id is None:
@@ -150,7 +150,7 @@ async def send_nudge(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sche
     if now_in_quiet_hours(now, participant.timezone, participant.quiet_start, participant.quiet_end):
         raise Skip("in quiet hours")
     text, kb = engine.render(run, lead=ctx.t("checkin.nudge", participant.locale))
-    message = await bot.send_message(participant.chat_id, text, reply_markup=kb)
+    message = await say(messenger, participant.chat_id, text, kb)
     return Delivered(participant.chat_id, message.message_id)
 
 
@@ -225,7 +225,6 @@ async def finish_checkin(turn: Turn, questionnaire: Questionnaire) -> None:
         turn.replies.text(participant.chat_id, questionnaire.done)
         if run.level == Level.CONCERN:
             # A low mood, strong cravings, a run of hard days: where help is, and who will see it.
-            from bot.safety.gate import crisis_reply_text
 
             turn.replies.text(participant.chat_id, crisis_reply_text(turn.ctx, Level.CONCERN, participant.locale))
 

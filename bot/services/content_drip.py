@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiogram import Bot
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.content.model import Snippet
 from bot.db.content_models import CONTENT_DRIP, DeliveredVia
 from bot.db.models import ActionStatus, Participant, ParticipantStatus, ScheduledAction
+from bot.messaging import Messenger, Replies
 from bot.services.context import AppContext
 from bot.services.learning import (
     content_library,
@@ -39,7 +39,6 @@ from bot.services.learning import (
 )
 from bot.services.local_time import jitter_seconds, local_date, now_in_quiet_hours, parse_hhmm, plan_daily
 from bot.services.outbox import Delivered, Skip
-from bot.telegram.replies import Replies
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     return added
 
 
-async def send_drip(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered | None:
+async def send_drip(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered | None:
     """ActionSender for `content_drip` rows: today's snippet, then "Was this helpful?"."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or not participant.receives_messages or participant.chat_id is None:
@@ -189,5 +188,5 @@ async def send_drip(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sched
     receipt = await record_delivery(session, ctx, participant.id, snippet.id, DeliveredVia.DRIP, drip_date=day)
     text, kb = feedback_prompt(ctx, locale, snippet.id, receipt)
     replies.text(participant.chat_id, text, kb)
-    sent = await replies.deliver(bot)
-    return Delivered(*sent) if sent else None
+    sent = await replies.deliver(messenger)
+    return Delivered(sent.chat_id, sent.message_id) if sent else None

@@ -44,8 +44,7 @@ from bot.services.local_time import parse_hhmm, wall_time_to_utc
 from bot.services.scheduled_rows import enqueue
 
 if TYPE_CHECKING:
-    from aiogram import Bot
-
+    from bot.messaging import Messenger
     from bot.services.context import AppContext
     from bot.services.outbox import Delivered
 
@@ -359,8 +358,9 @@ async def plan_coverage_notices(session: AsyncSession, settings: Settings, now: 
     return added
 
 
-async def send_coverage_notice(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_coverage_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `coverage_notice` rows: the gaps as they are now, not as they were planned."""
+    from bot.messaging import say
     from bot.services.outbox import Delivered, Skip
 
     staff = await session.get(Staff, row.staff_id) if row.staff_id else None
@@ -371,7 +371,7 @@ async def send_coverage_notice(ctx: AppContext, bot: Bot, session: AsyncSession,
         raise Skip("coverage restored before the notice went out")
     aliases = ", ".join(p.alias for p in gaps)
     text = ctx.t("coverage.notice", staff.locale, count=len(gaps), aliases=aliases)
-    message = await bot.send_message(staff.chat_id, text)
+    message = await say(messenger, staff.chat_id, text)
     sent = ctx.clock.now()
     for p in gaps:
         disclose(session, sent, p.id, f"staff:{staff.id}", "notice", COVERAGE_NOTICE)

@@ -29,9 +29,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
-from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,15 +46,14 @@ from bot.db.models import (
     Staff,
     StaffRole,
 )
+from bot.messaging import Keyboard, Messenger, NotDelivered, Replies, Unreachable, keyboard, say
 from bot.safety.levels import Assessment, Level
 from bot.services.audit import audit, disclose
 from bot.services.caseload_text import constructs_text
 from bot.services.context import AppContext
+from bot.services.crisis import crisis_reply_text, not_reached_text, team_told_text
 from bot.services.outbox import Delivered, Handled, Skip, enqueue
 from bot.services.staff_time import staff_clock_text
-from bot.telegram.keyboards import keyboard
-from bot.telegram.replies import Replies
-from bot.telegram.sender import urgent_sending
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +226,6 @@ async def flag_from_answers(
     follows once a page was delivered. Lower levels are stored with the answers by the caller and
     shown in the caseload; nobody is paged.
     """
-    from bot.safety.gate import crisis_reply_text
-
     if assessment.level < Level.URGENT or participant.chat_id is None:
         return None
     now = ctx.clock.now()
@@ -449,7 +443,7 @@ async def holder(session: AsyncSession, escalation: Escalation) -> Staff | None:
     return await session.get(Staff, staff_id) if staff_id else None
 
 
-async def send_follow_up_notice(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_follow_up_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """Tell the holder how many messages the participant wrote since the last notice."""
     escalation = await session.get(Escalation, row.escalation_id) if row.escalation_id else None
     if escalation is None or escalation.status not in UNRESOLVED:
@@ -464,8 +458,7 @@ async def send_follow_up_notice(ctx: AppContext, bot: Bot, session: AsyncSession
     assert staff.chat_id is not None
     participant = escalation.participant
     text = ctx.t("notice.follow_up", staff.locale, alias=participant.alias, new=new, count=escalation.follow_up_count)
-    with urgent_sending():
-        message = await bot.send_message(staff.chat_id, text)
+    message = await say(messenger, staff.chat_id, text, urgent=True)
     now = ctx.clock.now()
     escalation.follow_up_notified = escalation.follow_up_count
     escalation.follow_up_notice_at = now
@@ -476,7 +469,7 @@ async def send_follow_up_notice(ctx: AppContext, bot: Bot, session: AsyncSession
 
 # --- the messages ----------------------------------------------------------------------------------
 
-def alert_keyboard(ctx: AppContext, escalation_id: int, locale: str) -> InlineKeyboardMarkup:
+def alert_keyboard(ctx: AppContext, escalation_id: int, locale: str) -> Keyboard:
     """An alert nobody has acknowledged yet."""
     return keyboard([
         [(ctx.t("alert.ack", locale), f"esc:ack:{escalation_id}"),
@@ -486,13 +479,13 @@ def alert_keyboard(ctx: AppContext, escalation_id: int, locale: str) -> InlineKe
     ])
 
 
-def outcome_keyboard(ctx: AppContext, escalation_id: int, locale: str) -> InlineKeyboardMarkup:
+def outcome_keyboard(ctx: AppContext, escalation_id: int, locale: str) -> Keyboard:
     """How did it end? One button per outcome."""
     return keyboard([[(ctx.t(f"alert.outcome_{outcome}", locale), f"esc:out:{escalation_id}:{code}")]
                      for code, outcome in OUTCOME_CODES.items()])
 
 
-def keyboard_for(ctx: AppContext, escalation: Escalation, locale: str) -> InlineKeyboardMarkup | None:
+def keyboard_for(ctx: AppContext, escalation: Escalation, locale: str) -> Keyboard | None:
     if escalation.status == EscalationStatus.OPEN:
         return alert_keyboard(ctx, escalation.id, locale)
     if escalation.status == EscalationStatus.ACKNOWLEDGED:
@@ -591,7 +584,7 @@ def _still_wanted(escalation: Escalation, reason: str) -> bool:
     return escalation.status in UNRESOLVED
 
 
-async def send_alert_step(ctx: AppContext, bot: Bot, session: AsyncSession,
+async def send_alert_step(ctx: AppContext, messenger: Messenger, session: AsyncSession,
                           row: ScheduledAction) -> Delivered | Handled:
     """Send one page. Delivered: plan the chain's next page (for when this one goes
     unacknowledged) and, the first time, tell the participant their care team has been told. Not
@@ -610,12 +603,11 @@ async def send_alert_step(ctx: AppContext, bot: Bot, session: AsyncSession,
     markup = keyboard_for(ctx, escalation, staff.locale)
     paged_at = ctx.clock.now()  # the time to acknowledge runs from here
     try:
-        with urgent_sending():
-            message = await bot.send_message(staff.chat_id, text, reply_markup=markup)
-    except TelegramForbiddenError:
+        message = await say(messenger, staff.chat_id, text, markup, urgent=True)
+    except Unreachable:
         staff.unreachable_at = ctx.clock.now()
         return await _undeliverable(session, ctx, escalation, row, "blocked")
-    except TelegramAPIError:
+    except NotDelivered:
         # The sender already retried: page the next person now; this page is tried again shortly.
         return await _undeliverable(session, ctx, escalation, row, "delivery_failed", retry=True)
     now = ctx.clock.now()
@@ -668,7 +660,7 @@ async def _undeliverable(session: AsyncSession, ctx: AppContext, escalation: Esc
     return Handled(status=status, note=note, retry=retry)
 
 
-async def run_alert_plan(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Handled:
+async def run_alert_plan(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Handled:
     """A planned turn: every lead and admin for an alert still unacknowledged after the last
     round (then daily); or a reminder for an acknowledged alert without an outcome (the person who
     acknowledged it, then the leads, then both daily)."""
@@ -707,24 +699,15 @@ async def run_alert_plan(ctx: AppContext, bot: Bot, session: AsyncSession, row: 
     return Handled(status=ActionStatus.SENT, note=f"reminded {planned}")
 
 
-def not_reached_text(ctx: AppContext, locale: str) -> str:
-    """Nobody could be paged: the crisis numbers and the program's after-hours line, plainly."""
-    phone = ctx.settings.program.after_hours_phone
-    after_hours = ctx.t("crisis.after_hours", locale, phone=phone) if phone else ""
-    # after_hours holds markup of our own, so it is put in after escaping the other values.
-    return ctx.t("crisis.team_not_reached", locale, after_hours="{after_hours}").replace("{after_hours}", after_hours)
-
-
-async def send_crisis_line(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_crisis_line(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """The participant's line about their alert: told, or nobody reached (then where help is)."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or participant.chat_id is None:
         raise Skip("participant has no chat")
     line = str(row.payload.get("line"))
-    text = ctx.t("crisis.team_told", participant.locale) if line == "team_told" else not_reached_text(
+    text = team_told_text(ctx, participant.locale) if line == "team_told" else not_reached_text(
         ctx, participant.locale)
-    with urgent_sending():
-        message = await bot.send_message(participant.chat_id, text)
+    message = await say(messenger, participant.chat_id, text, urgent=True)
     if row.escalation_id:
         record_event(session, row.escalation_id, ctx.clock.now(), f"participant_{line}")
     return Delivered(participant.chat_id, message.message_id)

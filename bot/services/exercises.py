@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from aiogram import Bot
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,14 +32,13 @@ from bot.content.model import StepKind as ContentStepKind
 from bot.content.render import render_step
 from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.content_models import EXERCISE, EXERCISE_STEP, DeliveredVia, ExerciseAnswer
-from bot.db.models import ActionStatus, Participant, ScheduledAction
+from bot.db.models import ENROLLED, ActionStatus, Participant, ScheduledAction
 from bot.flows.engine import FlowEngine, Turn, flow_callback
 from bot.flows.exercise import ExerciseDefinition, ExerciseFlow
+from bot.messaging import Messenger, Replies
 from bot.safety.levels import Assessment, Category, Level
 from bot.services.context import AppContext
 from bot.services.outbox import Delivered, Skip, enqueue
-from bot.telegram.filters import ENROLLED
-from bot.telegram.replies import Replies
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +229,7 @@ async def finish_exercise(turn: Turn, exercise: Exercise, closing: Step | None) 
 
 # --- the scheduled row after a pause ---------------------------------------------------------------------
 
-async def send_exercise_step(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction
+async def send_exercise_step(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction
                              ) -> Delivered | None:
     """ActionSender for `exercise_step` rows: the pause is over, send the step after it."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
@@ -245,5 +243,5 @@ async def send_exercise_step(ctx: AppContext, bot: Bot, session: AsyncSession, r
     replies = Replies()
     if not await _engine(ctx).press(session, participant, flow_callback(run.id, step_id, NEXT_VALUE), replies, None):
         raise Skip("the step is no longer in the exercise")
-    sent = await replies.deliver(bot)
-    return Delivered(*sent) if sent else None
+    sent = await replies.deliver(messenger)
+    return Delivered(sent.chat_id, sent.message_id) if sent else None

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -44,10 +43,9 @@ from bot.content.render import TELEGRAM_TEXT_LIMIT, Block, Span, blocks_html, pa
 from bot.content.store import ContentStore
 from bot.db.content_models import ContentReceipt, DeliveredVia, ExerciseAnswer
 from bot.db.models import Participant
+from bot.messaging import Choice, Keyboard, Replies, in_rows, keyboard
 from bot.services.context import AppContext
 from bot.services.exercises import RELAPSE_PREVENTION_PLAN, SAFETY_PLAN, exercise_flow, open_exercise_runs
-from bot.telegram.keyboards import Button, in_rows, keyboard
-from bot.telegram.replies import Replies
 
 # The plans /plan and /safetyplan show: the exercise, its answer keys in order, the ui.toml section.
 PLANS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -101,7 +99,7 @@ async def delivered_ids(session: AsyncSession, participant_id: int) -> set[str]:
 # --- "Was this helpful?" and ⭐ Save ------------------------------------------------------------------
 
 def feedback_prompt(ctx: AppContext, locale: str, item_id: str, receipt: ContentReceipt | None
-                    ) -> tuple[str, InlineKeyboardMarkup]:
+                    ) -> tuple[str, Keyboard]:
     """The message under a snippet or at the end of an exercise, as it stands for this participant."""
     helpful = receipt.helpful if receipt is not None else None
     saved = receipt is not None and receipt.saved_at is not None
@@ -109,7 +107,7 @@ def feedback_prompt(ctx: AppContext, locale: str, item_id: str, receipt: Content
         text = ctx.t("feedback.question", locale)
     else:
         text = ctx.t("feedback.answered_yes" if helpful else "feedback.answered_no", locale)
-    rows: list[list[Button]] = []
+    rows: list[list[Choice]] = []
     if helpful is None:
         rows.append([(ctx.t("feedback.yes", locale), item_callback(HELPFUL_YES, item_id)),
                      (ctx.t("feedback.no", locale), item_callback(HELPFUL_NO, item_id))])
@@ -146,7 +144,7 @@ def topic_label(ctx: AppContext, topic: str, locale: str) -> str:
     return ctx.t(f"learn.topic_{topic}", locale)
 
 
-def topics_menu(ctx: AppContext, locale: str) -> tuple[str, InlineKeyboardMarkup | None]:
+def topics_menu(ctx: AppContext, locale: str) -> tuple[str, Keyboard | None]:
     """/learn: one button per topic that has something to read."""
     present = {s.meta.topic for s in content_library(ctx).snippets(locale)}
     topics = [t for t in Topic if t in present]
@@ -156,10 +154,10 @@ def topics_menu(ctx: AppContext, locale: str) -> tuple[str, InlineKeyboardMarkup
     return ctx.t("learn.choose_topic", locale), keyboard(in_rows(buttons, 2))
 
 
-def topic_menu(ctx: AppContext, locale: str, topic: str, read: set[str]) -> tuple[str, InlineKeyboardMarkup]:
+def topic_menu(ctx: AppContext, locale: str, topic: str, read: set[str]) -> tuple[str, Keyboard]:
     """The titles of one topic; ✓ marks the ones already read."""
     snippets = content_library(ctx).snippets(locale, topic=topic)
-    rows: list[list[Button]] = [
+    rows: list[list[Choice]] = [
         [(ctx.t("learn.read_title", locale, title=s.title) if s.id in read else s.title,
           item_callback(OPEN_SNIPPET, s.id))]
         for s in snippets
@@ -195,13 +193,13 @@ async def open_snippet(session: AsyncSession, ctx: AppContext, participant: Part
 
 # --- /favorites and /skills ------------------------------------------------------------------------------
 
-def _item_button(item: Snippet | Exercise) -> Button:
+def _item_button(item: Snippet | Exercise) -> Choice:
     action = START_EXERCISE if isinstance(item, Exercise) else OPEN_SNIPPET
     return item.title, item_callback(action, item.id)
 
 
 async def favorites_menu(session: AsyncSession, ctx: AppContext, participant: Participant
-                         ) -> tuple[str, InlineKeyboardMarkup | None]:
+                         ) -> tuple[str, Keyboard | None]:
     locale = participant.locale
     saved = (await session.scalars(
         select(ContentReceipt.item_id).where(ContentReceipt.participant_id == participant.id,
@@ -215,9 +213,9 @@ async def favorites_menu(session: AsyncSession, ctx: AppContext, participant: Pa
 
 
 async def skills_menu(session: AsyncSession, ctx: AppContext, participant: Participant
-                      ) -> tuple[str, InlineKeyboardMarkup | None]:
+                      ) -> tuple[str, Keyboard | None]:
     locale = participant.locale
-    rows: list[list[Button]] = []
+    rows: list[list[Choice]] = []
     flow = exercise_flow(ctx)
     for run in (await open_exercise_runs(session, participant.id))[:1]:
         exercise = flow.exercise(run.flow_id, run.locale)

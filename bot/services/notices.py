@@ -5,16 +5,16 @@ Minimum necessary: the alias the program chose and what happened, never message 
 
 from __future__ import annotations
 
-from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Participant, ScheduledAction, Staff
+from bot.messaging import Messenger, say
 from bot.services.audit import disclose
 from bot.services.context import AppContext
 from bot.services.outbox import Delivered, Skip
 
 
-async def send_staff_notice(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_staff_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     staff = await session.get(Staff, row.staff_id) if row.staff_id else None
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if staff is None or staff.chat_id is None or participant is None:
@@ -22,6 +22,6 @@ async def send_staff_notice(ctx: AppContext, bot: Bot, session: AsyncSession, ro
     notice = str(row.payload.get("notice", "generic"))
     key = f"notice.{notice}" if ctx.texts.has(f"notice.{notice}") else "notice.generic"
     text = ctx.t(key, staff.locale, alias=participant.alias, **{k: v for k, v in row.payload.items() if k != "notice"})
-    message = await bot.send_message(staff.chat_id, text)
+    message = await say(messenger, staff.chat_id, text)
     disclose(session, ctx.clock.now(), participant.id, f"staff:{staff.id}", "notice", notice)
     return Delivered(staff.chat_id, message.message_id)

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from sqlalchemy import and_, or_, select, true, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import ActionStatus, ScheduledAction
+from bot.messaging import Messenger, NotDelivered, Unreachable
 from bot.services.context import AppContext
 from bot.services.scheduled_rows import enqueue  # noqa: F401 - re-exported for the services
 
@@ -53,7 +52,7 @@ class Handled:
 
 
 # A kind's sender: render the row, send it, say what was delivered. Raise to fail or retry.
-ActionSender = Callable[[AppContext, Bot, AsyncSession, ScheduledAction], Awaitable[Delivered | Handled | None]]
+ActionSender = Callable[[AppContext, Messenger, AsyncSession, ScheduledAction], Awaitable[Delivered | Handled | None]]
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -124,13 +123,11 @@ class OutboxWorker:
     # A page that could not be delivered is tried again this soon (other rows back off 30 s a try).
     URGENT_RETRY_SECONDS = 5.0
 
-    def __init__(self, ctx: AppContext, bot: Bot, senders: dict[str, ActionSender], *, concurrency: int = 64,
-                 send_turn: Callable[..., contextlib.AbstractAsyncContextManager[None]] | None = None) -> None:
+    def __init__(self, ctx: AppContext, messenger: Messenger, senders: dict[str, ActionSender], *,
+                 concurrency: int = 64) -> None:
         self.ctx = ctx
-        self.bot = bot
+        self.messenger = messenger
         self.senders = senders
-        # The sender's SenderMiddleware.turn: a row waits for the rate limit before its transaction.
-        self.send_turn = send_turn or (lambda **_: contextlib.nullcontext())
         self.concurrency = concurrency
         self.wakeup = asyncio.Event()
         self.urgent_wakeup = asyncio.Event()
@@ -292,14 +289,15 @@ class OutboxWorker:
         if await self._handed_back(row):
             return
         try:
-            async with self.send_turn(urgent=row.kind in self.URGENT):
+            # A row waits for the rate limit before its transaction opens (Messenger.turn).
+            async with self.messenger.turn(urgent=row.kind in self.URGENT):
                 if await self._handed_back(row):
                     return
                 if not await self._still_ours(row):
                     log.warning("%s row %s was taken over by another worker; not sent here", row.kind, row.id)
                     return
                 async with self.ctx.sessionmaker() as session:
-                    delivered = await sender(self.ctx, self.bot, session, row)
+                    delivered = await sender(self.ctx, self.messenger, session, row)
                     # "Sent" is written with whatever the sender recorded, in one transaction.
                     if isinstance(delivered, Handled):
                         values = self._handled_values(row, delivered, now)
@@ -318,12 +316,12 @@ class OutboxWorker:
         except Skip as why:
             await self._finish(row.id, row.claimed_by, status=ActionStatus.CANCELLED, last_error=str(why)[:300])
             return
-        except TelegramForbiddenError:
+        except Unreachable:
             await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error="blocked by the user")
             return
-        except (TelegramAPIError, OSError) as exc:
+        except (NotDelivered, OSError) as exc:
             # The sender already retried; leave it for a later tick unless it keeps failing.
-            reason = f"{type(exc).__name__}: {getattr(exc, 'message', '')}"[:300]
+            reason = (str(exc) if isinstance(exc, NotDelivered) else f"{type(exc).__name__}: {exc}")[:300]
             if row.attempts >= 5:
                 await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error=reason)
             else:

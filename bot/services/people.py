@@ -40,9 +40,8 @@ from bot.services.enrollment import cancel_future_actions, tell_clinician
 from bot.services.scheduled_rows import enqueue
 
 if TYPE_CHECKING:
-    from aiogram import Bot
-
     from bot.db.models import ScheduledAction
+    from bot.messaging import Messenger
     from bot.services.context import AppContext
     from bot.services.outbox import Delivered
 
@@ -112,8 +111,9 @@ async def discharge(session: AsyncSession, participant: Participant, now: dateti
     return stopped
 
 
-async def send_goodbye(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_goodbye(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `goodbye` rows: thanks, what happens now, and the crisis numbers."""
+    from bot.messaging import say
     from bot.services.outbox import Delivered, Skip
 
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
@@ -127,7 +127,7 @@ async def send_goodbye(ctx: AppContext, bot: Bot, session: AsyncSession, row: Sc
                  every=ctx.settings.discharge.alumni_every_days, chat_url=crisis.chat_url)
     if phone:
         text += "\n" + ctx.t("discharge.after_hours", locale, phone=phone)
-    message = await bot.send_message(participant.chat_id, text)
+    message = await say(messenger, participant.chat_id, text)
     return Delivered(participant.chat_id, message.message_id)
 
 

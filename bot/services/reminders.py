@@ -19,12 +19,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiogram import Bot
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.calendar_models import AttendanceStatus, SessionOccurrence
 from bot.db.models import Participant, ScheduledAction, Staff
+from bot.messaging import Keyboard, Messenger, keyboard, link_row, say
 from bot.services import calendar as cal
 from bot.services.attendance import answer_of
 from bot.services.audit import disclose
@@ -82,12 +81,11 @@ def reminder_text(ctx: AppContext, participant: Participant, occ: SessionOccurre
 
 
 def session_keyboard(ctx: AppContext, occ: SessionOccurrence, locale: str, *,
-                     cant_attend: bool = True) -> InlineKeyboardMarkup:
-    rows = [[InlineKeyboardButton(text=ctx.t("sessions.join", locale), url=occ.session.video_link)]]
-    if cant_attend:
-        rows.append([InlineKeyboardButton(text=ctx.t("sessions.cant_attend", locale),
-                                          callback_data=f"att:no:{occ.id}")])
-    return InlineKeyboardMarkup(inline_keyboard=rows)
+                     cant_attend: bool = True) -> Keyboard:
+    join = link_row(ctx.t("sessions.join", locale), occ.session.video_link)
+    if not cant_attend:
+        return join
+    return join + keyboard([[(ctx.t("sessions.cant_attend", locale), f"att:no:{occ.id}")]])
 
 
 # --- senders ---------------------------------------------------------------------------------------
@@ -103,7 +101,7 @@ async def _participant_and_occurrence(session: AsyncSession,
     return participant, occ
 
 
-async def send_session_reminder(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_session_reminder(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `session_reminder` rows."""
     participant, occ = await _participant_and_occurrence(session, row)
     now = ctx.clock.now()
@@ -116,12 +114,12 @@ async def send_session_reminder(ctx: AppContext, bot: Bot, session: AsyncSession
     answer = await answer_of(session, participant.id, occ.id)
     if answer is not None and answer.status == AttendanceStatus.CANT_ATTEND:
         raise Skip("participant said they can't attend")
-    message = await bot.send_message(participant.chat_id or 0, reminder_text(ctx, participant, occ, now),
-                                     reply_markup=session_keyboard(ctx, occ, participant.locale))
+    message = await say(messenger, participant.chat_id or 0, reminder_text(ctx, participant, occ, now),
+                        session_keyboard(ctx, occ, participant.locale))
     return Delivered(participant.chat_id, message.message_id)
 
 
-async def send_session_update(ctx: AppContext, bot: Bot, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_session_update(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `session_update` rows: an occurrence was cancelled or moved."""
     participant, occ = await _participant_and_occurrence(session, row)
     tz, locale = participant.timezone, participant.locale
@@ -132,7 +130,7 @@ async def send_session_update(ctx: AppContext, bot: Bot, session: AsyncSession, 
             raise Skip("the session is no longer cancelled")
         text = ctx.t("sessions.cancelled", locale, kind=kind, day=day_text(ctx, occ.start_at, tz, locale),
                      time=time_text(ctx, occ.start_at, tz, locale))
-        keyboard = None
+        buttons = None
     elif change == "moved":
         old = datetime.fromisoformat(str(row.payload["from_start"]))
         if occ.is_cancelled or occ.start_at == old:
@@ -140,14 +138,14 @@ async def send_session_update(ctx: AppContext, bot: Bot, session: AsyncSession, 
         text = ctx.t("sessions.moved", locale, kind=kind, old_day=day_text(ctx, old, tz, locale),
                      old_time=time_text(ctx, old, tz, locale), day=day_text(ctx, occ.start_at, tz, locale),
                      time=time_text(ctx, occ.start_at, tz, locale))
-        keyboard = session_keyboard(ctx, occ, locale)
+        buttons = session_keyboard(ctx, occ, locale)
     else:
         raise Skip(f"unknown change {change!r}")
-    message = await bot.send_message(participant.chat_id or 0, text, reply_markup=keyboard)
+    message = await say(messenger, participant.chat_id or 0, text, buttons)
     return Delivered(participant.chat_id, message.message_id)
 
 
-async def send_attendance_notice(ctx: AppContext, bot: Bot, session: AsyncSession,
+async def send_attendance_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession,
                                  row: ScheduledAction) -> Delivered:
     """ActionSender for `attendance_notice` rows, to the facilitator or the assigned clinician."""
     staff = await session.get(Staff, row.staff_id) if row.staff_id else None
@@ -177,7 +175,7 @@ async def send_attendance_notice(ctx: AppContext, bot: Bot, session: AsyncSessio
         text = ctx.t("notice.attending_again", locale, **values)
     else:
         raise Skip(f"unknown event {event!r}")
-    message = await bot.send_message(staff.chat_id, text)
+    message = await say(messenger, staff.chat_id, text)
     disclose(session, ctx.clock.now(), participant.id, f"staff:{staff.id}", "notice", f"attendance:{occ.id}")
     return Delivered(staff.chat_id, message.message_id)
 

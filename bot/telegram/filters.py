@@ -6,11 +6,7 @@ from typing import Any
 
 from aiogram.filters import Filter
 
-from bot.db.models import Participant, ParticipantStatus, Staff
-
-# Participants who finished enrollment: they may use the participant commands (alumni too: they
-# answer their check-ins, and may pause, stop or export like anyone).
-ENROLLED = {ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED, ParticipantStatus.ALUMNI}
+from bot.db.models import ENROLLED, Participant, Staff
 
 
 class IsStaff(Filter):

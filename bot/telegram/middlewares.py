@@ -13,16 +13,17 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot
+from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 from sqlalchemy.exc import IntegrityError
 
 from bot.db.models import Participant, ProcessedUpdate, Staff
-from bot.db.storage import current_session
+from bot.messaging import Replies
 from bot.services.context import AppContext
 from bot.services.outbox import database_unavailable
 from bot.services.participants import find_actor
-from bot.telegram.replies import Replies
+from bot.telegram.messenger import TelegramMessenger
+from bot.telegram.storage import current_session
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        bot: Bot = data["bot"]
+        messenger = TelegramMessenger(data["bot"])
         replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
         data["replies"] = replies
         try:
@@ -57,13 +58,13 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                     current_session.reset(token)
         except BaseException:
             # Whatever failed, the participant's button must stop spinning.
-            await replies.answer_callback(bot)
+            await messenger.answer_callback(replies)
             raise
         if replies.outbox_due:
             # Before the replies: a clinician's page written in this unit of work must not wait
             # until this update's ordinary replies got through the sender's queue.
             self.ctx.wake_outbox()
-        await replies.flush(bot)
+        await messenger.flush(replies)
         return result
 
 

@@ -17,7 +17,7 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.content.i18n import Texts
 from bot.db.engine import make_engine, make_sessionmaker
-from bot.safety.gate import assessed_text, participant_message
+from bot.telegram.safety_gate import assessed_text, participant_message
 from bot.sandbox.botapi import DEFAULT_TOKEN, FakeBotAPI
 from bot.services.context import AppContext
 from tests.support import loaded

@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from bot.db.engine import make_engine
 from bot.db.all_models import Base
+from bot.db.engine import make_engine
 
 target_metadata = Base.metadata
 

@@ -15,7 +15,6 @@ from alembic import op
 
 import bot.db.types
 
-
 revision = '0005'
 down_revision = '0004'
 branch_labels = None

@@ -20,29 +20,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiogram import BaseMiddleware, Bot
-from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message, TelegramObject, Update
 
+from bot.messaging import NotDelivered, say
 from bot.safety.levels import Assessment, Level
 from bot.services.context import AppContext
-from bot.telegram.sender import urgent_sending
+from bot.services.crisis import crisis_reply_text
+from bot.telegram.messenger import TelegramMessenger
 
 log = logging.getLogger(__name__)
 
 
 class Assessor(Protocol):
     def assess(self, text: str, locale: str = "en") -> Assessment: ...
-
-
-def crisis_reply_text(ctx: AppContext, level: Level, locale: str) -> str:
-    """The fixed crisis reply for a level and language. `concern` gets the gentler supportive reply."""
-    crisis = ctx.settings.crisis_for(locale)
-    phone = ctx.settings.program.after_hours_phone
-    after_hours = ctx.t("crisis.after_hours", locale, phone=phone) if phone else ""
-    key = {Level.IMMINENT: "crisis.imminent", Level.URGENT: "crisis.urgent"}.get(level, "crisis.concern")
-    text = ctx.t(key, locale, chat_url=crisis.chat_url, after_hours="{after_hours}")
-    # after_hours holds markup of our own, so it is put in after escaping the other values.
-    return text.replace("{after_hours}", after_hours)
 
 
 def message_text(message: Message) -> str | None:
@@ -163,11 +153,10 @@ class SafetyGate(BaseMiddleware):
 
     async def _reply(self, bot: Bot, chat_id: int, level: Level, locale: str) -> Any:
         try:
-            with urgent_sending():
-                await bot.send_message(chat_id, crisis_reply_text(self.ctx, level, locale))
-        except TelegramAPIError as exc:
+            await say(TelegramMessenger(bot), chat_id, crisis_reply_text(self.ctx, level, locale), urgent=True)
+        except NotDelivered as exc:
             # Recorded by the sender; the escalation still goes ahead so a human follows up.
-            log.error("crisis reply to chat %s failed: %s", chat_id, exc.message[:120])
+            log.error("crisis reply to chat %s failed: %s", chat_id, str(exc)[:120])
             return None
         return self.ctx.clock.now()
 

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Participant
 from bot.flows.engine import CALLBACK_PREFIX, FlowEngine
+from bot.messaging import Replies
 from bot.services import checkins
 from bot.services.context import AppContext
 from bot.telegram.filters import IsEnrolledParticipant
-from bot.telegram.replies import Replies
 
 router = Router(name="flows")
 router.message.filter(IsEnrolledParticipant())

@@ -9,13 +9,13 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Participant, ParticipantStatus, Staff
-from bot.flows.onboarding import Onboarding, show_consent
-from bot.handlers.help import send_help
-from bot.handlers.staff import ask_timezone as ask_staff_timezone
+from bot.messaging import Replies
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
-from bot.telegram.replies import Replies
+from bot.telegram.handlers.help import send_help
+from bot.telegram.handlers.onboarding import Onboarding, show_consent
+from bot.telegram.handlers.staff import ask_timezone as ask_staff_timezone
 
 router = Router(name="start")
 

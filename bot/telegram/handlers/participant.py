@@ -9,15 +9,14 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Participant, ParticipantStatus
-from bot.flows.onboarding import settings_summary
+from bot.messaging import Replies, keyboard
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
 from bot.services.participants import export_own_data
 from bot.services.schedule_hooks import participant_schedule_changed
 from bot.telegram.filters import IsEnrolledParticipant
-from bot.telegram.keyboards import keyboard
-from bot.telegram.replies import Replies
+from bot.telegram.handlers.onboarding import settings_summary
 
 router = Router(name="participant")
 router.message.filter(IsEnrolledParticipant())

@@ -10,11 +10,12 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Participant, Staff
+from bot.messaging import Keyboard, Replies, in_rows, keyboard
 from bot.services.audit import actor_label, audit, disclose
 from bot.services.caseload import (
     caseload_rows,
@@ -29,8 +30,6 @@ from bot.services.context import AppContext
 from bot.services.staff_time import staff_zone
 from bot.services.timeparse import find_timezone
 from bot.telegram.filters import IsStaff
-from bot.telegram.keyboards import in_rows, keyboard
-from bot.telegram.replies import Replies
 
 router = Router(name="staff")
 router.message.filter(IsStaff())
@@ -100,7 +99,7 @@ class StaffSetup(StatesGroup):
     timezone = State()  # the next text may be a city or a zone name
 
 
-def timezone_question(ctx: AppContext, staff: Staff) -> tuple[str, InlineKeyboardMarkup]:
+def timezone_question(ctx: AppContext, staff: Staff) -> tuple[str, Keyboard]:
     """The same time-zone picker participants get: the program's zones as buttons, or type a city."""
     zones = ctx.settings.enrollment.timezone_buttons
     buttons = [(z.split("/")[-1].replace("_", " "), f"stz:{z}") for z in zones]

@@ -15,12 +15,11 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Participant, ParticipantStatus
+from bot.messaging import Replies, in_rows, keyboard
 from bot.services import enrollment
 from bot.services.context import AppContext
 from bot.services.timeparse import find_timezone, parse_local_time, parse_quiet_hours
 from bot.telegram.filters import ENROLLED, IsParticipant
-from bot.telegram.keyboards import in_rows, keyboard
-from bot.telegram.replies import Replies
 
 router = Router(name="onboarding")
 router.message.filter(IsParticipant())

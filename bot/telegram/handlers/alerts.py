@@ -18,14 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Escalation, EscalationStatus, Staff, StaffRole
+from bot.messaging import Replies, keyboard
 from bot.safety.levels import Level
 from bot.services import escalation as esc
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
 from bot.services.staff_time import staff_clock_text
 from bot.telegram.filters import IsStaff
-from bot.telegram.keyboards import keyboard
-from bot.telegram.replies import Replies
 
 router = Router(name="alerts")
 router.message.filter(IsStaff())

@@ -15,19 +15,18 @@ from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.calendar_models import AttendanceStatus, SessionOccurrence
 from bot.db.models import Participant
+from bot.messaging import Keyboard, Replies, in_rows, keyboard
 from bot.services import attendance
 from bot.services import calendar as cal
 from bot.services.attendance import REASONS, Outcome
 from bot.services.context import AppContext
 from bot.services.reminders import day_text, kind_text, session_keyboard, time_text
 from bot.telegram.filters import IsEnrolledParticipant
-from bot.telegram.keyboards import in_rows, keyboard
-from bot.telegram.replies import Replies
 
 router = Router(name="sessions")
 router.message.filter(IsEnrolledParticipant())
@@ -89,7 +88,7 @@ async def sessions_command(message: Message, actor: Participant, session: AsyncS
 
 # --- can't attend ---------------------------------------------------------------------------------
 
-def _reason_keyboard(ctx: AppContext, locale: str, occurrence_id: int) -> InlineKeyboardMarkup:
+def _reason_keyboard(ctx: AppContext, locale: str, occurrence_id: int) -> Keyboard:
     buttons = [(ctx.t(f"sessions.reason_{code}", locale), f"att:r:{occurrence_id}:{code}") for code in REASONS]
     return keyboard(in_rows(buttons, 2))
 

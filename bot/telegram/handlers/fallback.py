@@ -11,14 +11,14 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import InboundMessage, Participant, ParticipantStatus, Staff
-from bot.handlers.help import send_help
-from bot.handlers.participant import PARTICIPANT_COMMANDS
-from bot.handlers.staff import STAFF_COMMANDS
+from bot.messaging import Replies
 from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
 from bot.telegram.filters import ENROLLED
-from bot.telegram.replies import Replies
+from bot.telegram.handlers.help import send_help
+from bot.telegram.handlers.participant import PARTICIPANT_COMMANDS
+from bot.telegram.handlers.staff import STAFF_COMMANDS
 
 router = Router(name="fallback")
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content import callbacks as cb
 from bot.db.models import Participant
 from bot.flows.engine import FlowEngine
+from bot.messaging import Keyboard, Replies
 from bot.services import exercises, learning
 from bot.services.context import AppContext
 from bot.telegram.filters import IsEnrolledParticipant
-from bot.telegram.replies import Replies
 
 router = Router(name="content")
 router.message.filter(IsEnrolledParticipant())
@@ -30,7 +30,7 @@ def _available(ctx: AppContext) -> bool:
     return "content" in ctx.extras and isinstance(ctx.extras.get("flows"), FlowEngine)
 
 
-def _send(replies: Replies, chat_id: int, menu: tuple[str, InlineKeyboardMarkup | None]) -> None:
+def _send(replies: Replies, chat_id: int, menu: tuple[str, Keyboard | None]) -> None:
     replies.text(chat_id, menu[0], menu[1])
 
 

@@ -7,9 +7,9 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.db.models import Participant, Staff
+from bot.messaging import Replies
 from bot.services.context import AppContext
 from bot.telegram.filters import ENROLLED
-from bot.telegram.replies import Replies
 
 router = Router(name="help")
 
