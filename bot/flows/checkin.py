@@ -1,17 +1,17 @@
 """The daily check-in as a flow: the questions of `content/<locale>/checkins/daily.toml`, run by
 the flow engine. What happens with the answers (stored per question, assessed, the scheduled row
-marked answered) is in bot/services/checkins.py."""
+marked answered) is in bot/services/checkins.py, which registers `CheckinFlow` with the engine."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.content.checkins import CheckinContent, Question, QuestionKind, Questionnaire
-from bot.db.checkin_models import CHECKIN, FlowRun
-from bot.flows.engine import FlowStep, StepKind, Turn
+from bot.content.checkins import Question, QuestionKind, Questionnaire
+from bot.db.checkin_models import CHECKIN
+from bot.flows.engine import FlowStep, StepKind
 from bot.services.context import AppContext
 
-__all__ = ["CHECKIN", "CheckinFlow", "QuestionnaireFlow"]
+__all__ = ["CHECKIN", "QuestionnaireFlow"]
 
 
 class QuestionnaireFlow:
@@ -64,36 +64,3 @@ class QuestionnaireFlow:
     def progress(self, step_id: str) -> tuple[int, int] | None:
         ids = [q.id for q in self.questionnaire.questions]
         return (ids.index(step_id) + 1, len(ids)) if step_id in ids else None
-
-
-class CheckinFlow:
-    """The FlowKind of check-ins: the engine calls these hooks."""
-
-    name = CHECKIN
-
-    def __init__(self, ctx: AppContext, content: CheckinContent) -> None:
-        self.ctx = ctx
-        self.content = content
-        self._flows: dict[str, QuestionnaireFlow] = {}
-
-    def questionnaire(self, locale: str) -> Questionnaire:
-        return self.content.get(locale)
-
-    def definition(self, run: FlowRun) -> QuestionnaireFlow | None:
-        questionnaire = self.content.get(run.locale)
-        if questionnaire.id != run.flow_id:
-            return None
-        flow = self._flows.get(questionnaire.locale)
-        if flow is None:
-            flow = self._flows[questionnaire.locale] = QuestionnaireFlow(questionnaire, self.ctx)
-        return flow
-
-    async def on_answer(self, turn: Turn, step: FlowStep, value: Any) -> None:
-        from bot.services.checkins import record_answer
-
-        await record_answer(turn, step, value)
-
-    async def on_finish(self, turn: Turn) -> None:
-        from bot.services.checkins import finish_checkin
-
-        await finish_checkin(turn, self.questionnaire(turn.run.locale))

@@ -11,7 +11,7 @@ How a content step becomes an engine step:
 | reflection | (none) | the closing message: the run ends when the path reaches it |
 
 Every step also has a Stop button: the run is kept (status `left`) and /skills continues it.
-What happens with answers, pauses and the end is in bot/services/exercises.py. The exercise is
+What happens with answers, pauses and the end is in bot/services/exercises.py (`ExerciseFlow`). The exercise is
 looked up in the content library each time, so a hot reload applies to runs in progress; a run
 whose exercise (or current step) is gone is refused like a stale button.
 """
@@ -24,13 +24,10 @@ from bot.content.callbacks import LEAVE_EXERCISE, NEXT_VALUE, item_callback
 from bot.content.model import Exercise, Step
 from bot.content.model import StepKind as ContentStepKind
 from bot.content.render import TELEGRAM_TEXT_LIMIT, render_step
-from bot.content.store import ContentStore
-from bot.db.checkin_models import FlowRun
 from bot.db.content_models import EXERCISE
-from bot.flows.engine import FlowStep, StepKind, Turn
-from bot.services.context import AppContext
+from bot.flows.engine import FlowStep, StepKind
 
-__all__ = ["EXERCISE", "ExerciseDefinition", "ExerciseFlow"]
+__all__ = ["EXERCISE", "ExerciseDefinition"]
 
 # Room left in a step's message for a lead line ("Here is where you left off.", the title).
 STEP_TEXT_LIMIT = TELEGRAM_TEXT_LIMIT - 300
@@ -107,47 +104,3 @@ class ExerciseDefinition:
 
     def progress(self, step_id: str) -> tuple[int, int] | None:
         return None  # branches and loops make "3/7" misleading
-
-
-class ExerciseFlow:
-    """The FlowKind of skill exercises: the engine calls these hooks."""
-
-    name = EXERCISE
-
-    def __init__(self, ctx: AppContext, store: ContentStore) -> None:
-        self.ctx = ctx
-        self.store = store
-        self._definitions: dict[tuple[str, str], ExerciseDefinition] = {}
-        # Between an answer and the end of the run in the same turn: which reflection closes it.
-        self._closing: dict[int, Step | None] = {}
-
-    def exercise(self, exercise_id: str, locale: str) -> Exercise | None:
-        return self.store.library.exercise(exercise_id, locale)
-
-    def definition(self, run: FlowRun) -> ExerciseDefinition | None:
-        exercise = self.exercise(run.flow_id, run.locale)
-        if exercise is None:
-            return None
-        key = (run.flow_id, run.locale)
-        cached = self._definitions.get(key)
-        if cached is None or cached.exercise is not exercise:  # new, or the library was reloaded
-            cached = self._definitions[key] = ExerciseDefinition(exercise, self.ctx.t("exercise.stop", run.locale))
-        return cached
-
-    async def on_answer(self, turn: Turn, step: FlowStep, value: Any) -> None:
-        from bot.services.exercises import record_answer
-
-        definition = self.definition(turn.run)
-        if definition is None:
-            return
-        if definition.next_step(step.id, value) is None:
-            self._closing[turn.run.id] = definition.closing_step(step.id, value)
-        await record_answer(turn, definition, step.id, value)
-
-    async def on_finish(self, turn: Turn) -> None:
-        from bot.services.exercises import finish_exercise
-
-        definition = self.definition(turn.run)
-        closing = self._closing.pop(turn.run.id, None)
-        if definition is not None:
-            await finish_exercise(turn, definition.exercise, closing)

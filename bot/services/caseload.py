@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, exists, func, or_, select
+from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
@@ -34,24 +34,12 @@ from bot.safety.levels import Level
 from bot.services import calendar as cal
 from bot.services.checkins import missed_in_a_row
 from bot.services.local_time import local_date
+from bot.services.visibility import visible_participants
 
 TREND_DAYS = 14
 DIGEST_HOURS = 24
 ABSENCES_SHOWN = 3  # upcoming "can't attend" per participant in the caseload
 CONCERN_MESSAGE_DAYS = 7  # messages flagged "concern" count in the caseload for this long
-
-
-def visible_participants(staff: Staff) -> ColumnElement[bool]:
-    """The SQL condition for the participants this staff member may see."""
-    if staff.is_lead:
-        return Participant.id.is_not(None)
-    return or_(Participant.therapist_id == staff.id, Participant.backup_id == staff.id)
-
-
-async def may_see(session: AsyncSession, staff: Staff, participant: Participant) -> bool:
-    found = await session.scalar(
-        select(Participant.id).where(Participant.id == participant.id, visible_participants(staff)))
-    return found is not None
 
 
 async def find_participant(session: AsyncSession, alias: str) -> Participant | None:

@@ -12,15 +12,22 @@ from zoneinfo import ZoneInfo
 
 from bot.content.render import pack_html
 from bot.db.models import ParticipantStatus
-from bot.safety.levels import Level, constructs_in
+from bot.safety.levels import Level
 from bot.services.caseload import CONCERN_MESSAGE_DAYS, Absence, CaseloadRow, Digest, TrendDay, Trends
 from bot.services.context import AppContext
+from bot.services.labels import (
+    DASH,
+    level_text,
+    optional_text,
+    outcome_text,
+    reasons_text,
+    status_text,
+)
 from bot.services.reminders import date_text, day_text, time_text
 from bot.services.staff_time import clock_text
 
 SPARKS = "▁▂▃▄▅▆▇█"
 NO_VALUE = "·"  # a day without an answer, in a sparkline
-DASH = "–"  # a question not answered, in a line of numbers
 SLEEP_SCALE = 12.0  # hours of sleep at the top of the sparkline
 MEDICATION_MARKS = {"yes": "✓", "no": "✗", "not_prescribed": "–"}
 
@@ -46,48 +53,9 @@ def sparkline(values: Sequence[float | None], top: float) -> str:
     return "".join(marks)
 
 
-def _optional(ctx: AppContext, key: str, locale: str, **values: object) -> str | None:
-    """A text that a program may leave out of its locale files (a status, a reason): None if absent."""
-    return ctx.t(key, locale, **values) if ctx.texts.has(key) else None
-
-
-def status_text(ctx: AppContext, status: str, locale: str) -> str:
-    return _optional(ctx, f"caseload.status_{status}", locale) or status
-
-
-def level_text(ctx: AppContext, level: int, locale: str) -> str:
-    name = Level(max(0, min(int(level), Level.IMMINENT))).label
-    return ctx.t(f"caseload.level_{name}", locale)
-
-
-def reasons_text(ctx: AppContext, reasons: Sequence[str], locale: str) -> str:
-    """Trigger ids ("trigger:low_mood") as words ("low mood"); an unknown one by its id."""
-    words = []
-    for reason in reasons:
-        name = reason.split(":", 1)[-1]
-        words.append(_optional(ctx, f"caseload.reason_{name}", locale) or name)
-    return ", ".join(dict.fromkeys(words))
-
-
-def constructs_text(ctx: AppContext, reasons: Sequence[str], locale: str) -> str:
-    """What was found, for an alert: the rules' constructs ("means: medication · plan"), and the
-    triggers' reasons when no rule named one ("said yes to the safety question"); "–" for neither."""
-    labels: list[str] = []
-    for name, detail in constructs_in(reasons):
-        label = _optional(ctx, f"construct.{name}", locale) or name.replace("_", " ")
-        if detail:
-            key = "detail_" + detail.replace(" ", "_")
-            label += ": " + (_optional(ctx, f"construct.{key}", locale) or detail)
-        labels.append(label)
-    if not labels:
-        others = [r for r in reasons if r.startswith(("trigger:", "llm:"))]
-        return reasons_text(ctx, others, locale) if others else DASH
-    return " · ".join(dict.fromkeys(labels))
-
-
 def categories_text(ctx: AppContext, categories: Sequence[str], locale: str) -> str:
     """Safety categories ("self_harm") as words; "–" when the rules named none."""
-    words = [_optional(ctx, f"caseload.category_{c}", locale) or c.replace("_", " ") for c in categories]
+    words = [optional_text(ctx, f"caseload.category_{c}", locale) or c.replace("_", " ") for c in categories]
     return ", ".join(words) or DASH
 
 
@@ -199,7 +167,7 @@ def trends_messages(ctx: AppContext, trends: Trends, locale: str) -> list[str]:
             continue
         say_quiet()
         day = date_text(ctx, d.day, locale)
-        medication_word = _optional(ctx, f"trends.medication_{d.medication}", locale) if d.medication else None
+        medication_word = optional_text(ctx, f"trends.medication_{d.medication}", locale) if d.medication else None
         line = ctx.t("trends.day", locale, day=day, mood=number_text(d.mood), craving=number_text(d.craving),
                      sleep=number_text(d.sleep), medication=medication_word or DASH)
         if d.level >= Level.CONCERN:
@@ -210,11 +178,9 @@ def trends_messages(ctx: AppContext, trends: Trends, locale: str) -> list[str]:
 
 
 def _alert_status(ctx: AppContext, status: str, outcome: str | None, locale: str) -> str:
-    from bot.services.escalation import outcome_text
-
     if status == "resolved":
         return ctx.t("digest.alert_resolved", locale, outcome=outcome_text(ctx, outcome, locale))
-    return _optional(ctx, f"digest.alert_{status}", locale) or status
+    return optional_text(ctx, f"digest.alert_{status}", locale) or status
 
 
 # --- /digest ------------------------------------------------------------------------------------------------------
@@ -256,6 +222,6 @@ def digest_messages(ctx: AppContext, digest: Digest, locale: str, zone: ZoneInfo
         for a in digest.absences])
     section("blocked", [ctx.t("digest.blocked_row", locale, alias=alias) for _, alias in digest.blocked])
     section("not_sent", [
-        ctx.t("digest.not_sent_row", locale, what=_optional(ctx, f"digest.kind_{kind}", locale) or kind, count=n)
+        ctx.t("digest.not_sent_row", locale, what=optional_text(ctx, f"digest.kind_{kind}", locale) or kind, count=n)
         for kind, n in digest.not_sent.items()])
     return pack_html(sections)

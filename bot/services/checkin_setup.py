@@ -9,10 +9,10 @@ and adds the senders and the planning step to the scheduler tick.
 from __future__ import annotations
 
 from bot.content.checkins import load_checkin_content
-from bot.flows.checkin import CHECKIN, CheckinFlow
+from bot.flows.checkin import CHECKIN
 from bot.flows.engine import FlowEngine
 from bot.services.checkin_planner import CheckinPlanner
-from bot.services.checkins import NUDGE, send_checkin, send_nudge
+from bot.services.checkins import NUDGE, CheckinFlow, send_checkin, send_nudge
 from bot.services.context import AppContext
 from bot.services.outbox import ActionSender, OutboxWorker
 

@@ -23,10 +23,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.content.checkins import Questionnaire
+from bot.content.checkins import CheckinContent, Questionnaire
 from bot.db.checkin_models import CheckinAnswer, FlowRun, FlowStatus
 from bot.db.models import ActionStatus, Participant, ParticipantEvent, ScheduledAction
-from bot.flows.checkin import CHECKIN, CheckinFlow
+from bot.flows.checkin import CHECKIN, QuestionnaireFlow
 from bot.flows.engine import FlowEngine, FlowStep, StepKind, Turn
 from bot.messaging import Messenger, Replies, say
 from bot.safety.levels import Assessment, Level
@@ -331,3 +331,31 @@ async def answers_for_export(session: AsyncSession, participant_id: int) -> list
              "answer": a.value_number if a.value_number is not None else a.value_choice or a.value_text,
              "answered_at": a.answered_at.isoformat()} for a in rows]
 
+
+class CheckinFlow:
+    """The FlowKind of check-ins: the engine calls these hooks."""
+
+    name = CHECKIN
+
+    def __init__(self, ctx: AppContext, content: CheckinContent) -> None:
+        self.ctx = ctx
+        self.content = content
+        self._flows: dict[str, QuestionnaireFlow] = {}
+
+    def questionnaire(self, locale: str) -> Questionnaire:
+        return self.content.get(locale)
+
+    def definition(self, run: FlowRun) -> QuestionnaireFlow | None:
+        questionnaire = self.content.get(run.locale)
+        if questionnaire.id != run.flow_id:
+            return None
+        flow = self._flows.get(questionnaire.locale)
+        if flow is None:
+            flow = self._flows[questionnaire.locale] = QuestionnaireFlow(questionnaire, self.ctx)
+        return flow
+
+    async def on_answer(self, turn: Turn, step: FlowStep, value: Any) -> None:
+        await record_answer(turn, step, value)
+
+    async def on_finish(self, turn: Turn) -> None:
+        await finish_checkin(turn, self.questionnaire(turn.run.locale))

@@ -30,15 +30,10 @@ from bot.db.content_models import CONTENT_DRIP, DeliveredVia
 from bot.db.models import ActionStatus, Participant, ParticipantStatus, ScheduledAction
 from bot.messaging import Messenger, Replies
 from bot.services.context import AppContext
-from bot.services.learning import (
-    content_library,
-    delivered_ids,
-    feedback_prompt,
-    record_delivery,
-    snippet_messages,
-)
+from bot.services.learning import content_library, snippet_messages
 from bot.services.local_time import jitter_seconds, local_date, now_in_quiet_hours, parse_hhmm, plan_daily
 from bot.services.outbox import Delivered, Skip
+from bot.services.receipts import delivered_ids, feedback_prompt, record_delivery
 
 log = logging.getLogger(__name__)
 

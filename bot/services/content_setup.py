@@ -20,11 +20,10 @@ from datetime import datetime
 
 from bot.content.store import ContentStore
 from bot.db.content_models import CONTENT_DRIP, EXERCISE_STEP
-from bot.flows.exercise import ExerciseFlow
 from bot.services.checkin_setup import flow_engine
 from bot.services.content_drip import DripPlanner, send_drip
 from bot.services.context import AppContext
-from bot.services.exercises import send_exercise_step
+from bot.services.exercises import ExerciseFlow, send_exercise_step
 from bot.services.outbox import ActionSender, OutboxWorker
 
 log = logging.getLogger(__name__)

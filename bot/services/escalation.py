@@ -49,11 +49,12 @@ from bot.db.models import (
 from bot.messaging import Keyboard, Messenger, NotDelivered, Replies, Unreachable, keyboard, say
 from bot.safety.levels import Assessment, Level
 from bot.services.audit import audit, disclose
-from bot.services.caseload_text import constructs_text
 from bot.services.context import AppContext
 from bot.services.crisis import crisis_reply_text, not_reached_text, team_told_text
+from bot.services.labels import constructs_text, outcome_text
 from bot.services.outbox import Delivered, Handled, Skip, enqueue
 from bot.services.staff_time import staff_clock_text
+from bot.services.visibility import visible_participants
 
 log = logging.getLogger(__name__)
 
@@ -493,11 +494,6 @@ def keyboard_for(ctx: AppContext, escalation: Escalation, locale: str) -> Keyboa
     return None
 
 
-def outcome_text(ctx: AppContext, outcome: str | None, locale: str) -> str:
-    key = f"alert.outcome_{outcome}"
-    return ctx.t(key, locale) if outcome and ctx.texts.has(key) else (outcome or "-")
-
-
 def _role(escalation: Escalation, staff: Staff, reason: str) -> str:
     participant = escalation.participant
     if reason in (COVERAGE, FINAL, REASSIGNED):
@@ -789,8 +785,6 @@ async def reassign(session: AsyncSession, ctx: AppContext, escalation: Escalatio
 
 async def unresolved_for(session: AsyncSession, staff: Staff) -> list[Escalation]:
     """The alerts without an outcome this staff member may see: unacknowledged first."""
-    from bot.services.caseload import visible_participants
-
     rows = (await session.scalars(
         select(Escalation).join(Participant, Participant.id == Escalation.participant_id)
         .where(Escalation.status.in_(UNRESOLVED), visible_participants(staff))

@@ -30,15 +30,17 @@ from bot.content.callbacks import NEXT_VALUE
 from bot.content.model import Exercise, Step
 from bot.content.model import StepKind as ContentStepKind
 from bot.content.render import render_step
+from bot.content.store import ContentStore
 from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.content_models import EXERCISE, EXERCISE_STEP, DeliveredVia, ExerciseAnswer
 from bot.db.models import ENROLLED, ActionStatus, Participant, ScheduledAction
-from bot.flows.engine import FlowEngine, Turn, flow_callback
-from bot.flows.exercise import ExerciseDefinition, ExerciseFlow
+from bot.flows.engine import FlowEngine, FlowStep, Turn, flow_callback
+from bot.flows.exercise import ExerciseDefinition
 from bot.messaging import Messenger, Replies
 from bot.safety.levels import Assessment, Category, Level
 from bot.services.context import AppContext
 from bot.services.outbox import Delivered, Skip, enqueue
+from bot.services.receipts import feedback_prompt, record_delivery
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +213,6 @@ async def record_answer(turn: Turn, definition: ExerciseDefinition, step_id: str
 
 async def finish_exercise(turn: Turn, exercise: Exercise, closing: Step | None) -> None:
     """The path reached its reflection (or the last step): the closing words, then "Was this helpful?"."""
-    from bot.services.learning import feedback_prompt, record_delivery
-
     participant, ctx = turn.participant, turn.ctx
     if participant.chat_id is None:
         return
@@ -245,3 +245,43 @@ async def send_exercise_step(ctx: AppContext, messenger: Messenger, session: Asy
         raise Skip("the step is no longer in the exercise")
     sent = await replies.deliver(messenger)
     return Delivered(sent.chat_id, sent.message_id) if sent else None
+
+
+class ExerciseFlow:
+    """The FlowKind of skill exercises: the engine calls these hooks."""
+
+    name = EXERCISE
+
+    def __init__(self, ctx: AppContext, store: ContentStore) -> None:
+        self.ctx = ctx
+        self.store = store
+        self._definitions: dict[tuple[str, str], ExerciseDefinition] = {}
+        # Between an answer and the end of the run in the same turn: which reflection closes it.
+        self._closing: dict[int, Step | None] = {}
+
+    def exercise(self, exercise_id: str, locale: str) -> Exercise | None:
+        return self.store.library.exercise(exercise_id, locale)
+
+    def definition(self, run: FlowRun) -> ExerciseDefinition | None:
+        exercise = self.exercise(run.flow_id, run.locale)
+        if exercise is None:
+            return None
+        key = (run.flow_id, run.locale)
+        cached = self._definitions.get(key)
+        if cached is None or cached.exercise is not exercise:  # new, or the library was reloaded
+            cached = self._definitions[key] = ExerciseDefinition(exercise, self.ctx.t("exercise.stop", run.locale))
+        return cached
+
+    async def on_answer(self, turn: Turn, step: FlowStep, value: Any) -> None:
+        definition = self.definition(turn.run)
+        if definition is None:
+            return
+        if definition.next_step(step.id, value) is None:
+            self._closing[turn.run.id] = definition.closing_step(step.id, value)
+        await record_answer(turn, definition, step.id, value)
+
+    async def on_finish(self, turn: Turn) -> None:
+        definition = self.definition(turn.run)
+        closing = self._closing.pop(turn.run.id, None)
+        if definition is not None:
+            await finish_exercise(turn, definition.exercise, closing)

@@ -18,23 +18,16 @@ participants have no track yet.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.callbacks import (
     CONTINUE_RUN,
-    HELPFUL_NO,
-    HELPFUL_YES,
     OPEN_SNIPPET,
-    SAVE,
     START_EXERCISE,
     TOPIC,
     TOPICS,
-    UNSAVE,
     item_callback,
 )
 from bot.content.library import Library
@@ -46,6 +39,7 @@ from bot.db.models import Participant
 from bot.messaging import Choice, Keyboard, Replies, in_rows, keyboard
 from bot.services.context import AppContext
 from bot.services.exercises import RELAPSE_PREVENTION_PLAN, SAFETY_PLAN, exercise_flow, open_exercise_runs
+from bot.services.receipts import feedback_prompt, receipt_for, record_delivery
 
 # The plans /plan and /safetyplan show: the exercise, its answer keys in order, the ui.toml section.
 PLANS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -64,56 +58,6 @@ def content_library(ctx: AppContext) -> Library:
     return store.library
 
 
-# --- receipts ---------------------------------------------------------------------------------------
-
-async def receipt_for(session: AsyncSession, participant_id: int, item_id: str) -> ContentReceipt:
-    """The participant's row for this item, created if needed (safe when two updates race)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(insert(ContentReceipt).values(participant_id=participant_id, item_id=item_id, deliveries=0)
-                          .on_conflict_do_nothing(index_elements=["participant_id", "item_id"]))
-    receipt = await session.scalar(select(ContentReceipt).where(ContentReceipt.participant_id == participant_id,
-                                                                ContentReceipt.item_id == item_id))
-    assert receipt is not None
-    return receipt
-
-
-async def record_delivery(session: AsyncSession, ctx: AppContext, participant_id: int, item_id: str, via: str,
-                          drip_date: date | None = None) -> ContentReceipt:
-    """Note that the participant got this item now (first time: when and how)."""
-    receipt = await receipt_for(session, participant_id, item_id)
-    if receipt.first_delivered_at is None:
-        receipt.first_delivered_at, receipt.delivered_via = ctx.clock.now(), via
-    receipt.deliveries += 1
-    if drip_date is not None:
-        receipt.drip_date = drip_date
-    return receipt
-
-
-async def delivered_ids(session: AsyncSession, participant_id: int) -> set[str]:
-    """Items this participant has already been sent or has opened."""
-    return set((await session.scalars(
-        select(ContentReceipt.item_id).where(ContentReceipt.participant_id == participant_id,
-                                             ContentReceipt.first_delivered_at.is_not(None)))).all())
-
-
-# --- "Was this helpful?" and ⭐ Save ------------------------------------------------------------------
-
-def feedback_prompt(ctx: AppContext, locale: str, item_id: str, receipt: ContentReceipt | None
-                    ) -> tuple[str, Keyboard]:
-    """The message under a snippet or at the end of an exercise, as it stands for this participant."""
-    helpful = receipt.helpful if receipt is not None else None
-    saved = receipt is not None and receipt.saved_at is not None
-    if helpful is None:
-        text = ctx.t("feedback.question", locale)
-    else:
-        text = ctx.t("feedback.answered_yes" if helpful else "feedback.answered_no", locale)
-    rows: list[list[Choice]] = []
-    if helpful is None:
-        rows.append([(ctx.t("feedback.yes", locale), item_callback(HELPFUL_YES, item_id)),
-                     (ctx.t("feedback.no", locale), item_callback(HELPFUL_NO, item_id))])
-    rows.append([(ctx.t("feedback.unsave" if saved else "feedback.save", locale),
-                  item_callback(UNSAVE if saved else SAVE, item_id))])
-    return text, keyboard(rows)
 
 
 async def answer_helpful(session: AsyncSession, ctx: AppContext, participant: Participant, item_id: str,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.content.i18n import Texts
-from bot.services.caseload_text import constructs_text
+from bot.services.labels import constructs_text
 from tests.support import loaded
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"

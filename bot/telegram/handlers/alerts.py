@@ -23,6 +23,7 @@ from bot.safety.levels import Level
 from bot.services import escalation as esc
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
+from bot.services.labels import outcome_text
 from bot.services.staff_time import staff_clock_text
 from bot.telegram.filters import IsStaff
 
@@ -111,7 +112,7 @@ async def record_outcome(query: CallbackQuery, actor: Staff, session: AsyncSessi
     if outcome is None or not await esc.resolve(session, ctx, escalation, actor, outcome):
         replies.notice(ctx.t("alert.already_handled", actor.locale))
         return
-    replies.notice(ctx.t("alert.done_resolved", actor.locale, outcome=esc.outcome_text(ctx, outcome, actor.locale)))
+    replies.notice(ctx.t("alert.done_resolved", actor.locale, outcome=outcome_text(ctx, outcome, actor.locale)))
     await _show_everyone(query, escalation, actor, session, replies, ctx)
     await state.set_state(AlertNote.waiting)
     await state.update_data(escalation_id=escalation.id)

@@ -19,6 +19,7 @@ from bot.flows.engine import FlowEngine
 from bot.messaging import Keyboard, Replies
 from bot.services import exercises, learning
 from bot.services.context import AppContext
+from bot.services.receipts import delivered_ids
 from bot.telegram.filters import IsEnrolledParticipant
 
 router = Router(name="content")
@@ -65,7 +66,7 @@ async def content_button(query: CallbackQuery, actor: Participant, session: Asyn
     message_id = query.message.message_id if query.message else None
     if action in (cb.TOPIC, cb.TOPICS):
         if action == cb.TOPIC:
-            read = await learning.delivered_ids(session, actor.id)
+            read = await delivered_ids(session, actor.id)
             text, kb = learning.topic_menu(ctx, locale, argument, read)
         else:
             text, kb = learning.topics_menu(ctx, locale)

@@ -21,14 +21,13 @@ from bot.services.caseload import (
     caseload_rows,
     digest_for,
     find_participant,
-    may_see,
     participant_trends,
-    visible_participants,
 )
 from bot.services.caseload_text import caseload_messages, digest_messages, trends_messages
 from bot.services.context import AppContext
 from bot.services.staff_time import staff_zone
 from bot.services.timeparse import find_timezone
+from bot.services.visibility import may_see, visible_participants
 from bot.telegram.filters import IsStaff
 
 router = Router(name="staff")
