@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # The thresholds' defaults live with the triggers they tune (one place for each decision).
-from bot.safety.triggers import TriggerThresholds
 
 
 class ConfigError(Exception):
@@ -30,6 +29,16 @@ class ConfigError(Exception):
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 # The languages the bot speaks (content/<locale>/ui.toml ships for each).
 LOCALES = ("en", "es")
+
+
+@dataclass(frozen=True)
+class TriggerThresholds:
+    """Where structured answers become a signal; a program may change these in config.toml."""
+
+    low_mood: int = 2  # mood (0–10) at or below this → concern
+    high_craving: int = 8  # craving (0–10) at or above this → concern
+    low_mood_run_days: int = 3  # this many low moods in a row → concern...
+    low_mood_run_max: int = 3  # ...where low means at or below this
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ class Sent:
     message_id: int
 
 
-class NotDelivered(Exception):  # noqa: N818 - reads as "the message was not delivered"
+class NotDelivered(Exception):
     """The messenger gave up on a message (after its own retries); the reason is safe to log."""
 
 

@@ -42,7 +42,7 @@ _V2 = "enc:v2:"
 FINGERPRINT_CHARS = 16
 
 
-class EncryptionKeyMissing(RuntimeError):  # noqa: N818 - reads as what happened
+class EncryptionKeyMissing(RuntimeError):
     """Text would be written in the clear although this database keeps it encrypted."""
 
 

@@ -283,8 +283,8 @@ def _glued_forms(slots: list[_Slot]) -> tuple[str, ...]:
 # --- regular-expression patterns ----------------------------------------------------------------
 
 try:  # the parser behind `re`; private, so anchoring is an optimization that may switch off
-    from re import _constants as _sre_constants
-    from re import _parser as _sre_parser
+    from re import _constants as _sre_constants  # type: ignore[attr-defined]
+    from re import _parser as _sre_parser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - other Python versions
     _sre_parser = None  # type: ignore[assignment]
     _sre_constants = None  # type: ignore[assignment]

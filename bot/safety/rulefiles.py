@@ -128,7 +128,7 @@ class TomlLines:
 
     def __init__(self, text: str) -> None:
         self._lines = text.splitlines()
-        self._headers: dict[tuple[str, int], int] = {}
+        self._headers: dict[tuple[str | None, int], int] = {}
         self._keys: dict[tuple[str | None, int, str], int] = {}
         self._ends: dict[tuple[str | None, int], int] = {}
         counts: dict[str, int] = {}
@@ -217,9 +217,9 @@ def read_rule_file(path: Path, locale: str, problems: list[str]) -> RuleFile | N
         if (spec := checker.check_rule(table, index, default_category, default_construct)) is not None
     ]
     guards = [
-        spec
+        guard
         for index, table in enumerate(checker.table_list(data, "guard"))
-        if (spec := checker.check_guard(table, index)) is not None
+        if (guard := checker.check_guard(table, index)) is not None
     ]
     words: dict[str, tuple[str, ...]] = {}
     table = data.get("words", {})
@@ -429,7 +429,7 @@ class _Checker:
         return GuardSpec(
             id=guard_id,
             kind=kind,
-            window=int(window),  # type: ignore[arg-type]
+            window=window if isinstance(window, int) else 0,  # checked above
             categories=categories,
             phrases=phrases,
             patterns=patterns,

@@ -357,7 +357,8 @@ def _vocabulary(files: Iterable[RuleFile]) -> set[str]:
     """Every plain word the rules use: kept intact when elongated text is shortened."""
     words: set[str] = set()
     for parsed in files:
-        for spec in [*parsed.rules, *parsed.guards]:
+        specs: list[RuleSpec | GuardSpec] = [*parsed.rules, *parsed.guards]
+        for spec in specs:
             for phrase in spec.phrases:
                 words.update(w.casefold() for w in re.findall(r"[^\W\d_]+", WORD_LIST_USE.sub(" ", phrase)))
         for listed in parsed.words.values():

@@ -16,8 +16,8 @@ chosen: an unreadable answer to "are you safe?" is treated as a "yes".
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
+from bot.config import TriggerThresholds  # settings ([triggers] in config.toml); used here
 from bot.safety.levels import NO_RISK, Assessment, Category, Level
 
 SAFETY_QUESTION = "safety"
@@ -27,16 +27,6 @@ CRAVING = "craving"
 
 _YES = frozenset({"yes", "y", "yeah", "yep", "true", "1", "si", "sí", "s"})
 _NO = frozenset({"no", "n", "nope", "false", "0", "none", "nunca"})
-
-
-@dataclass(frozen=True)
-class TriggerThresholds:
-    """Where structured answers become a signal; a program may change these in config.toml."""
-
-    low_mood: int = 2  # mood (0–10) at or below this → concern
-    high_craving: int = 8  # craving (0–10) at or above this → concern
-    low_mood_run_days: int = 3  # this many low moods in a row → concern...
-    low_mood_run_max: int = 3  # ...where low means at or below this
 
 
 def _number(value: object) -> int | None:
@@ -71,9 +61,12 @@ def _said_yes(value: object) -> bool | None:
     return True
 
 
+DEFAULT_THRESHOLDS = TriggerThresholds()
+
+
 def assess_answers(
     answers: Mapping[str, object],
-    thresholds: TriggerThresholds = TriggerThresholds(),
+    thresholds: TriggerThresholds = DEFAULT_THRESHOLDS,
     recent_moods: Sequence[int] = (),
 ) -> Assessment:
     """Assess one set of check-in or questionnaire answers, by question id.

@@ -19,10 +19,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -223,7 +223,7 @@ class CheckinPlanner:
         """
         if not rows:
             return 0
-        table = ScheduledAction.__table__
+        table = cast(Table, ScheduledAction.__table__)  # declared as a FromClause; it is our table
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         statement = insert(table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.id)
         added = 0

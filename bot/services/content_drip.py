@@ -164,7 +164,8 @@ async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     return added
 
 
-async def send_drip(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered | None:
+async def send_drip(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                    row: ScheduledAction) -> Delivered | None:
     """ActionSender for `content_drip` rows: today's snippet, then "Was this helpful?"."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or not participant.receives_messages or participant.chat_id is None:

@@ -144,7 +144,7 @@ async def blocked_staff_ids(session: AsyncSession) -> set[int]:
     rows = await session.execute(
         select(ScheduledAction.staff_id).join(latest, ScheduledAction.id == latest.c.last_id)
         .where(ScheduledAction.status == ActionStatus.FAILED, ScheduledAction.last_error == BLOCKED_ERROR))
-    return {int(r[0]) for r in rows}
+    return {r[0] for r in rows if r[0] is not None}
 
 
 def _reach(staff: Staff, blocked: set[int], tier: str = "") -> StaffReach:
@@ -358,7 +358,8 @@ async def plan_coverage_notices(session: AsyncSession, settings: Settings, now: 
     return added
 
 
-async def send_coverage_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_coverage_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                               row: ScheduledAction) -> Delivered:
     """ActionSender for `coverage_notice` rows: the gaps as they are now, not as they were planned."""
     from bot.messaging import say
     from bot.services.outbox import Delivered, Skip

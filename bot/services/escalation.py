@@ -444,7 +444,8 @@ async def holder(session: AsyncSession, escalation: Escalation) -> Staff | None:
     return await session.get(Staff, staff_id) if staff_id else None
 
 
-async def send_follow_up_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_follow_up_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                                row: ScheduledAction) -> Delivered:
     """Tell the holder how many messages the participant wrote since the last notice."""
     escalation = await session.get(Escalation, row.escalation_id) if row.escalation_id else None
     if escalation is None or escalation.status not in UNRESOLVED:
@@ -540,7 +541,8 @@ async def page_text(session: AsyncSession, ctx: AppContext, escalation: Escalati
     """What this page says: the alert, or (for a reminder) that it still has no outcome."""
     reason = str(row.payload.get("reason", CHAIN))
     if reason == REMINDER:
-        acknowledger = await session.get(Staff, escalation.acknowledged_by_id) if escalation.acknowledged_by_id else None
+        acknowledger = (await session.get(Staff, escalation.acknowledged_by_id)
+                        if escalation.acknowledged_by_id else None)
         return ctx.t("alert.reminder", staff.locale, level=Level(escalation.level).label.upper(),
                      alias=escalation.participant.alias,
                      who=acknowledger.alias if acknowledger else "-",
@@ -695,7 +697,8 @@ async def run_alert_plan(ctx: AppContext, messenger: Messenger, session: AsyncSe
     return Handled(status=ActionStatus.SENT, note=f"reminded {planned}")
 
 
-async def send_crisis_line(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_crisis_line(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                           row: ScheduledAction) -> Delivered:
     """The participant's line about their alert: told, or nobody reached (then where help is)."""
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or participant.chat_id is None:
@@ -815,7 +818,7 @@ def _p95(values: list[float]) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(0.95 * len(ordered) + 0.5)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered) + 0.5) - 1))]
 
 
 async def response_times(session: AsyncSession, since: datetime | None = None) -> ResponseTimes:
@@ -867,5 +870,6 @@ def format_report(times: ResponseTimes, period: str) -> str:
         "  outcomes: " + (", ".join(f"{name} {n}" for name, n in times.outcomes.items()) or "none yet"),
         f"  coverage failures (nobody in the paging chain could be reached): {len(times.coverage_failures)}",
     ]
-    lines += [f"    escalation {eid} ({alias}) at {at:%Y-%m-%d %H:%M} UTC" for eid, alias, at in times.coverage_failures]
+    lines += [f"    escalation {eid} ({alias}) at {at:%Y-%m-%d %H:%M} UTC"
+              for eid, alias, at in times.coverage_failures]
     return "\n".join(lines)

@@ -14,7 +14,8 @@ from bot.services.context import AppContext
 from bot.services.outbox import Delivered, Skip
 
 
-async def send_staff_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_staff_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                            row: ScheduledAction) -> Delivered:
     staff = await session.get(Staff, row.staff_id) if row.staff_id else None
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if staff is None or staff.chat_id is None or participant is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection
@@ -64,7 +65,7 @@ def database_unavailable(exc: BaseException) -> bool:
         exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError | sa_exc.NotSupportedError)
 
 
-class Skip(Exception):  # noqa: N818 - reads as "skip this row"
+class Skip(Exception):
     """The row no longer applies (e.g. the alert was acknowledged): cancel it, say why."""
 
 
@@ -193,11 +194,14 @@ class OutboxWorker:
         for row in rows:
             task = asyncio.create_task(self._process(row), name=f"page-{row.id}")
             self._pages_in_flight[row.id] = task
-            task.add_done_callback(lambda _t, row_id=row.id: self._pages_in_flight.pop(row_id, None))
+            task.add_done_callback(functools.partial(self._page_done, row.id))
             tasks.append(task)
         if wait:
             await asyncio.gather(*tasks)
         return len(rows)
+
+    def _page_done(self, row_id: int, _task: asyncio.Task[None]) -> None:
+        self._pages_in_flight.pop(row_id, None)
 
     async def tick(self, plan: bool = True, pages: bool = True) -> int:
         """One pass: run the planners, then send everything due (`pages`: the pages too, as tests
@@ -280,11 +284,13 @@ class OutboxWorker:
         grace = timedelta(minutes=self.ctx.settings.schedule.grace_minutes)
         if row.kind not in self.NEVER_EXPIRE and row.due_at < now - grace:
             # Due while we were down for longer than the grace period: visible, never silently dropped.
-            await self._finish(row.id, row.claimed_by, status=ActionStatus.EXPIRED, last_error="missed its grace period")
+            await self._finish(row.id, row.claimed_by, status=ActionStatus.EXPIRED,
+                               last_error="missed its grace period")
             return
         sender = self.senders.get(row.kind)
         if sender is None:
-            await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED, last_error=f"no sender for {row.kind}")
+            await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED,
+                               last_error=f"no sender for {row.kind}")
             return
         if await self._handed_back(row):
             return

@@ -101,7 +101,8 @@ async def _participant_and_occurrence(session: AsyncSession,
     return participant, occ
 
 
-async def send_session_reminder(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_session_reminder(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                                row: ScheduledAction) -> Delivered:
     """ActionSender for `session_reminder` rows."""
     participant, occ = await _participant_and_occurrence(session, row)
     now = ctx.clock.now()
@@ -119,7 +120,8 @@ async def send_session_reminder(ctx: AppContext, messenger: Messenger, session: 
     return Delivered(participant.chat_id, message.message_id)
 
 
-async def send_session_update(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
+async def send_session_update(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                              row: ScheduledAction) -> Delivered:
     """ActionSender for `session_update` rows: an occurrence was cancelled or moved."""
     participant, occ = await _participant_and_occurrence(session, row)
     tz, locale = participant.timezone, participant.locale

@@ -127,7 +127,8 @@ class ActorMiddleware(BaseMiddleware):
             actor.unreachable_at = None  # they write again, so they have unblocked the bot: page them again
         if isinstance(actor, Staff | Participant):
             data["locale"] = actor.locale
-            self.ctx.directory.remember(user.id, actor)
+            if user is not None:
+                self.ctx.directory.remember(user.id, actor)
         else:
             code = (user.language_code or "") if user else ""
             data["locale"] = "es" if code.startswith("es") else self.ctx.settings.program.default_locale

@@ -65,6 +65,7 @@ async def content_button(query: CallbackQuery, actor: Participant, session: Asyn
     chat_id = actor.chat_id or 0
     message_id = query.message.message_id if query.message else None
     if action in (cb.TOPIC, cb.TOPICS):
+        kb: Keyboard | None
         if action == cb.TOPIC:
             read = await delivered_ids(session, actor.id)
             text, kb = learning.topic_menu(ctx, locale, argument, read)

@@ -87,8 +87,10 @@ def settings_summary(ctx: AppContext, p: Participant) -> tuple[str, object]:
     text = ctx.t("settings.summary", p.locale, timezone=p.timezone, checkin_time=p.checkin_time,
                  quiet=quiet, language=LANGUAGES.get(p.locale, p.locale))
     kb = keyboard([
-        [(ctx.t("settings.change_timezone", p.locale), "set:tz"), (ctx.t("settings.change_time", p.locale), "set:time")],
-        [(ctx.t("settings.change_quiet", p.locale), "set:quiet"), (ctx.t("settings.change_language", p.locale), "set:lang")],
+        [(ctx.t("settings.change_timezone", p.locale), "set:tz"),
+         (ctx.t("settings.change_time", p.locale), "set:time")],
+        [(ctx.t("settings.change_quiet", p.locale), "set:quiet"),
+         (ctx.t("settings.change_language", p.locale), "set:lang")],
     ])
     return text, kb
 

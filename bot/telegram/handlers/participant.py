@@ -60,7 +60,8 @@ async def resume_command(message: Message, actor: Participant, session: AsyncSes
 @router.message(Command("stop"))
 async def stop_command(message: Message, actor: Participant, replies: Replies, ctx: AppContext) -> None:
     replies.text(message.chat.id, ctx.t("stop.confirm", actor.locale),
-                 keyboard([[(ctx.t("stop.yes", actor.locale), "stop:yes"), (ctx.t("stop.no", actor.locale), "stop:no")]]))
+                 keyboard([[(ctx.t("stop.yes", actor.locale), "stop:yes"),
+                            (ctx.t("stop.no", actor.locale), "stop:no")]]))
 
 
 @router.callback_query(F.data.in_({"stop:yes", "stop:no"}))
