@@ -94,3 +94,11 @@ class Texts:
 
 def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def locale_for(language_code: str | None, default: str) -> str:
+    """The language to speak to someone the bot does not know yet, from their Telegram app's
+    language ("es", "es-MX"): Spanish when it is Spanish, otherwise the program's default. Used by
+    the safety gate (before any database access), for unknown people, and at enrollment."""
+    primary = (language_code or "").split("-")[0].lower()
+    return "es" if primary == "es" else default

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.content.i18n import locale_for
 from bot.db.models import (
     ActionStatus,
     Invite,
@@ -214,8 +215,8 @@ async def redeem_invite(
     participant.status = ParticipantStatus.CONSENT_PENDING
     if invite.locale:
         participant.locale = invite.locale  # the program chose it (`--language`)
-    elif locale_hint and locale_hint.split("-")[0] == "es":
-        participant.locale = "es"
+    else:
+        participant.locale = locale_for(locale_hint, participant.locale)
     return Redeemed.PARTICIPANT, participant
 
 

@@ -51,6 +51,7 @@ from bot.safety.levels import Assessment, Level
 from bot.services.audit import audit, disclose
 from bot.services.context import AppContext
 from bot.services.crisis import crisis_reply_text, not_reached_text, team_told_text
+from bot.services.inbound import keep_message
 from bot.services.labels import constructs_text, outcome_text
 from bot.services.outbox import Delivered, Handled, Skip, enqueue
 from bot.services.staff_time import staff_clock_text
@@ -142,12 +143,8 @@ async def record_message(
     Urgent and imminent open an escalation and its first page, in this transaction. Anything the
     participant writes while an escalation is unresolved is attached to it and passed on.
     """
-    inbound = InboundMessage(
-        participant_id=participant.id, telegram_message_id=telegram_message_id, received_at=received_at,
-        text=text, level=int(assessment.level), categories=",".join(assessment.categories),
-        reasons=",".join(assessment.reasons),
-    )
-    session.add(inbound)
+    inbound = keep_message(session, participant, text=text, telegram_message_id=telegram_message_id,
+                           received_at=received_at, assessment=assessment)
     escalation, new = await escalate(session, ctx, participant, assessment, received_at=received_at,
                                      crisis_reply_sent_at=crisis_reply_sent_at, source=source, follow_up=True)
     inbound.escalation_id = escalation.id if escalation else None
@@ -254,9 +251,8 @@ async def raise_after_second_opinion(
         select(InboundMessage).where(InboundMessage.participant_id == participant.id,
                                      InboundMessage.telegram_message_id == telegram_message_id))
     if inbound is None:
-        inbound = InboundMessage(participant_id=participant.id, telegram_message_id=telegram_message_id,
-                                 received_at=received_at, text=text)
-        session.add(inbound)
+        inbound = keep_message(session, participant, text=text, telegram_message_id=telegram_message_id,
+                               received_at=received_at)
     inbound.level = max(inbound.level or 0, int(assessment.level))
     inbound.categories = _merge(inbound.categories or "", assessment.categories)
     inbound.reasons = _merge(inbound.reasons or "", assessment.reasons)

@@ -17,11 +17,13 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 from sqlalchemy.exc import IntegrityError
 
+from bot.content.i18n import locale_for
 from bot.db.models import Participant, ProcessedUpdate, Staff
 from bot.messaging import Replies
 from bot.services.context import AppContext
 from bot.services.outbox import database_unavailable
 from bot.services.participants import find_actor
+from bot.telegram.filters import is_private
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.storage import current_session
 
@@ -113,7 +115,7 @@ class ActorMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat = data.get("event_chat")
-        if chat is not None and chat.type != "private":
+        if chat is not None and not is_private(chat):
             # Private chats only: in a group or channel, a person's export, notes or caseload would
             # go to everyone there (and the safety gate assesses private chats only). Not answered.
             log.info("update %s from a %s chat ignored", getattr(event, "update_id", "?"), chat.type)
@@ -130,7 +132,6 @@ class ActorMiddleware(BaseMiddleware):
             if user is not None:
                 self.ctx.directory.remember(user.id, actor)
         else:
-            code = (user.language_code or "") if user else ""
-            data["locale"] = "es" if code.startswith("es") else self.ctx.settings.program.default_locale
+            data["locale"] = locale_for(user.language_code if user else None, self.ctx.settings.program.default_locale)
         data["ctx"] = self.ctx
         return await handler(event, data)

@@ -22,10 +22,12 @@ from typing import Any, Protocol
 from aiogram import BaseMiddleware, Bot
 from aiogram.types import Message, TelegramObject, Update
 
+from bot.content.i18n import locale_for
 from bot.messaging import NotDelivered, say
 from bot.safety.levels import Assessment, Level
 from bot.services.context import AppContext
 from bot.services.crisis import crisis_reply_text
+from bot.telegram.filters import is_private
 from bot.telegram.messenger import TelegramMessenger
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ class SafetyGate(BaseMiddleware):
         assert isinstance(event, Update)
         message = participant_message(event)
         text = assessed_text(message) if message is not None else None
-        if message is None or text is None or message.chat.type != "private" or message.from_user is None:
+        if message is None or text is None or not is_private(message.chat) or message.from_user is None:
             return await handler(event, data)
         person = self.ctx.directory.get(message.from_user.id)
         if person is not None and person.role == "staff":
@@ -102,8 +104,7 @@ class SafetyGate(BaseMiddleware):
         if person is not None:
             locale = person.locale
         else:
-            code = message.from_user.language_code or ""
-            locale = "es" if code.startswith("es") else self.ctx.settings.program.default_locale
+            locale = locale_for(message.from_user.language_code, self.ctx.settings.program.default_locale)
         assessment = self.assessor.assess(text, locale)
         data["assessment"] = assessment
         data["message_received_at"] = received_at
@@ -165,7 +166,8 @@ class FlagRecorder(BaseMiddleware):
     """After the gate and the actor lookup: write what the gate found, in the update's transaction.
 
     A participant's flagged message (or any message while an escalation is open) is stored with
-    its escalation and first page; the care-team line is sent only after a page was delivered
+    its escalation and first page (`data["stored_message"]`, so the fallback does not keep it
+    again); the care-team line is sent only after a page was delivered
     (bot/services/escalation.py).
     """
 
@@ -195,7 +197,7 @@ class FlagRecorder(BaseMiddleware):
                 crisis_reply_sent_at=data.get("crisis_reply_sent_at"),
                 source="edited_message" if event.edited_message is not None else "message",
             )
-            data["safety_recorded"] = True
+            data["stored_message"] = record.inbound
             replies = data["replies"]
             if record.escalation is not None:
                 # The page goes now; "your care team has been told" follows from the outbox once a

@@ -15,6 +15,7 @@ from bot.messaging import Replies
 from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
 from bot.services.context import AppContext
+from bot.services.inbound import keep_message
 from bot.telegram.filters import ENROLLED
 from bot.telegram.handlers.help import send_help
 from bot.telegram.handlers.participant import PARTICIPANT_COMMANDS
@@ -31,7 +32,7 @@ def _command_name(text: str) -> str | None:
 
 @router.message(F.text)
 async def any_text(message: Message, actor: Staff | Participant | None, session: AsyncSession,
-                   replies: Replies, ctx: AppContext, locale: str, safety_recorded: bool = False,
+                   replies: Replies, ctx: AppContext, locale: str, stored_message: InboundMessage | None = None,
                    assessment: Assessment | None = None) -> None:
     now = ctx.clock.now()
     text = message.text or ""
@@ -69,9 +70,8 @@ async def any_text(message: Message, actor: Staff | Participant | None, session:
     if actor.status not in ENROLLED:
         send_help(replies, ctx, actor, message.chat.id)
         return
-    if not safety_recorded:  # a flagged message was already stored with its escalation
-        session.add(InboundMessage(participant_id=actor.id, telegram_message_id=message.message_id,
-                                   received_at=now, text=text))
+    if stored_message is None:  # a flagged message was already stored with its escalation
+        keep_message(session, actor, text=text, telegram_message_id=message.message_id, received_at=now)
     if assessment is not None and assessment.flagged:
         return  # the safety gate already answered with the crisis or supportive reply
     replies.text(message.chat.id, ctx.t("note.saved", locale))
