@@ -1,7 +1,7 @@
 """What the bot says, as plain data, and the one port through which it is said.
 
 The core (services, flows, safety, content, db) never talks to Telegram. It builds messages here:
-a text with buttons, an edit, a document, marked urgent when it belongs to a crisis reply or a
+a text with buttons, an edit, a document or a photo, marked urgent when it belongs to a crisis reply or a
 page, and hands them to a `Messenger`. The Telegram edge (bot/telegram/messenger.py) implements
 the port with the rate-limited sender; a test or another channel could implement it too.
 
@@ -84,7 +84,17 @@ class Document:
     caption: str = ""
 
 
-Outgoing = Text | Edit | Document
+@dataclass(frozen=True)
+class Photo:
+    """A picture (a chart as PNG): shown inline, unlike a document."""
+
+    chat_id: int
+    filename: str
+    content: bytes
+    caption: str = ""
+
+
+Outgoing = Text | Edit | Document | Photo
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,9 @@ class Replies:
 
     def document(self, chat_id: int, filename: str, content: bytes, caption: str = "") -> None:
         self.items.append(Document(chat_id, filename, content, caption))
+
+    def photo(self, chat_id: int, filename: str, content: bytes, caption: str = "") -> None:
+        self.items.append(Photo(chat_id, filename, content, caption))
 
     def notice(self, text: str) -> None:
         """A short toast on the pressed button."""

@@ -11,7 +11,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.messaging import Edit, Keyboard, NotDelivered, Outgoing, Replies, Sent, Text, Unreachable
+from bot.messaging import Edit, Keyboard, NotDelivered, Outgoing, Photo, Replies, Sent, Text, Unreachable
 from bot.telegram.sender import SenderMiddleware, urgent_sending
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,12 @@ class TelegramMessenger:
                 if "not modified" not in exc.message:
                     raise
             return None
-        await self.bot.send_document(item.chat_id, BufferedInputFile(item.content, filename=item.filename),
-                                     caption=item.caption or None)
-        return None
+        upload = BufferedInputFile(item.content, filename=item.filename)
+        if isinstance(item, Photo):
+            sent = await self.bot.send_photo(item.chat_id, upload, caption=item.caption or None)
+        else:
+            sent = await self.bot.send_document(item.chat_id, upload, caption=item.caption or None)
+        return Sent(item.chat_id, sent.message_id)
 
     async def answer_callback(self, replies: Replies) -> None:
         if replies.callback_query_id is None:
