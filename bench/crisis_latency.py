@@ -114,7 +114,7 @@ async def _variant(api: BotAPIProcess, workdir: Path, *, trials: int, gap: float
             stop.set()
             await load
             elapsed = time.monotonic() - t_start
-            llm_calls = getattr(live.ctx.extras.get("second_opinion"), "stats", None)
+            llm_calls = getattr(live.running.second_opinion, "stats", None)
     requests = await control.requests(method="sendMessage")
     at = {(r["chat_id"], r["message_id"]): r["at"] for r in requests if r["outcome"] == "ok"}
     reply_ms: list[float] = []

@@ -116,7 +116,7 @@ async def full_pipeline(api: BotAPIProcess, kind: str, workdir: Path, participan
         # live_bot runs one scheduler tick before polling (the planners' first pass: every
         # participant's check-ins); the time starts at the first getUpdates, after it.
         async with live_bot(settings) as live:
-            statements = _count_statements(live.ctx.extras["engine"])
+            statements = _count_statements(live.running.engine)
             result = await _measure(api.control, count, timeout=300)
             stored = await _count_notes(settings)
     result.update(kind=kind, participants=participants, notes_stored=stored, errors_logged=logged.errors,

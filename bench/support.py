@@ -310,7 +310,7 @@ async def live_bot(settings: Any, *, clock: Any = None, polling: bool = True, wo
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        second = running.ctx.extras.get("second_opinion")
+        second = running.second_opinion
         if second is not None:
             with contextlib.suppress(Exception):
                 await second.aclose()
@@ -319,7 +319,7 @@ async def live_bot(settings: Any, *, clock: Any = None, polling: bool = True, wo
             router._parent_router = None
         running.dispatcher.sub_routers.clear()
         await running.bot.session.close()
-        await running.ctx.extras["engine"].dispose()
+        await running.engine.dispose()
 
 
 async def stop_polling(dp: Any, task: asyncio.Task[Any]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_bot, build_dispatcher
 from bot.clock import Clock, OffsetFileClock, SystemClock
@@ -29,18 +30,9 @@ from bot.services.context import AppContext
 from bot.services.coverage import install_coverage
 from bot.services.data_key import check_data_key
 from bot.services.delivery import DatabaseDeliveryRecorder
-from bot.services.escalation import (
-    ALERT_KIND,
-    CRISIS_LINE_KIND,
-    FOLLOW_UP_KIND,
-    PLAN_KIND,
-    run_alert_plan,
-    send_alert_step,
-    send_crisis_line,
-    send_follow_up_notice,
-)
+from bot.services.escalation_setup import install_escalation
 from bot.services.notices import send_staff_notice
-from bot.services.outbox import ActionSender, OutboxWorker
+from bot.services.outbox import OutboxWorker
 from bot.services.people import install_people
 from bot.services.reminders import install_calendar
 from bot.telegram.messenger import TelegramMessenger
@@ -55,24 +47,18 @@ def clock_from_environment() -> Clock:
     return OffsetFileClock(Path(path)) if path else SystemClock()
 
 
-def action_senders() -> dict[str, ActionSender]:
-    """Every kind of scheduled row and the function that sends it."""
-    return {
-        "staff_notice": send_staff_notice,
-        ALERT_KIND: send_alert_step,
-        PLAN_KIND: run_alert_plan,
-        FOLLOW_UP_KIND: send_follow_up_notice,
-        CRISIS_LINE_KIND: send_crisis_line,
-    }
-
-
 @dataclass
 class RunningBot:
+    """What `assemble` built: the one composition root of the bot."""
+
     ctx: AppContext
     bot: Bot
     dispatcher: Dispatcher
     sender: SenderMiddleware
     worker: OutboxWorker
+    engine: AsyncEngine  # the database's connection pool: disposed when the bot stops
+    assessor: SafetyRules
+    second_opinion: LlmSecondOpinion | None  # None unless [llm] enabled = true
 
 
 async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: bool = True,
@@ -91,7 +77,6 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
         texts=Texts.load(settings.content_dir),
         sessionmaker=make_sessionmaker(engine),
     )
-    ctx.extras["engine"] = engine
     try:
         # Before anything is written: the wrong key, or no key once text is encrypted, stops the start.
         async with ctx.sessionmaker() as session:
@@ -101,7 +86,11 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
         await engine.dispose()
         raise
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
-    worker = OutboxWorker(ctx, TelegramMessenger(bot, sender), action_senders())
+    worker = OutboxWorker(ctx, TelegramMessenger(bot, sender))
+    # Every kind of scheduled row is registered here, with the function that sends it.
+    install_escalation(worker)  # pages, alert plans, follow-ups, the line to the participant: urgent
+    # Notes to staff (blocked the bot, missed check-ins, ...): a late one is still worth sending.
+    worker.register("staff_notice", send_staff_notice, never_expire=True)
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
     # Content library + hot reload, exercises, daily read (bot/services/content_setup.py).
@@ -110,11 +99,9 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_people(ctx, worker)  # the goodbye on discharge (bot/services/people.py)
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = safety_rules if safety_rules is not None else SafetyRules.load(settings.content_dir)
-    ctx.extras["assessor"] = assessor
     second_opinion = LlmSecondOpinion.from_settings(settings)  # None unless [llm] enabled = true
-    ctx.extras["second_opinion"] = second_opinion
     dispatcher = build_dispatcher(ctx, assessor, second_opinion=second_opinion)
-    return RunningBot(ctx, bot, dispatcher, sender, worker)
+    return RunningBot(ctx, bot, dispatcher, sender, worker, engine, assessor, second_opinion)
 
 
 async def _serve_webhook(running: RunningBot) -> None:
@@ -200,4 +187,4 @@ async def run(settings: Settings) -> None:
     if main in done and main.exception():
         raise main.exception()  # type: ignore[misc]
     await running.bot.session.close()
-    await running.ctx.extras["engine"].dispose()
+    await running.engine.dispose()

@@ -249,7 +249,7 @@ class Sandbox:
         running = self.running
         if running is not None:
             await running.bot.session.close()
-            await running.ctx.extras["engine"].dispose()
+            await running.engine.dispose()
         if self.api is not None:
             await self.api.stop()
         if self.temporary:

@@ -2,8 +2,9 @@
 
 `install_checkins(ctx, worker)` is called once by `bot.runtime.assemble`: it loads the check-in
 questions (a broken English file stops the start, like broken safety rules do), registers the
-check-in flow with the engine, puts the planner where `participant_schedule_changed` finds it,
-and adds the senders and the planning step to the scheduler tick.
+check-in flow with the engine, adds the planner to `ctx.parts` and to the planners that
+`participant_schedule_changed` tells, and registers the senders and the planning step with the
+outbox worker.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ CHECKIN_SENDERS: dict[str, ActionSender] = {CHECKIN: send_checkin, NUDGE: send_n
 
 def flow_engine(ctx: AppContext) -> FlowEngine:
     """The one engine of this app; other flow kinds (exercises, questionnaires) register here too."""
-    engine = ctx.extras.get("flows")
-    if engine is None:
-        engine = ctx.extras["flows"] = FlowEngine(ctx)
-    return engine
+    engine = ctx.parts.find(FlowEngine)
+    return engine if engine is not None else ctx.parts.add(FlowEngine(ctx))
 
 
 def install_checkins(ctx: AppContext, worker: OutboxWorker | None = None) -> CheckinPlanner:
     content = load_checkin_content(ctx.settings.content_dir, ctx.settings.checkin.questionnaire,
                                    allow_drafts=ctx.settings.content.allow_drafts)
     flow_engine(ctx).register(CheckinFlow(ctx, content))
-    planner = CheckinPlanner(ctx)
-    ctx.extras["planner"] = planner
+    planner = ctx.parts.add(CheckinPlanner(ctx))
+    ctx.replanners.append(planner)
     if worker is not None:
-        worker.senders.update(CHECKIN_SENDERS)
-        worker.before_claim.append(planner.tick)
+        for kind, sender in CHECKIN_SENDERS.items():
+            worker.register(kind, sender)
+        worker.add_planner("check-ins", planner.tick)
     return planner

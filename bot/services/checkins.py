@@ -53,8 +53,7 @@ def nudge_key(participant_id: int, day: date) -> str:
 
 
 def _engine(ctx: AppContext) -> FlowEngine:
-    engine: FlowEngine = ctx.extras["flows"]
-    return engine
+    return ctx.parts.get(FlowEngine)
 
 
 def _flow(ctx: AppContext) -> CheckinFlow:

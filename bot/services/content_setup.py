@@ -1,10 +1,10 @@
 """Wiring of content delivery into a running bot.
 
 `install_content(ctx, worker)` is called once by `bot.runtime.assemble`: it loads the content
-library into a `ContentStore` (`ctx.extras["content"]`), registers skill exercises with the flow
-engine, puts the drip planner where `participant_schedule_changed` finds it, and adds to the
-scheduler tick: the hot reload of changed content files, the drip planning, and the senders of
-`exercise_step` and `content_drip` rows.
+library into a `ContentStore` (`ctx.parts.get(ContentStore)`), registers skill exercises with the
+flow engine, adds the drip planner to `ctx.parts` and to the planners `participant_schedule_changed`
+tells, and registers with the outbox worker: the hot reload of changed content files and the drip
+planning (run each tick, before the claim), and the senders of `exercise_step` and `content_drip` rows.
 
 Hot reload: each tick compares the content files' sizes and modification times (a few hundred
 stat calls, in a worker thread); only a change loads the library again. A change that breaks a
@@ -53,12 +53,13 @@ def install_content(ctx: AppContext, worker: OutboxWorker | None = None, *,
     if store is None:
         store = ContentStore(ctx.settings.content_dir, allow_drafts=c.allow_drafts,
                              grade_limit=c.reading_grade_limit)
-    ctx.extras["content"] = store
+    ctx.parts.add(store)
     flow_engine(ctx).register(ExerciseFlow(ctx, store))
-    planner = DripPlanner(ctx)
-    ctx.extras["content_planner"] = planner
+    planner = ctx.parts.add(DripPlanner(ctx))
+    ctx.replanners.append(planner)
     if worker is not None:
-        worker.senders.update(CONTENT_SENDERS)
-        worker.before_claim.append(ContentReloader(store).tick)
-        worker.before_claim.append(planner.tick)
+        for kind, sender in CONTENT_SENDERS.items():
+            worker.register(kind, sender)
+        worker.add_planner("content reload", ContentReloader(store).tick)
+        worker.add_planner("daily read", planner.tick)
     return store

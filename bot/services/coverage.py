@@ -46,7 +46,7 @@ from bot.services.scheduled_rows import enqueue
 if TYPE_CHECKING:
     from bot.messaging import Messenger
     from bot.services.context import AppContext
-    from bot.services.outbox import Delivered
+    from bot.services.outbox import Delivered, OutboxWorker
 
 log = logging.getLogger(__name__)
 
@@ -379,12 +379,11 @@ async def send_coverage_notice(ctx: AppContext, messenger: Messenger, session: A
     return Delivered(staff.chat_id, message.message_id)
 
 
-def install_coverage(ctx: AppContext, worker: Any | None = None) -> CoveragePlanner:
+def install_coverage(ctx: AppContext, worker: OutboxWorker | None = None) -> CoveragePlanner:
     """Wire the daily coverage notice into a running bot (called once from bot.runtime.assemble)."""
-    planner = CoveragePlanner(ctx)
-    ctx.extras["coverage_planner"] = planner
+    planner = ctx.parts.add(CoveragePlanner(ctx))
     if worker is not None:
-        worker.senders[COVERAGE_NOTICE] = send_coverage_notice
-        worker.before_claim.append(planner.tick)
-        worker.NEVER_EXPIRE = worker.NEVER_EXPIRE | {COVERAGE_NOTICE}
+        # A late notice about a gap in coverage is still worth sending, like any staff notice.
+        worker.register(COVERAGE_NOTICE, send_coverage_notice, never_expire=True)
+        worker.add_planner("coverage", planner.tick)
     return planner

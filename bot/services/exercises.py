@@ -58,8 +58,7 @@ OPEN_STATUSES = (FlowStatus.ACTIVE, FlowStatus.LEFT)
 
 
 def _engine(ctx: AppContext) -> FlowEngine:
-    engine: FlowEngine = ctx.extras["flows"]
-    return engine
+    return ctx.parts.get(FlowEngine)
 
 
 def exercise_flow(ctx: AppContext) -> ExerciseFlow:

@@ -10,7 +10,7 @@ and "Was this helpful?".
   plan exercises, in the participant's own words, or an offer to make one; always followed by
   the crisis numbers.
 
-Content is looked up in the library being served now (`ctx.extras["content"]`, hot reloaded);
+Content is looked up in the library being served now (`ctx.parts.get(ContentStore)`, hot reloaded);
 drafts are in it only when `[content] allow_drafts` is on. Snippets of every track are offered:
 participants have no track yet.
 """
@@ -54,8 +54,7 @@ SNIPPET_LIMIT = TELEGRAM_TEXT_LIMIT - 200
 
 def content_library(ctx: AppContext) -> Library:
     """The library being served now (replaced as a whole when the files change)."""
-    store: ContentStore = ctx.extras["content"]
-    return store.library
+    return ctx.parts.get(ContentStore).library
 
 
 

@@ -112,30 +112,61 @@ async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limi
     return list(rows)
 
 
-class OutboxWorker:
-    """Runs the tick: claims due rows and sends them through the rate-limited sender."""
+# A planner: runs before each tick's claim (and at most once a tick in the running bot), e.g. to
+# materialize the coming check-ins as rows. Its argument is the clock's "now".
+Planner = Callable[[datetime], Awaitable[None]]
 
-    # Kinds that are never expired: a late alert to a clinician is still better than none, and the
-    # participant's line about it (bot/services/escalation.py) stays true when it comes late.
-    NEVER_EXPIRE = frozenset({"alert_step", "alert_plan", "alert_follow_up", "crisis_line", "staff_notice"})
-    # Kinds with a lane of their own: a clinician's page must not wait behind a batch of 9:00
-    # check-ins that are queued for the rate limit (a batch can take a minute to send).
-    URGENT = frozenset({"alert_step", "alert_plan", "alert_follow_up", "crisis_line"})
+
+class OutboxWorker:
+    """Runs the tick: claims due rows and sends them through the rate-limited sender.
+
+    Features plug in through `register` (a kind of row and its sender) and `add_planner`; the
+    composition root (bot/runtime.py `assemble`) calls their `install_*` functions once.
+    """
+
     # A page that could not be delivered is tried again this soon (other rows back off 30 s a try).
     URGENT_RETRY_SECONDS = 5.0
 
-    def __init__(self, ctx: AppContext, messenger: Messenger, senders: dict[str, ActionSender], *,
-                 concurrency: int = 64) -> None:
+    def __init__(self, ctx: AppContext, messenger: Messenger, *, concurrency: int = 64) -> None:
         self.ctx = ctx
         self.messenger = messenger
-        self.senders = senders
         self.concurrency = concurrency
         self.wakeup = asyncio.Event()
         self.urgent_wakeup = asyncio.Event()
         ctx.outbox_wakeups += [self.wakeup, self.urgent_wakeup]
-        self.before_claim: list[Callable[[datetime], Awaitable[None]]] = []  # e.g. materialize check-ins
+        self._senders: dict[str, ActionSender] = {}
+        self._planners: list[tuple[str, Planner]] = []
+        self._never_expire: set[str] = set()
+        self._urgent: set[str] = set()
         self.stopping = False
         self._pages_in_flight: dict[int, asyncio.Task[None]] = {}
+
+    def register(self, kind: str, sender: ActionSender, *, never_expire: bool = False, urgent: bool = False) -> None:
+        """Rows of `kind` are sent by `sender`. `never_expire`: sent however late (a late alert to a
+        clinician is still better than none), instead of expiring after the grace period.
+        `urgent`: a lane of its own, ahead of everything else in the rate limit (a clinician's page
+        must not wait behind a batch of 9:00 check-ins, which can take a minute to send)."""
+        if kind in self._senders:
+            raise ValueError(f"two senders registered for {kind!r} rows")
+        self._senders[kind] = sender
+        if never_expire:
+            self._never_expire.add(kind)
+        if urgent:
+            self._urgent.add(kind)
+
+    def add_planner(self, name: str, tick: Planner) -> None:
+        """Run `tick(now)` before each tick's claim, in the order added (`name`: for the log)."""
+        self._planners.append((name, tick))
+
+    @property
+    def urgent(self) -> frozenset[str]:
+        """The kinds sent on the urgent lane (pages and what goes with them)."""
+        return frozenset(self._urgent)
+
+    @property
+    def never_expire(self) -> frozenset[str]:
+        """The kinds sent however late they are."""
+        return frozenset(self._never_expire)
 
     async def run_forever(self) -> None:
         """Tick until `stop()`; pages go out on a lane of their own meanwhile."""
@@ -186,10 +217,12 @@ class OutboxWorker:
     async def send_pages(self, *, wait: bool = True) -> int:
         """Claim the due pages and send each on its own task: a page stuck on retries holds up no
         other page. Rows still being sent by this process are not claimed again."""
+        if not self._urgent:  # no kinds means any kind to `claim_due`
+            return 0
         s = self.ctx.settings.schedule
         async with self.ctx.sessionmaker() as session:
             rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), s.batch_size,
-                                   kinds=self.URGENT, not_ids=list(self._pages_in_flight))
+                                   kinds=self.urgent, not_ids=list(self._pages_in_flight))
         tasks = []
         for row in rows:
             task = asyncio.create_task(self._process(row), name=f"page-{row.id}")
@@ -209,8 +242,12 @@ class OutboxWorker:
         rows it handled."""
         now = self.ctx.clock.now()
         if plan:
-            for planner in self.before_claim:
-                await planner(now)
+            for name, planner in self._planners:
+                try:
+                    await planner(now)
+                except Exception as exc:
+                    exc.add_note(f"in the {name} planner")
+                    raise
         s = self.ctx.settings.schedule
         handled = 0
         while pages:
@@ -233,7 +270,7 @@ class OutboxWorker:
         while not self.stopping:
             async with self.ctx.sessionmaker() as session:
                 rows = await claim_due(session, self.ctx.clock.now(), timedelta(seconds=s.lease_seconds), limit,
-                                       not_kinds=self.URGENT)
+                                       not_kinds=self.urgent)
             if not rows:
                 break
             await asyncio.gather(*(one(row) for row in rows))
@@ -243,7 +280,7 @@ class OutboxWorker:
     async def _handed_back(self, row: ScheduledAction) -> bool:
         """When stopping, a row not started yet goes back to pending at once, so that the next
         process sends it without waiting out the lease. Pages are always sent."""
-        if not self.stopping or row.kind in self.URGENT:
+        if not self.stopping or row.kind in self._urgent:
             return False
         await self._finish(row.id, row.claimed_by, status=ActionStatus.PENDING)
         return True
@@ -275,19 +312,19 @@ class OutboxWorker:
             return dict(status=handled.status, last_error=handled.note[:300] or None)
         if row.attempts >= 5:
             return dict(status=ActionStatus.FAILED, last_error=handled.note[:300] or None)
-        wait = self.URGENT_RETRY_SECONDS if row.kind in self.URGENT else 30.0
+        wait = self.URGENT_RETRY_SECONDS if row.kind in self._urgent else 30.0
         return dict(status=ActionStatus.PENDING, last_error=handled.note[:300] or None,
                     due_at=now + timedelta(seconds=wait * row.attempts))
 
     async def _process(self, row: ScheduledAction) -> None:
         now = self.ctx.clock.now()
         grace = timedelta(minutes=self.ctx.settings.schedule.grace_minutes)
-        if row.kind not in self.NEVER_EXPIRE and row.due_at < now - grace:
+        if row.kind not in self._never_expire and row.due_at < now - grace:
             # Due while we were down for longer than the grace period: visible, never silently dropped.
             await self._finish(row.id, row.claimed_by, status=ActionStatus.EXPIRED,
                                last_error="missed its grace period")
             return
-        sender = self.senders.get(row.kind)
+        sender = self._senders.get(row.kind)
         if sender is None:
             await self._finish(row.id, row.claimed_by, status=ActionStatus.FAILED,
                                last_error=f"no sender for {row.kind}")
@@ -296,7 +333,7 @@ class OutboxWorker:
             return
         try:
             # A row waits for the rate limit before its transaction opens (Messenger.turn).
-            async with self.messenger.turn(urgent=row.kind in self.URGENT):
+            async with self.messenger.turn(urgent=row.kind in self._urgent):
                 if await self._handed_back(row):
                     return
                 if not await self._still_ours(row):

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from bot.db.models import ScheduledAction
     from bot.messaging import Messenger
     from bot.services.context import AppContext
-    from bot.services.outbox import Delivered
+    from bot.services.outbox import Delivered, OutboxWorker
 
 GOODBYE = "goodbye"
 OPERATOR = "operator"  # the audit log's actor for what the `iopbot` command does
@@ -131,10 +131,10 @@ async def send_goodbye(ctx: AppContext, messenger: Messenger, session: AsyncSess
     return Delivered(participant.chat_id, message.message_id)
 
 
-def install_people(ctx: AppContext, worker: object | None = None) -> None:
+def install_people(ctx: AppContext, worker: OutboxWorker | None = None) -> None:
     """Wire the goodbye sender into a running bot (called once from bot.runtime.assemble)."""
     if worker is not None:
-        worker.senders[GOODBYE] = send_goodbye  # type: ignore[attr-defined]
+        worker.register(GOODBYE, send_goodbye)
 
 
 # --- staff ---------------------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.calendar_models import AttendanceStatus, SessionOccurrence
 from bot.db.models import Participant, ScheduledAction, Staff
 from bot.messaging import Keyboard, Messenger, keyboard, link_row, say
-from bot.services import calendar as cal
-from bot.services.attendance import answer_of
 from bot.services.audit import disclose
+from bot.services.calendar import occurrences as cal
+from bot.services.calendar.attendance import answer_of
 from bot.services.context import AppContext
 from bot.services.outbox import ActionSender, Delivered, OutboxWorker, Skip
 
@@ -224,11 +224,11 @@ class CalendarPlanner:
 
 def install_calendar(ctx: AppContext, worker: OutboxWorker | None = None) -> CalendarPlanner:
     """Wire the session calendar into a running bot (called once from bot.runtime.assemble)."""
-    planner = CalendarPlanner(ctx)
-    ctx.extras["calendar_planner"] = planner
+    planner = ctx.parts.add(CalendarPlanner(ctx))
+    ctx.replanners.append(planner)
     if worker is not None:
-        worker.senders.update(CALENDAR_SENDERS)
-        worker.before_claim.append(planner.tick)
-        # A late "can't attend" notice is still worth sending, like any staff notice.
-        worker.NEVER_EXPIRE = worker.NEVER_EXPIRE | {cal.ATTENDANCE_NOTICE_KIND}  # type: ignore[misc]
+        for kind, sender in CALENDAR_SENDERS.items():
+            # A late "can't attend" notice is still worth sending, like any staff notice.
+            worker.register(kind, sender, never_expire=kind == cal.ATTENDANCE_NOTICE_KIND)
+        worker.add_planner("session reminders", planner.tick)
     return planner

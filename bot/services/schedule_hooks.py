@@ -13,7 +13,5 @@ from bot.services.context import AppContext
 
 
 async def participant_schedule_changed(session: AsyncSession, ctx: AppContext, participant: Participant) -> None:
-    for name in ("planner", "calendar_planner", "content_planner"):  # check-ins, session reminders, daily read
-        planner = ctx.extras.get(name)
-        if planner is not None:
-            await planner.replan_participant(session, participant, ctx.clock.now())
+    for planner in ctx.replanners:  # check-ins, session reminders, daily read (their install_* add them)
+        await planner.replan_participant(session, participant, ctx.clock.now())

@@ -117,7 +117,7 @@ async def test_plan_shows_the_participants_own_words_then_the_crisis_numbers(inb
 async def test_the_daily_read_is_planned_once_per_day_by_program_week_and_skips_what_was_read(
         drip_bot: InProcessBot) -> None:
     pid = await _enrolled(drip_bot, checkin_time="09:00", quiet=("22:00", "07:00"))
-    planner = drip_bot.ctx.extras["content_planner"]
+    planner = drip_bot.ctx.parts.get(DripPlanner)
     await drip_bot.tick()
     await planner.plan(drip_bot.clock.now())  # again, as a second worker would: nothing new
     async with drip_bot.ctx.sessionmaker() as s:

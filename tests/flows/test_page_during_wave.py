@@ -1,7 +1,7 @@
 """A crisis during the 9:00 wave: the clinician's page does not queue behind the check-ins.
 
 The scheduler claims check-ins in batches that take many seconds to send at Telegram's rate;
-pages have a lane of their own (OutboxWorker.URGENT), and the sender lets them ahead.
+pages have a lane of their own (OutboxWorker.urgent), and the sender lets them ahead.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.db.models import Participant, ScheduledAction, Staff
 from bot.services import enrollment
+from bot.services.checkin_planner import CheckinPlanner
 from bot.services.people import discharge
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
@@ -23,7 +24,7 @@ async def _discharge(inbot: InProcessBot, alias: str, *, alumni: bool = False) -
         p = await s.scalar(select(Participant).where(Participant.alias == alias))
         assert p is not None
         await discharge(s, p, inbot.clock.now(), alumni=alumni)
-        await inbot.ctx.extras["planner"].replan_participant(s, p, inbot.clock.now())
+        await inbot.ctx.parts.get(CheckinPlanner).replan_participant(s, p, inbot.clock.now())
         await s.commit()
 
 

@@ -17,8 +17,8 @@ from bot.services import enrollment
 from bot.services.checkin_planner import CheckinPlanner
 from bot.services.context import AppContext
 from bot.services.outbox import OutboxWorker
-from bot.services.schedule_status import render, schedule_status
 from bot.services.schedule_hooks import participant_schedule_changed
+from bot.services.schedule_status import render, schedule_status
 from tests.support.inproc import add_participant, add_staff
 
 
@@ -30,7 +30,7 @@ def utc(*args: int) -> datetime:
 def planner(ctx: AppContext) -> CheckinPlanner:
     ctx.settings = ctx.settings.replace(schedule=dataclasses.replace(ctx.settings.schedule, jitter_minutes=0.0))
     planner = CheckinPlanner(ctx)
-    ctx.extras["planner"] = planner
+    ctx.replanners.append(planner)
     return planner
 
 
@@ -196,7 +196,7 @@ async def test_rows_overdue_past_the_grace_period_become_visible_as_expired(
     pid = await _participant(ctx, checkin_time="10:00")
     await planner.plan(clock.now())
     clock.set(utc(2026, 3, 2, 16, 1))  # the bot was down from before 10:00 until 11:01 in New York
-    worker = OutboxWorker(ctx, None, {})  # type: ignore[arg-type]  # nothing is sent: it is too late
+    worker = OutboxWorker(ctx, None)  # type: ignore[arg-type]  # nothing is sent: it is too late
     await worker.tick()
     rows = await _rows(ctx, pid)
     assert rows["2026-03-02"].status == ActionStatus.EXPIRED

@@ -27,7 +27,6 @@ from bot.db.models import (
     Staff,
 )
 from bot.services import enrollment
-from bot.services.checkin_planner import CheckinPlanner
 from bot.services.context import AppContext
 from bot.services.people import GOODBYE
 from bot.services.scheduled_rows import enqueue
@@ -193,8 +192,7 @@ async def test_alumni_get_a_check_in_every_few_days(ctx: AppContext, clock: Manu
     from bot.services.checkin_setup import install_checkins
     from bot.services.people import discharge
 
-    install_checkins(ctx)
-    planner: CheckinPlanner = ctx.extras["planner"]
+    planner = install_checkins(ctx)
     async with ctx.sessionmaker() as s:
         lee = await _staff(s, "dr-lee", 700)
         p = await _enrolled(s, "P-12", lee, 712)

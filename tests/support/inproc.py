@@ -59,7 +59,7 @@ class InProcessBot:
 
     async def close(self) -> None:
         await self.running.bot.session.close()
-        await self.running.ctx.extras["engine"].dispose()
+        await self.running.engine.dispose()
 
     async def feed(self, update: dict[str, Any]) -> None:
         bot = self.running.bot

@@ -14,6 +14,7 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content import callbacks as cb
+from bot.content.store import ContentStore
 from bot.db.models import Participant
 from bot.flows.engine import FlowEngine
 from bot.messaging import Keyboard, Replies
@@ -28,7 +29,7 @@ router.callback_query.filter(IsEnrolledParticipant())
 
 
 def _available(ctx: AppContext) -> bool:
-    return "content" in ctx.extras and isinstance(ctx.extras.get("flows"), FlowEngine)
+    return ctx.parts.find(ContentStore) is not None and ctx.parts.find(FlowEngine) is not None
 
 
 def _send(replies: Replies, chat_id: int, menu: tuple[str, Keyboard | None]) -> None:
@@ -99,7 +100,7 @@ async def content_button(query: CallbackQuery, actor: Participant, session: Asyn
 
 async def _leave(actor: Participant, session: AsyncSession, replies: Replies, ctx: AppContext, exercise_id: str,
                  message_id: int | None) -> None:
-    engine: FlowEngine = ctx.extras["flows"]
+    engine = ctx.parts.get(FlowEngine)
     runs = await exercises.set_aside(session, ctx, actor, exercise_id)
     if not runs:
         replies.notice(ctx.t("skills.not_open", actor.locale))

@@ -28,8 +28,7 @@ router.callback_query.filter(IsEnrolledParticipant())
 
 
 def _engine(ctx: AppContext) -> FlowEngine | None:
-    engine = ctx.extras.get("flows")
-    return engine if isinstance(engine, FlowEngine) else None
+    return ctx.parts.find(FlowEngine)
 
 
 class WaitsForText(Filter):
