@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, true, update
@@ -122,6 +122,12 @@ class OutboxWorker:
 
     Features plug in through `register` (a kind of row and its sender) and `add_planner`; the
     composition root (bot/runtime.py `assemble`) calls their `install_*` functions once.
+
+    The periodic tick is an interval job of an APScheduler `AsyncIOScheduler` (in-memory job store,
+    started by `run_forever`): it only wakes the loop, so the rows in the database stay the one
+    source of truth for what is due. A row due now (`ctx.wake_outbox()`) wakes the loop at once,
+    and pages at once on a lane of their own, without waiting for the interval. Tests move a manual
+    clock and call `tick()` themselves.
     """
 
     # A page that could not be delivered is tried again this soon (other rows back off 30 s a try).
@@ -138,6 +144,7 @@ class OutboxWorker:
         self._planners: list[tuple[str, Planner]] = []
         self._never_expire: set[str] = set()
         self._urgent: set[str] = set()
+        self._plan_due = True
         self.stopping = False
         self._pages_in_flight: dict[int, asyncio.Task[None]] = {}
 
@@ -170,27 +177,42 @@ class OutboxWorker:
 
     async def run_forever(self) -> None:
         """Tick until `stop()`; pages go out on a lane of their own meanwhile."""
+        # Imported here: only the running bot needs it (a tenth of a second for every CLI command).
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        scheduler = AsyncIOScheduler(timezone=UTC)  # in-memory job store: the rows are the schedule
+        # Late or not, the tick runs once (coalesce) and never twice at a time; never skipped as
+        # "missed" when the loop is busy (a check-in wave), as APScheduler would after 1 s by default.
+        scheduler.add_job(self._interval_elapsed, IntervalTrigger(seconds=self.ctx.settings.schedule.tick_seconds),
+                          id="outbox-tick", coalesce=True, max_instances=1, misfire_grace_time=None)
+        scheduler.start()
         urgent = asyncio.create_task(self._run_urgent_lane(), name="scheduler-urgent")
-        loop = asyncio.get_running_loop()
-        planned_at: float | None = None
         try:
             while not self.stopping:
                 # The planners (every participant's coming check-ins) run once a tick, not on each
                 # wake-up: a wake-up means "something is due now" and should cost only the claim.
-                plan = planned_at is None or loop.time() - planned_at >= self.ctx.settings.schedule.tick_seconds
+                plan, self._plan_due = self._plan_due, False
                 try:
                     await self.tick(plan=plan, pages=False)
-                    if plan:
-                        planned_at = loop.time()
                 except Exception:
                     # The database may be restarting: log, wait a tick, try again. Nothing is lost.
                     log.exception("scheduler tick failed; retrying")
+                    self._plan_due = self._plan_due or plan
                 await self._wait(self.wakeup)
             await urgent  # stopping: pages already being sent finish
         finally:
+            scheduler.shutdown(wait=False)
             urgent.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await urgent
+
+    async def _interval_elapsed(self) -> None:
+        """The scheduler's interval job: plan on the next pass, and look for rows that came due
+        with time (nobody woke us for those)."""
+        self._plan_due = True
+        self.wakeup.set()
+        self.urgent_wakeup.set()
 
     def stop(self) -> None:
         """Claim nothing more; rows claimed but not yet started go back to pending for the next
@@ -208,10 +230,10 @@ class OutboxWorker:
             await self._wait(self.urgent_wakeup)
         await asyncio.gather(*self._pages_in_flight.values(), return_exceptions=True)
 
-    async def _wait(self, wakeup: asyncio.Event) -> None:
-        """Until woken or the next tick."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), timeout=self.ctx.settings.schedule.tick_seconds)
+    @staticmethod
+    async def _wait(wakeup: asyncio.Event) -> None:
+        """Until woken: by a row due now, by `stop()`, or by the scheduler's interval job."""
+        await wakeup.wait()
         wakeup.clear()
 
     async def send_pages(self, *, wait: bool = True) -> int:
