@@ -19,9 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-# The thresholds' defaults live with the triggers they tune (one place for each decision).
-
-
 class ConfigError(Exception):
     """A setting is missing or wrong. The message names the file, the key and the fix."""
 

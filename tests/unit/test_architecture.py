@@ -22,7 +22,7 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 def import_cycles(package: str) -> list[list[str]]:
     """Groups of modules that import each other, directly or round a loop (Tarjan's strongly
     connected components). Imports only made for type checking are left out: they never run."""
-    graph = grimp.build_graph(package, exclude_type_checking_imports=True)
+    graph = grimp.build_graph(package, exclude_type_checking_imports=True, cache_dir=None)  # never stale
     edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
