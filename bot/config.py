@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+
 class ConfigError(Exception):
     """A setting is missing or wrong. The message names the file, the key and the fix."""
 
