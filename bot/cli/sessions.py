@@ -80,7 +80,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from bot.db.calendar_models import Attendance, AttendanceStatus
     from bot.db.models import Participant
-    from bot.services import calendar as cal
+    from bot.services.calendar import occurrences as cal
     from bot.services.calendar_import import describe_local
 
     async def work(session: Any, settings: Any, now: datetime) -> int:
@@ -117,7 +117,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 async def _one_occurrence(session: Any, session_id: int, day: str, now: datetime) -> Any:
     from bot.db.calendar_models import ProgramSession
-    from bot.services import calendar as cal
+    from bot.services.calendar import occurrences as cal
     from bot.services.calendar_import import parse_local_date
 
     ps = await session.get(ProgramSession, session_id)
@@ -136,7 +136,7 @@ async def _one_occurrence(session: Any, session_id: int, day: str, now: datetime
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from bot.db.calendar_models import ProgramSession
-    from bot.services import calendar as cal
+    from bot.services.calendar import occurrences as cal
     from bot.services.calendar_import import describe_local
 
     async def work(session: Any, settings: Any, now: datetime) -> int:
@@ -163,9 +163,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_move(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
-    from bot.services import calendar as cal
+    from bot.services.calendar import occurrences as cal
+    from bot.services.calendar.recurrence import local_to_utc
     from bot.services.calendar_import import describe_local
-    from bot.services.recurrence import local_to_utc
 
     async def work(session: Any, settings: Any, now: datetime) -> int:
         try:
@@ -196,7 +196,7 @@ def cmd_group(args: argparse.Namespace) -> int:
 
     from bot.db.calendar_models import ParticipantGroup
     from bot.db.models import Participant
-    from bot.services import calendar as cal
+    from bot.services.calendar import occurrences as cal
 
     async def work(session: Any, settings: Any, now: datetime) -> int:
         if args.group_command == "list":

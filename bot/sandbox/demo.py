@@ -275,7 +275,8 @@ def _demo_calendar_csv(now: datetime) -> str:
 async def seed_sessions(session: AsyncSession, ctx: AppContext, now: datetime) -> None:
     """The demo program's week of sessions with video links, and the group's members. Idempotent:
     the import matches sessions by uid."""
-    from bot.services import calendar, calendar_import
+    from bot.services import calendar_import
+    from bot.services.calendar import occurrences as calendar
 
     parsed = calendar_import.parse_csv(_demo_calendar_csv(now))
     report = await calendar_import.import_calendar(session, ctx.settings, parsed, now)

@@ -48,8 +48,8 @@ from bot.db.calendar_models import (
     SessionOccurrence,
 )
 from bot.db.models import Participant, Staff
-from bot.services import calendar as cal
-from bot.services.recurrence import RRuleError, check_first_start, local_to_utc, parse_rrule
+from bot.services.calendar import occurrences as cal
+from bot.services.calendar.recurrence import RRuleError, check_first_start, local_to_utc, parse_rrule
 
 CSV_REQUIRED = ("title", "kind", "start", "duration_minutes", "timezone", "video_link", "facilitator", "group", "rrule")
 CSV_OPTIONAL = ("participants", "uid")

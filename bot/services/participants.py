@@ -16,8 +16,8 @@ from bot.db.models import (
     ScheduledAction,
     Staff,
 )
-from bot.services.attendance import attendance_export
 from bot.services.audit import disclose
+from bot.services.calendar.attendance import attendance_export
 from bot.services.checkins import answers_for_export
 from bot.services.learning import content_export
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.clock import OffsetFileClock
 from bot.sandbox.botapi import BotAPIControl
-from bot.services.recurrence import local_to_utc
+from bot.services.calendar.recurrence import local_to_utc
 from tests.support.e2e import BotProcess, Person, buttons, enroll_participant, enroll_staff
 
 pytestmark = pytest.mark.e2e

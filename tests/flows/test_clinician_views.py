@@ -19,8 +19,8 @@ from bot.db.calendar_models import ProgramSession
 from bot.db.models import AuditEntry, Disclosure, Participant, StaffRole
 from bot.safety.triggers import TriggerThresholds
 from bot.sandbox.botapi import FakeBotAPI
-from bot.services import calendar as cal
-from bot.services.attendance import cant_attend
+from bot.services.calendar import occurrences as cal
+from bot.services.calendar.attendance import cant_attend
 from bot.services.calendar_import import import_calendar, parse_csv
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 

@@ -13,9 +13,9 @@ from sqlalchemy import func, select, text
 from bot.db.calendar_models import Attendance, ProgramSession, SessionOccurrence
 from bot.db.models import ActionStatus, Disclosure, Participant, ScheduledAction
 from bot.db.types import configure_encryption
-from bot.services import calendar as cal
 from bot.services import enrollment
-from bot.services.attendance import attendance_export
+from bot.services.calendar import occurrences as cal
+from bot.services.calendar.attendance import attendance_export
 from bot.services.calendar_import import import_calendar, parse_csv
 from bot.services.schedule_hooks import participant_schedule_changed
 from tests.support.inproc import InProcessBot, add_participant, add_staff

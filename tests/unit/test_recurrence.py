@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.services.recurrence import RRuleError, check_first_start, occurrences_between, parse_rrule
+from bot.services.calendar.recurrence import RRuleError, check_first_start, occurrences_between, parse_rrule
 
 CHICAGO = ZoneInfo("America/Chicago")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
 from bot.db.models import ActionStatus, Participant, ScheduledAction
-from bot.services import calendar as cal
+from bot.services.calendar import occurrences as cal
 from bot.services.scheduled_rows import enqueue
 
 REASONS = ("sick", "work", "family", "transport", "other")

@@ -40,7 +40,7 @@ from bot.db.calendar_models import (
     SessionOccurrence,
 )
 from bot.db.models import ActionStatus, Participant, ScheduledAction
-from bot.services.recurrence import WeeklyRule, local_to_utc, occurrences_between, parse_rrule
+from bot.services.calendar.recurrence import WeeklyRule, local_to_utc, occurrences_between, parse_rrule
 from bot.services.scheduled_rows import enqueue
 
 REMINDER_KIND = "session_reminder"

@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.calendar_models import AttendanceStatus, SessionOccurrence
 from bot.db.models import Participant
 from bot.messaging import Keyboard, Replies, in_rows, keyboard
-from bot.services import attendance
-from bot.services import calendar as cal
-from bot.services.attendance import REASONS, Outcome
+from bot.services.calendar import attendance
+from bot.services.calendar import occurrences as cal
+from bot.services.calendar.attendance import REASONS, Outcome
 from bot.services.context import AppContext
 from bot.services.reminders import day_text, kind_text, session_keyboard, time_text
 from bot.telegram.filters import IsEnrolledParticipant
