@@ -36,15 +36,17 @@ def _fail(message: str) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot.services import calendar_import as ci
+    from bot.services.calendar.apply import import_calendar
+    from bot.services.calendar.occurrences import describe_local
+    from bot.services.calendar.reading import parse_file
 
     path = Path(args.file)
     if not path.is_file():
         return _fail(f"{path}: no such file")
 
     async def work(session: Any, settings: Any, now: datetime) -> int:
-        parsed = ci.parse_file(path, default_facilitator=args.facilitator, default_group=args.group)
-        report = await ci.import_calendar(session, settings, parsed, now)
+        parsed = parse_file(path, default_facilitator=args.facilitator, default_group=args.group)
+        report = await import_calendar(session, settings, parsed, now)
         if report is None:
             for problem in parsed.problems:
                 print(problem.render(str(path)), file=sys.stderr)
@@ -57,7 +59,7 @@ def cmd_import(args: argparse.Namespace) -> int:
               f"({len(report.added)} new, {len(report.updated)} updated, {len(report.unchanged)} unchanged"
               f"{f', {len(report.kept_cancelled)} cancelled' if report.kept_cancelled else ''}).")
         for ps in report.added + report.updated:
-            print(f"  session {ps.id}: {ps.title} – {ci.describe_local(ps.first_start, ps.timezone)}"
+            print(f"  session {ps.id}: {ps.title} – {describe_local(ps.first_start, ps.timezone)}"
                   f"{' – ' + ps.rrule if ps.rrule else ''}")
         for ps in report.kept_cancelled:
             print(f"  session {ps.id}: {ps.title} is cancelled and stays cancelled")
@@ -81,7 +83,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from bot.db.calendar_models import Attendance, AttendanceStatus
     from bot.db.models import Participant
     from bot.services.calendar import occurrences as cal
-    from bot.services.calendar_import import describe_local
+    from bot.services.calendar.occurrences import describe_local
 
     async def work(session: Any, settings: Any, now: datetime) -> int:
         occs = await cal.upcoming(session, now, now + timedelta(days=args.days), include_cancelled=True)
@@ -118,7 +120,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 async def _one_occurrence(session: Any, session_id: int, day: str, now: datetime) -> Any:
     from bot.db.calendar_models import ProgramSession
     from bot.services.calendar import occurrences as cal
-    from bot.services.calendar_import import parse_local_date
+    from bot.services.calendar.occurrences import parse_local_date
 
     ps = await session.get(ProgramSession, session_id)
     if ps is None:
@@ -137,7 +139,7 @@ async def _one_occurrence(session: Any, session_id: int, day: str, now: datetime
 def cmd_cancel(args: argparse.Namespace) -> int:
     from bot.db.calendar_models import ProgramSession
     from bot.services.calendar import occurrences as cal
-    from bot.services.calendar_import import describe_local
+    from bot.services.calendar.occurrences import describe_local
 
     async def work(session: Any, settings: Any, now: datetime) -> int:
         try:
@@ -164,8 +166,8 @@ def cmd_move(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from bot.services.calendar import occurrences as cal
+    from bot.services.calendar.occurrences import describe_local
     from bot.services.calendar.recurrence import local_to_utc
-    from bot.services.calendar_import import describe_local
 
     async def work(session: Any, settings: Any, now: datetime) -> int:
         try:

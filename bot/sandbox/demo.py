@@ -275,11 +275,12 @@ def _demo_calendar_csv(now: datetime) -> str:
 async def seed_sessions(session: AsyncSession, ctx: AppContext, now: datetime) -> None:
     """The demo program's week of sessions with video links, and the group's members. Idempotent:
     the import matches sessions by uid."""
-    from bot.services import calendar_import
     from bot.services.calendar import occurrences as calendar
+    from bot.services.calendar.apply import import_calendar
+    from bot.services.calendar.csv_reader import parse_csv
 
-    parsed = calendar_import.parse_csv(_demo_calendar_csv(now))
-    report = await calendar_import.import_calendar(session, ctx.settings, parsed, now)
+    parsed = parse_csv(_demo_calendar_csv(now))
+    report = await import_calendar(session, ctx.settings, parsed, now)
     if report is None:
         raise RuntimeError("demo calendar did not import: " + "; ".join(str(p) for p in parsed.problems))
     group = await calendar.get_or_create_group(session, DEMO_GROUP, now)

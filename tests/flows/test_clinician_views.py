@@ -20,8 +20,9 @@ from bot.db.models import AuditEntry, Disclosure, Participant, StaffRole
 from bot.safety.triggers import TriggerThresholds
 from bot.sandbox.botapi import FakeBotAPI
 from bot.services.calendar import occurrences as cal
+from bot.services.calendar.apply import import_calendar
 from bot.services.calendar.attendance import cant_attend
-from bot.services.calendar_import import import_calendar, parse_csv
+from bot.services.calendar.csv_reader import parse_csv
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 MONDAY_9AM_NY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # the clock fixture's start

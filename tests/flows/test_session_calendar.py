@@ -15,8 +15,9 @@ from bot.db.models import ActionStatus, Disclosure, Participant, ScheduledAction
 from bot.db.types import configure_encryption
 from bot.services import enrollment
 from bot.services.calendar import occurrences as cal
+from bot.services.calendar.apply import import_calendar
 from bot.services.calendar.attendance import attendance_export
-from bot.services.calendar_import import import_calendar, parse_csv
+from bot.services.calendar.csv_reader import parse_csv
 from bot.services.schedule_hooks import participant_schedule_changed
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 

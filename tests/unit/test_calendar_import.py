@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime
 
-from bot.services.calendar_import import parse_csv, parse_ics
+from bot.services.calendar.csv_reader import parse_csv
+from bot.services.calendar.ics_reader import parse_ics
 
 HEADER = "title,kind,start,duration_minutes,timezone,video_link,facilitator,group,rrule\n"
 

@@ -466,3 +466,18 @@ async def _cancel_attendance_notices(session: AsyncSession, occurrence_id: int) 
         .execution_options(synchronize_session=False)
     )
 
+
+# --- for an operator's terminal ----------------------------------------------------------------------
+
+def describe_local(when: datetime, tz: str) -> str:
+    """A time for an operator's terminal: 'Tue 2026-03-03 15:00 CST'."""
+    local = when.astimezone(ZoneInfo(tz))
+    return f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def parse_local_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date like 2026-03-03") from None
+
