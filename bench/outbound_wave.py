@@ -41,7 +41,7 @@ async def create_due_checkins(url: str, participant_ids: list[int], due: datetim
 
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.models import ActionStatus, ScheduledAction
-    from bot.services.checkins import checkin_key
+    from bot.services.checkins.service import checkin_key
 
     day = due.astimezone(ZoneInfo(timezone)).date()
     engine = make_engine(url)

@@ -77,11 +77,11 @@ async def _one_size(kind: str, participants: int, workdir: str) -> dict[str, Any
     from bot.clock import ManualClock
     from bot.config import load_settings
     from bot.content.i18n import Texts
+    from bot.context import AppContext
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.models import ActionStatus, ScheduledAction
-    from bot.services.checkin_planner import CheckinPlanner
-    from bot.services.context import AppContext
-    from bot.services.outbox import claim_due
+    from bot.services.checkins.planner import CheckinPlanner
+    from bot.services.scheduling.outbox import claim_due
 
     url = await new_database(kind, Path(workdir))
     seeded_at = time.perf_counter()
@@ -161,8 +161,8 @@ def run(quick: bool = False, postgres: bool | None = None, full: bool = False) -
     """SQLite at every size; PostgreSQL at the two smaller ones (all three with `full`: ~2 more
     minutes, over the 10-minute budget of `python -m bench`)."""
     # Imported here, before forking, so every child starts with them loaded.
-    import bot.services.checkin_planner
-    import bot.services.outbox  # noqa: F401
+    import bot.services.checkins.planner
+    import bot.services.scheduling.outbox  # noqa: F401
 
     sizes = [200, 1_000] if quick else [1_000, 10_000, 100_000]
     use_pg = (not quick and postgres_available()) if postgres is None else postgres

@@ -9,7 +9,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 
-from bot.services.context import AppContext
+from bot.context import AppContext
 from bot.telegram.handlers import (
     alerts,
     content,

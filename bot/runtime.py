@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -21,20 +22,21 @@ from bot.clock import Clock, OffsetFileClock, SystemClock
 from bot.config import Settings, require_program_name, require_token
 from bot.content.i18n import Texts
 from bot.content.store import ContentStore
+from bot.context import AppContext
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.safety.llm import LlmSecondOpinion
 from bot.safety.rules import SafetyRules
-from bot.services.checkin_setup import install_checkins
-from bot.services.content_setup import install_content
-from bot.services.context import AppContext
-from bot.services.coverage import install_coverage
+from bot.services.checkins.setup import install_checkins
 from bot.services.data_key import check_data_key
 from bot.services.delivery import DatabaseDeliveryRecorder
-from bot.services.escalation_setup import install_escalation
-from bot.services.notices import send_staff_notice
-from bot.services.outbox import OutboxWorker
+from bot.services.escalation.coverage import install_coverage
+from bot.services.escalation.notices import send_staff_notice
+from bot.services.escalation.setup import install_escalation
+from bot.services.learning.setup import install_content
 from bot.services.people import install_people
 from bot.services.reminders import install_calendar
+from bot.services.scheduling import maintenance
+from bot.services.scheduling.outbox import OutboxWorker
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.sender import SenderMiddleware
 
@@ -91,12 +93,15 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_escalation(worker)  # pages, alert plans, follow-ups, the line to the participant: urgent
     # Notes to staff (blocked the bot, missed check-ins, ...): a late one is still worth sending.
     worker.register("staff_notice", send_staff_notice, never_expire=True)
-    install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkin_setup.py)
+    install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkins/setup.py)
     install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
-    # Content library + hot reload, exercises, daily read (bot/services/content_setup.py).
+    # Content library + hot reload, exercises, daily read (bot/services/learning/setup.py).
     install_content(ctx, worker, store=content)
-    install_coverage(ctx, worker)  # the daily notice to leads about coverage gaps (bot/services/coverage.py)
+    install_coverage(ctx, worker)  # the daily notice to leads about coverage gaps (bot/services/escalation/coverage.py)
     install_people(ctx, worker)  # the goodbye on discharge (bot/services/people.py)
+    # Housekeeping on its own interval (bot/services/scheduling/maintenance.py).
+    worker.add_periodic("prune-processed-updates", maintenance.EVERY_SECONDS,
+                        functools.partial(maintenance.prune_processed_updates, ctx))
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = safety_rules if safety_rules is not None else SafetyRules.load(settings.content_dir)
     second_opinion = LlmSecondOpinion.from_settings(settings)  # None unless [llm] enabled = true

@@ -11,8 +11,8 @@ import pytest
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
 from bot.content.i18n import Texts
+from bot.context import AppContext
 from bot.db.engine import make_engine, make_sessionmaker
-from bot.services.context import AppContext
 from tests.support.databases import create_postgres_database, create_sqlite_database
 
 REPO = Path(__file__).resolve().parent.parent

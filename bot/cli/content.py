@@ -36,7 +36,7 @@ def cmd_content_preview(args: argparse.Namespace) -> int:
 
 def cmd_content_stats(args: argparse.Namespace) -> int:
     from bot.content.library import load_library
-    from bot.services.content_stats import content_stats, format_stats, stats_json
+    from bot.services.learning.stats import content_stats, format_stats, stats_json
 
     settings = settings_from(args)
     library = load_library(settings.content_dir, allow_drafts=True).library  # drafts may have data too

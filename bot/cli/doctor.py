@@ -17,7 +17,7 @@ from bot.cli.base import settings_from, with_session
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.clock import clock_from_environment
-    from bot.services.coverage import check_coverage, format_report, report_json
+    from bot.services.escalation.coverage import check_coverage, format_report, report_json
 
     settings = settings_from(args)
     now = clock_from_environment().now()

@@ -15,7 +15,7 @@ from bot.cli.base import settings_from, with_session
 def _context(settings: Any, session_maker: Any = None) -> Any:
     from bot.clock import clock_from_environment
     from bot.content.i18n import Texts
-    from bot.services.context import AppContext
+    from bot.context import AppContext
 
     return AppContext(settings=settings, clock=clock_from_environment(), texts=Texts.load(settings.content_dir),
                       sessionmaker=session_maker)
@@ -37,7 +37,7 @@ def cmd_discharge(args: argparse.Namespace) -> int:
         now = ctx.clock.now()
         stopped = await discharge(session, participant, now, alumni=args.alumni)
         if args.alumni:  # their next check-ins (the planner costs seconds of imports: only when needed)
-            from bot.services.checkin_planner import CheckinPlanner
+            from bot.services.checkins.planner import CheckinPlanner
 
             await CheckinPlanner(ctx).replan_participant(session, participant, now)
         return participant.status, stopped

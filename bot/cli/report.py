@@ -1,5 +1,5 @@
 """`iopbot report alerts`: how fast alerts were acknowledged, and how they ended
-(bot/services/escalation.py)."""
+(bot/services/escalation/alerts.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def cmd_report_alerts(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from bot.clock import clock_from_environment
-    from bot.services.escalation import format_report, response_times
+    from bot.services.escalation.alerts import format_report, response_times
 
     settings = settings_from(args)
     since = clock_from_environment().now() - timedelta(days=args.days) if args.days else None

@@ -3,7 +3,7 @@
 For each kind of scheduled row due today (the program's day, in `[program] default_timezone`):
 how many are pending, being sent, sent, answered, expired (due while the bot was down longer
 than the grace period), failed and cancelled. Then the check-in response rate of the last 7
-days: answered out of the check-ins that reached participants (bot/services/schedule_status.py).
+days: answered out of the check-ins that reached participants (bot/services/scheduling/status.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def cmd_schedule_status(args: argparse.Namespace) -> int:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from bot.clock import clock_from_environment
-    from bot.services.schedule_status import ScheduleStatus, render, schedule_status
+    from bot.services.scheduling.status import ScheduleStatus, render, schedule_status
 
     settings = settings_from(args)
     now = clock_from_environment().now()

@@ -1,15 +1,15 @@
 """The daily check-in as a flow: the questions of `content/<locale>/checkins/daily.toml`, run by
 the flow engine. What happens with the answers (stored per question, assessed, the scheduled row
-marked answered) is in bot/services/checkins.py, which registers `CheckinFlow` with the engine."""
+marked answered) is in bot/services/checkins/service.py, which registers `CheckinFlow` with the engine."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bot.content.checkins import Question, QuestionKind, Questionnaire
+from bot.context import AppContext
 from bot.db.checkin_models import CHECKIN
 from bot.flows.engine import FlowStep, StepKind
-from bot.services.context import AppContext
 
 __all__ = ["CHECKIN", "QuestionnaireFlow"]
 

@@ -25,10 +25,10 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.models import Participant
 from bot.messaging import Keyboard, Replies, in_rows, keyboard
-from bot.services.context import AppContext
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ How a content step becomes an engine step:
 | reflection | (none) | the closing message: the run ends when the path reaches it |
 
 Every step also has a Stop button: the run is kept (status `left`) and /skills continues it.
-What happens with answers, pauses and the end is in bot/services/exercises.py (`ExerciseFlow`). The exercise is
+What happens with answers, pauses and the end is in bot/services/learning/exercises.py (`ExerciseFlow`). The exercise is
 looked up in the content library each time, so a hot reload applies to runs in progress; a run
 whose exercise (or current step) is gone is refused like a stale button.
 """

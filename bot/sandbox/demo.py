@@ -21,14 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.context import AppContext
 from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun, FlowStatus
 from bot.db.models import ActionStatus, Participant, ParticipantEvent, ParticipantStatus, ScheduledAction
 from bot.services import enrollment
-from bot.services.checkins import checkin_key
-from bot.services.context import AppContext
-from bot.services.escalation import open_escalation
+from bot.services.checkins.service import checkin_key
+from bot.services.escalation.alerts import open_escalation
 from bot.services.local_time import local_date
-from bot.services.schedule_hooks import participant_schedule_changed
+from bot.services.scheduling.hooks import participant_schedule_changed
 
 PersonaKind = Literal["staff", "participant", "new"]
 

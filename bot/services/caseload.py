@@ -32,7 +32,7 @@ from bot.db.models import (
 )
 from bot.safety.levels import Level
 from bot.services.calendar import occurrences as cal
-from bot.services.checkins import missed_in_a_row
+from bot.services.checkins.service import missed_in_a_row
 from bot.services.local_time import local_date
 from bot.services.visibility import visible_participants
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from bot.content.render import pack_html
+from bot.context import AppContext
 from bot.db.models import ParticipantStatus
 from bot.safety.levels import Level
 from bot.services.caseload import CONCERN_MESSAGE_DAYS, Absence, CaseloadRow, Digest, TrendDay, Trends
-from bot.services.context import AppContext
 from bot.services.labels import (
     DASH,
     level_text,

@@ -6,9 +6,9 @@ import logging
 
 from sqlalchemy import select
 
+from bot.context import AppContext
 from bot.db.models import DeliveryFailure, Participant, ParticipantEvent, Staff
-from bot.services.context import AppContext
-from bot.services.scheduled_rows import enqueue
+from bot.services.scheduling.rows import enqueue
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from bot.db.models import (
     Staff,
     StaffRole,
 )
-from bot.services.scheduled_rows import enqueue
+from bot.services.scheduling.rows import enqueue
 
 
 class EnrollmentError(Exception):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.context import AppContext
 from bot.safety.levels import Level, constructs_in
-from bot.services.context import AppContext
 
 DASH = "–"  # nothing to say (no construct, a question not answered)
 

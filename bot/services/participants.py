@@ -18,8 +18,8 @@ from bot.db.models import (
 )
 from bot.services.audit import disclose
 from bot.services.calendar.attendance import attendance_export
-from bot.services.checkins import answers_for_export
-from bot.services.learning import content_export
+from bot.services.checkins.service import answers_for_export
+from bot.services.learning.shelf import content_export
 
 
 async def find_actor(session: AsyncSession, telegram_user_id: int) -> Staff | Participant | None:

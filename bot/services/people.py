@@ -35,15 +35,15 @@ from bot.db.models import (
     Staff,
 )
 from bot.services.audit import audit
-from bot.services.coverage import in_care_statuses
 from bot.services.enrollment import cancel_future_actions, tell_clinician
-from bot.services.scheduled_rows import enqueue
+from bot.services.escalation.coverage import in_care_statuses
+from bot.services.scheduling.rows import enqueue
 
 if TYPE_CHECKING:
+    from bot.context import AppContext
     from bot.db.models import ScheduledAction
     from bot.messaging import Messenger
-    from bot.services.context import AppContext
-    from bot.services.outbox import Delivered, OutboxWorker
+    from bot.services.scheduling.outbox import Delivered, OutboxWorker
 
 GOODBYE = "goodbye"
 OPERATOR = "operator"  # the audit log's actor for what the `iopbot` command does
@@ -114,7 +114,7 @@ async def discharge(session: AsyncSession, participant: Participant, now: dateti
 async def send_goodbye(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
     """ActionSender for `goodbye` rows: thanks, what happens now, and the crisis numbers."""
     from bot.messaging import say
-    from bot.services.outbox import Delivered, Skip
+    from bot.services.scheduling.outbox import Delivered, Skip
 
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or participant.chat_id is None or participant.unreachable_at is not None:
@@ -193,7 +193,7 @@ async def deactivate_staff(session: AsyncSession, ctx: AppContext, staff: Staff,
                 p.backup_id = reassign_to.id if p.therapist_id != reassign_to.id else None
         await session.flush()
         if alerts:
-            from bot.services.escalation import reassign  # aiogram: seconds to import, only when needed
+            from bot.services.escalation.alerts import reassign  # aiogram: seconds to import, only when needed
 
         for escalation in alerts:
             await reassign(session, ctx, escalation, reassign_to)

@@ -21,14 +21,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.calendar_models import AttendanceStatus, SessionOccurrence
 from bot.db.models import Participant, ScheduledAction, Staff
 from bot.messaging import Keyboard, Messenger, keyboard, link_row, say
 from bot.services.audit import disclose
 from bot.services.calendar import occurrences as cal
 from bot.services.calendar.attendance import answer_of
-from bot.services.context import AppContext
-from bot.services.outbox import ActionSender, Delivered, OutboxWorker, Skip
+from bot.services.scheduling.outbox import ActionSender, Delivered, OutboxWorker, Skip
 
 log = logging.getLogger(__name__)
 

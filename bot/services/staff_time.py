@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.context import AppContext
 from bot.db.models import Staff
-from bot.services.context import AppContext
 
 
 def staff_zone(ctx: AppContext, staff: Staff | None) -> ZoneInfo:

@@ -18,11 +18,11 @@ from aiogram.types import TelegramObject, Update
 from sqlalchemy.exc import IntegrityError
 
 from bot.content.i18n import locale_for
+from bot.context import AppContext
 from bot.db.models import Participant, ProcessedUpdate, Staff
 from bot.messaging import Replies
-from bot.services.context import AppContext
-from bot.services.outbox import database_unavailable
 from bot.services.participants import find_actor
+from bot.services.scheduling.outbox import database_unavailable
 from bot.telegram.filters import is_private
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.storage import current_session

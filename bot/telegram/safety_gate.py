@@ -23,10 +23,10 @@ from aiogram import BaseMiddleware, Bot
 from aiogram.types import Message, TelegramObject, Update
 
 from bot.content.i18n import locale_for
+from bot.context import AppContext
 from bot.messaging import NotDelivered, say
 from bot.safety.levels import Assessment, Level
-from bot.services.context import AppContext
-from bot.services.crisis import crisis_reply_text
+from bot.services.escalation.crisis import crisis_reply_text
 from bot.telegram.filters import is_private
 from bot.telegram.messenger import TelegramMessenger
 
@@ -126,7 +126,7 @@ class SafetyGate(BaseMiddleware):
         from sqlalchemy import select
 
         from bot.db.models import Participant
-        from bot.services.escalation import raise_after_second_opinion
+        from bot.services.escalation.alerts import raise_after_second_opinion
 
         assert self.second_opinion is not None and message.from_user is not None
         try:
@@ -168,7 +168,7 @@ class FlagRecorder(BaseMiddleware):
     A participant's flagged message (or any message while an escalation is open) is stored with
     its escalation and first page (`data["stored_message"]`, so the fallback does not keep it
     again); the care-team line is sent only after a page was delivered
-    (bot/services/escalation.py).
+    (bot/services/escalation/alerts.py).
     """
 
     def __init__(self, ctx: AppContext) -> None:
@@ -181,7 +181,7 @@ class FlagRecorder(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         from bot.db.models import Participant
-        from bot.services.escalation import open_escalation, record_message
+        from bot.services.escalation.alerts import open_escalation, record_message
 
         assessment: Assessment | None = data.get("assessment")
         actor = data.get("actor")
@@ -201,6 +201,6 @@ class FlagRecorder(BaseMiddleware):
             replies = data["replies"]
             if record.escalation is not None:
                 # The page goes now; "your care team has been told" follows from the outbox once a
-                # page was delivered (bot/services/escalation.py), never before.
+                # page was delivered (bot/services/escalation/alerts.py), never before.
                 replies.outbox_due = True
         return await handler(event, data)

@@ -22,9 +22,9 @@ from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import AuditEntry, Escalation, EscalationStatus, Participant, ParticipantStatus, ScheduledAction
+from bot.sandbox.botapi import FakeBotAPI, RateLimits
 from bot.telegram.handlers.participant import PARTICIPANT_COMMANDS
 from bot.telegram.handlers.staff import STAFF_COMMANDS
-from bot.sandbox.botapi import FakeBotAPI, RateLimits
 from tests.chaos.conftest import report
 from tests.support.databases import create_postgres_database, create_sqlite_database
 from tests.support.inproc import InProcessBot, add_participant, add_staff, inproc_settings

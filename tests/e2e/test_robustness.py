@@ -3,7 +3,6 @@ the logs. (Webhook secrets and SIGKILL are in test_restarts.py: those tests need
 
 from __future__ import annotations
 
-
 import pytest
 
 from bot.sandbox.botapi import BotAPIControl

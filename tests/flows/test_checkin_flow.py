@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.db.checkin_models import CheckinAnswer, FlowRun
 from bot.db.models import ActionStatus, ScheduledAction
-from bot.services.schedule_status import render, schedule_status
+from bot.services.scheduling.status import render, schedule_status
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 MONDAY_9AM_NY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # the clock fixture's start

@@ -22,9 +22,9 @@ from bot.config import Settings
 from bot.db.content_models import ContentReceipt
 from bot.db.models import ActionStatus, ScheduledAction
 from bot.sandbox.botapi import FakeBotAPI
-from bot.services.content_drip import DripPlanner, program_week
-from bot.services.content_stats import content_stats
-from bot.services.learning import content_library
+from bot.services.learning.drip import DripPlanner, program_week
+from bot.services.learning.shelf import content_library
+from bot.services.learning.stats import content_stats
 from tests.support.inproc import InProcessBot, add_participant, add_staff, inproc_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,7 +167,7 @@ async def test_the_daily_read_is_planned_once_per_day_by_program_week_and_skips_
 
 
 def test_the_read_avoids_quiet_hours_and_program_weeks_count_from_consent(settings: Settings) -> None:
-    from bot.services.context import AppContext
+    from bot.context import AppContext
 
     ctx = AppContext(settings=settings, clock=ManualClock(MONDAY_9AM_NY), texts=None,  # type: ignore[arg-type]
                      sessionmaker=None)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.db.models import ScheduledAction, Staff, StaffRole
 from bot.sandbox.botapi import FakeBotAPI
-from bot.services.coverage import COVERAGE_NOTICE, plan_coverage_notices
+from bot.services.escalation.coverage import COVERAGE_NOTICE, plan_coverage_notices
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # 09:00 in New York, the program's time zone

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from bot.db.models import Participant, ScheduledAction, Staff
 from bot.services import enrollment
-from bot.services.checkin_planner import CheckinPlanner
+from bot.services.checkins.planner import CheckinPlanner
 from bot.services.people import discharge
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 

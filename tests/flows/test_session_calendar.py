@@ -18,7 +18,7 @@ from bot.services.calendar import occurrences as cal
 from bot.services.calendar.apply import import_calendar
 from bot.services.calendar.attendance import attendance_export
 from bot.services.calendar.csv_reader import parse_csv
-from bot.services.schedule_hooks import participant_schedule_changed
+from bot.services.scheduling.hooks import participant_schedule_changed
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 MON = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # the clock fixture's start: Monday 08:00 in Chicago

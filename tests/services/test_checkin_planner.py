@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import ManualClock
+from bot.context import AppContext
 from bot.db.models import ActionStatus, Participant, ScheduledAction
 from bot.services import enrollment
-from bot.services.checkin_planner import CheckinPlanner
-from bot.services.context import AppContext
-from bot.services.outbox import OutboxWorker
-from bot.services.schedule_hooks import participant_schedule_changed
-from bot.services.schedule_status import render, schedule_status
+from bot.services.checkins.planner import CheckinPlanner
+from bot.services.scheduling.hooks import participant_schedule_changed
+from bot.services.scheduling.outbox import OutboxWorker
+from bot.services.scheduling.status import render, schedule_status
 from tests.support.inproc import add_participant, add_staff
 
 

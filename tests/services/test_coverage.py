@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from bot.cli import main
 from bot.clock import ManualClock, OffsetFileClock
+from bot.context import AppContext
 from bot.db.models import ActionStatus, ScheduledAction, Staff, StaffRole
-from bot.services.context import AppContext
-from bot.services.coverage import check_coverage, plan_coverage_notices
-from bot.services.scheduled_rows import enqueue
+from bot.services.escalation.coverage import check_coverage, plan_coverage_notices
+from bot.services.scheduling.rows import enqueue
 from tests.support.inproc import add_participant, add_staff
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ async def test_reachable_backup_or_lead_covers_and_blocked_or_inactive_staff_do_
         assert [p.alias for p in report.clinician_unreachable] == ["P-1"] and not report.uncovered
         assert report.clinician_unreachable[0].chain[0].why_not == "blocked the bot"
 
-        # Marked unreachable by a page that got 403 (bot/services/escalation.py): the same.
+        # Marked unreachable by a page that got 403 (bot/services/escalation/alerts.py): the same.
         row.status, therapist.unreachable_at = ActionStatus.SENT, now
         await s.commit()
         report = await check_coverage(s, ctx.settings, now)

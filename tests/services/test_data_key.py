@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from bot.cli import main
+from bot.context import AppContext
 from bot.db.models import DialogState, InboundMessage, Participant, ProgramState, Staff
 from bot.db.types import EncryptionKeyMissing, configure_encryption, fernet_key, fingerprint
-from bot.services.context import AppContext
 from bot.services.data_key import (
     FINGERPRINT_STATE,
     ROTATION_STATE,

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.clock import ManualClock
+from bot.context import AppContext
 from bot.db.models import Invite, Participant, ParticipantStatus
 from bot.services import enrollment
-from bot.services.context import AppContext
 
 
 async def _invite_pair(ctx: AppContext) -> tuple[str, str]:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from bot.clock import ManualClock
+from bot.context import AppContext
 from bot.db.models import (
     ActionStatus,
     AlertOutcome,
@@ -22,8 +23,7 @@ from bot.db.models import (
 )
 from bot.safety.levels import Assessment, Category, Level
 from bot.services import enrollment
-from bot.services import escalation as esc
-from bot.services.context import AppContext
+from bot.services.escalation import alerts as esc
 from tests.support.databases import create_postgres_database, sqlite_url
 
 URGENT = Assessment(Level.URGENT, (Category.SUICIDE,), ("rule:test",))

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.cli import main
 from bot.clock import ManualClock, OffsetFileClock
+from bot.context import AppContext
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import (
     ActionStatus,
@@ -27,9 +28,8 @@ from bot.db.models import (
     Staff,
 )
 from bot.services import enrollment
-from bot.services.context import AppContext
 from bot.services.people import GOODBYE
-from bot.services.scheduled_rows import enqueue
+from bot.services.scheduling.rows import enqueue
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -189,7 +189,7 @@ def test_discharge_stops_what_the_bot_sends_keeps_the_record_and_says_goodbye(io
 
 
 async def test_alumni_get_a_check_in_every_few_days(ctx: AppContext, clock: ManualClock) -> None:
-    from bot.services.checkin_setup import install_checkins
+    from bot.services.checkins.setup import install_checkins
     from bot.services.people import discharge
 
     planner = install_checkins(ctx)

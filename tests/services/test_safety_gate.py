@@ -16,10 +16,10 @@ from bot.app import build_dispatcher
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.content.i18n import Texts
+from bot.context import AppContext
 from bot.db.engine import make_engine, make_sessionmaker
-from bot.telegram.safety_gate import assessed_text, participant_message
 from bot.sandbox.botapi import DEFAULT_TOKEN, FakeBotAPI
-from bot.services.context import AppContext
+from bot.telegram.safety_gate import assessed_text, participant_message
 from tests.support import loaded
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,10 +14,10 @@ from aiogram.exceptions import TelegramForbiddenError, TelegramServerError
 from sqlalchemy import select
 
 from bot.config import SenderSettings
+from bot.context import AppContext
 from bot.db.models import DeliveryFailure, Participant, ParticipantEvent, ScheduledAction
 from bot.sandbox.botapi import DEFAULT_TOKEN, FakeBotAPI, Fault, RateLimits
 from bot.services import enrollment
-from bot.services.context import AppContext
 from bot.services.delivery import DatabaseDeliveryRecorder
 from bot.telegram.sender import SenderMiddleware, urgent_sending
 

@@ -8,7 +8,7 @@ import pytest
 from bot.config import ConfigError, load_settings
 from bot.safety.levels import Level
 from bot.safety.triggers import TriggerThresholds
-from bot.services.checkins import assess_checkin
+from bot.services.checkins.service import assess_checkin
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
 from bot.db.models import ActionStatus, Participant, ScheduledAction
 from bot.services.calendar import occurrences as cal
-from bot.services.scheduled_rows import enqueue
+from bot.services.scheduling.rows import enqueue
 
 REASONS = ("sick", "work", "family", "transport", "other")
 NOTE_MAX_CHARS = 500

@@ -41,7 +41,7 @@ from bot.db.calendar_models import (
 )
 from bot.db.models import ActionStatus, Participant, ScheduledAction
 from bot.services.calendar.recurrence import WeeklyRule, local_to_utc, occurrences_between, parse_rrule
-from bot.services.scheduled_rows import enqueue
+from bot.services.scheduling.rows import enqueue
 
 REMINDER_KIND = "session_reminder"
 UPDATE_KIND = "session_update"  # "your session is cancelled / has moved"

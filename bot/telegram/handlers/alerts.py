@@ -17,12 +17,12 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import Escalation, EscalationStatus, Staff, StaffRole
 from bot.messaging import Replies, keyboard
 from bot.safety.levels import Level
-from bot.services import escalation as esc
 from bot.services.audit import actor_label, audit
-from bot.services.context import AppContext
+from bot.services.escalation import alerts as esc
 from bot.services.labels import outcome_text
 from bot.services.staff_time import staff_clock_text
 from bot.telegram.filters import IsStaff

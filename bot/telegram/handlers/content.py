@@ -1,7 +1,7 @@
 """Participant commands of the content library: /learn, /skills, /favorites, /plan, /safetyplan, and
 their menu buttons (`ci:<action>:<argument>`, see bot.content.callbacks).
 
-Thin: each handler parses, calls bot/services/learning.py or exercises.py, and adds replies.
+Thin: each handler parses, calls bot/services/learning/shelf.py or exercises.py, and adds replies.
 Going to another part of the library sets an exercise in progress aside (/skills continues it),
 so that what the participant types next is not taken as an answer to a step they left.
 """
@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content import callbacks as cb
 from bot.content.store import ContentStore
+from bot.context import AppContext
 from bot.db.models import Participant
 from bot.flows.engine import FlowEngine
 from bot.messaging import Keyboard, Replies
-from bot.services import exercises, learning
-from bot.services.context import AppContext
-from bot.services.receipts import delivered_ids
+from bot.services.learning import exercises
+from bot.services.learning import shelf as learning
+from bot.services.learning.receipts import delivered_ids
 from bot.telegram.filters import IsEnrolledParticipant
 
 router = Router(name="content")

@@ -10,11 +10,11 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import InboundMessage, Participant, ParticipantStatus, Staff
 from bot.messaging import Replies
 from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
-from bot.services.context import AppContext
 from bot.services.inbound import keep_message
 from bot.telegram.filters import ENROLLED
 from bot.telegram.handlers.help import send_help

@@ -15,11 +15,11 @@ from aiogram.filters import Command, Filter
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import Participant
 from bot.flows.engine import CALLBACK_PREFIX, FlowEngine
 from bot.messaging import Replies
-from bot.services import checkins
-from bot.services.context import AppContext
+from bot.services.checkins import service as checkins
 from bot.telegram.filters import IsEnrolledParticipant
 
 router = Router(name="flows")

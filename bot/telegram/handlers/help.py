@@ -6,9 +6,9 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
+from bot.context import AppContext
 from bot.db.models import Participant, Staff
 from bot.messaging import Replies
-from bot.services.context import AppContext
 from bot.telegram.filters import ENROLLED
 
 router = Router(name="help")

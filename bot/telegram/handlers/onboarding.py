@@ -14,10 +14,10 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import Participant, ParticipantStatus
 from bot.messaging import Replies, in_rows, keyboard
 from bot.services import enrollment
-from bot.services.context import AppContext
 from bot.services.timeparse import find_timezone, parse_local_time, parse_quiet_hours
 from bot.telegram.filters import ENROLLED, IsParticipant
 
@@ -98,7 +98,7 @@ def settings_summary(ctx: AppContext, p: Participant) -> tuple[str, object]:
 async def _after_step(next_step: State | None, state: FSMContext, replies: Replies, ctx: AppContext,
                       p: Participant, session: AsyncSession) -> None:
     """Go to the next onboarding step, or back to the settings summary when changing a setting."""
-    from bot.services.schedule_hooks import participant_schedule_changed
+    from bot.services.scheduling.hooks import participant_schedule_changed
 
     data = await state.get_data()
     await participant_schedule_changed(session, ctx, p)

@@ -8,13 +8,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import Participant, ParticipantStatus
 from bot.messaging import Replies, keyboard
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
-from bot.services.context import AppContext
 from bot.services.participants import export_own_data
-from bot.services.schedule_hooks import participant_schedule_changed
+from bot.services.scheduling.hooks import participant_schedule_changed
 from bot.telegram.filters import IsEnrolledParticipant
 from bot.telegram.handlers.onboarding import settings_summary
 

@@ -18,13 +18,13 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.calendar_models import AttendanceStatus, SessionOccurrence
 from bot.db.models import Participant
 from bot.messaging import Keyboard, Replies, in_rows, keyboard
 from bot.services.calendar import attendance
 from bot.services.calendar import occurrences as cal
 from bot.services.calendar.attendance import REASONS, Outcome
-from bot.services.context import AppContext
 from bot.services.reminders import day_text, kind_text, session_keyboard, time_text
 from bot.telegram.filters import IsEnrolledParticipant
 

@@ -14,6 +14,7 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import Participant, Staff
 from bot.messaging import Keyboard, Replies, in_rows, keyboard
 from bot.services.audit import actor_label, audit, disclose
@@ -24,7 +25,6 @@ from bot.services.caseload import (
     participant_trends,
 )
 from bot.services.caseload_text import caseload_messages, digest_messages, trends_messages
-from bot.services.context import AppContext
 from bot.services.staff_time import staff_zone
 from bot.services.timeparse import find_timezone
 from bot.services.visibility import may_see, visible_participants

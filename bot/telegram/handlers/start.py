@@ -8,11 +8,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import Participant, ParticipantStatus, Staff
 from bot.messaging import Replies
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
-from bot.services.context import AppContext
 from bot.telegram.handlers.help import send_help
 from bot.telegram.handlers.onboarding import Onboarding, show_consent
 from bot.telegram.handlers.staff import ask_timezone as ask_staff_timezone

@@ -26,14 +26,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.model import Snippet
+from bot.context import AppContext
 from bot.db.content_models import CONTENT_DRIP, DeliveredVia
 from bot.db.models import ActionStatus, Participant, ParticipantStatus, ScheduledAction
 from bot.messaging import Messenger, Replies
-from bot.services.context import AppContext
-from bot.services.learning import content_library, snippet_messages
+from bot.services.learning.receipts import delivered_ids, feedback_prompt, record_delivery
+from bot.services.learning.shelf import content_library, snippet_messages
 from bot.services.local_time import jitter_seconds, local_date, now_in_quiet_hours, parse_hhmm, plan_daily
-from bot.services.outbox import Delivered, Skip
-from bot.services.receipts import delivered_ids, feedback_prompt, record_delivery
+from bot.services.scheduling.outbox import Delivered, Skip
 
 log = logging.getLogger(__name__)
 

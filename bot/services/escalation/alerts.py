@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.context import AppContext
 from bot.db.models import (
     UNRESOLVED,
     ActionStatus,
@@ -49,11 +50,10 @@ from bot.db.models import (
 from bot.messaging import Keyboard, Messenger, NotDelivered, Replies, Unreachable, keyboard, say
 from bot.safety.levels import Assessment, Level
 from bot.services.audit import audit, disclose
-from bot.services.context import AppContext
-from bot.services.crisis import crisis_reply_text, not_reached_text, team_told_text
+from bot.services.escalation.crisis import crisis_reply_text, not_reached_text, team_told_text
 from bot.services.inbound import keep_message
 from bot.services.labels import constructs_text, outcome_text
-from bot.services.outbox import Delivered, Handled, Skip, enqueue
+from bot.services.scheduling.outbox import Delivered, Handled, Skip, enqueue
 from bot.services.staff_time import staff_clock_text
 from bot.services.visibility import visible_participants
 
@@ -649,7 +649,7 @@ async def _undeliverable(session: AsyncSession, ctx: AppContext, escalation: Esc
             if not others:  # the last page to every lead and admin failed too
                 await _tell_participant(session, ctx, escalation, "not_reached", now)
     status = ActionStatus.CANCELLED if kind == "page_skipped" else ActionStatus.FAILED
-    # "blocked by the user" as the outbox writes it for a 403 (bot/services/coverage.py reads it too).
+    # "blocked by the user" as the outbox writes it for a 403 (bot/services/escalation/coverage.py reads it too).
     note = "blocked by the user" if why == "blocked" else f"not delivered: {why}"
     return Handled(status=status, note=note, retry=retry)
 

@@ -41,17 +41,17 @@ from bot.db.models import (
 )
 from bot.services.audit import disclose
 from bot.services.local_time import parse_hhmm, wall_time_to_utc
-from bot.services.scheduled_rows import enqueue
+from bot.services.scheduling.rows import enqueue
 
 if TYPE_CHECKING:
+    from bot.context import AppContext
     from bot.messaging import Messenger
-    from bot.services.context import AppContext
-    from bot.services.outbox import Delivered, OutboxWorker
+    from bot.services.scheduling.outbox import Delivered, OutboxWorker
 
 log = logging.getLogger(__name__)
 
 COVERAGE_NOTICE = "coverage_notice"
-BLOCKED_ERROR = "blocked by the user"  # what the outbox writes on a 403 (bot/services/outbox.py)
+BLOCKED_ERROR = "blocked by the user"  # what the outbox writes on a 403 (bot/services/scheduling/outbox.py)
 
 # Participants someone must be able to reach: they can write to the bot (or will, once the link is
 # opened), and what they write is assessed and may page. Declined, stopped and discharged are not.
@@ -161,7 +161,7 @@ def _reach(staff: Staff, blocked: set[int], tier: str = "") -> StaffReach:
 
 def chain_of(participant: Participant, staff_by_id: dict[int, Staff], on_call: Sequence[Staff],
              leads: Sequence[Staff]) -> list[tuple[str, Staff]]:
-    """Who is paged for this participant, in order (as bot/services/escalation.py pages them):
+    """Who is paged for this participant, in order (as bot/services/escalation/alerts.py pages them):
     the assigned clinician, the backup or else the program's on-call staff, then leads and admins."""
     chain = [(CLINICIAN, staff_by_id[participant.therapist_id])]
     if participant.backup_id is not None:
@@ -362,7 +362,7 @@ async def send_coverage_notice(ctx: AppContext, messenger: Messenger, session: A
                                row: ScheduledAction) -> Delivered:
     """ActionSender for `coverage_notice` rows: the gaps as they are now, not as they were planned."""
     from bot.messaging import say
-    from bot.services.outbox import Delivered, Skip
+    from bot.services.scheduling.outbox import Delivered, Skip
 
     staff = await session.get(Staff, row.staff_id) if row.staff_id else None
     if staff is None or staff.chat_id is None or not staff.active:

@@ -12,9 +12,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.callbacks import HELPFUL_NO, HELPFUL_YES, SAVE, UNSAVE, item_callback
+from bot.context import AppContext
 from bot.db.content_models import ContentReceipt
 from bot.messaging import Choice, Keyboard, keyboard
-from bot.services.context import AppContext
 
 __all__ = ["delivered_ids", "feedback_prompt", "receipt_for", "record_delivery"]
 

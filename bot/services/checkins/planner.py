@@ -27,10 +27,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import ActionStatus, Participant, ParticipantStatus, ScheduledAction
 from bot.flows.checkin import CHECKIN
-from bot.services.checkins import NUDGE, checkin_key, expire_runs
-from bot.services.context import AppContext
+from bot.services.checkins.service import NUDGE, checkin_key, expire_runs
 from bot.services.local_time import jitter_seconds, local_date, plan_daily
 
 log = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ from bot.content.model import Exercise, Step
 from bot.content.model import StepKind as ContentStepKind
 from bot.content.render import render_step
 from bot.content.store import ContentStore
+from bot.context import AppContext
 from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.content_models import EXERCISE, EXERCISE_STEP, DeliveredVia, ExerciseAnswer
 from bot.db.models import ENROLLED, ActionStatus, Participant, ScheduledAction
@@ -38,9 +39,8 @@ from bot.flows.engine import FlowEngine, FlowStep, Turn, flow_callback
 from bot.flows.exercise import ExerciseDefinition
 from bot.messaging import Messenger, Replies
 from bot.safety.levels import Assessment, Category, Level
-from bot.services.context import AppContext
-from bot.services.outbox import Delivered, Skip, enqueue
-from bot.services.receipts import feedback_prompt, record_delivery
+from bot.services.learning.receipts import feedback_prompt, record_delivery
+from bot.services.scheduling.outbox import Delivered, Skip, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ async def record_answer(turn: Turn, definition: ExerciseDefinition, step_id: str
         run.reasons = ",".join(dict.fromkeys([r for r in run.reasons.split(",") if r] + list(trigger.reasons)))[:300]
         if trigger.level > run.level:
             run.level = int(trigger.level)
-            from bot.services.escalation import flag_from_answers
+            from bot.services.escalation.alerts import flag_from_answers
 
             await flag_from_answers(session, ctx, participant, trigger, source="exercise", replies=turn.replies)
     following = definition.next_step(step_id, value)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import Participant
-from bot.services.context import AppContext
 
 
 async def participant_schedule_changed(session: AsyncSession, ctx: AppContext, participant: Participant) -> None:

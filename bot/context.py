@@ -77,7 +77,7 @@ class Parts:
 
 class Replanner(Protocol):
     """A planner of future rows that must recompute a participant's rows in the transaction that
-    changed their time zone, check-in time, quiet hours or status (bot/services/schedule_hooks.py)."""
+    changed their time zone, check-in time, quiet hours or status (bot/services/scheduling/hooks.py)."""
 
     async def replan_participant(self, session: AsyncSession, participant: Participant, now: datetime) -> None: ...
 

@@ -4,8 +4,8 @@ line when nobody could be reached."""
 
 from __future__ import annotations
 
+from bot.context import AppContext
 from bot.safety.levels import Level
-from bot.services.context import AppContext
 
 
 def _with_after_hours(ctx: AppContext, key: str, locale: str, **values: str) -> str:

@@ -10,12 +10,12 @@ outbox worker.
 from __future__ import annotations
 
 from bot.content.checkins import load_checkin_content
+from bot.context import AppContext
 from bot.flows.checkin import CHECKIN
 from bot.flows.engine import FlowEngine
-from bot.services.checkin_planner import CheckinPlanner
-from bot.services.checkins import NUDGE, CheckinFlow, send_checkin, send_nudge
-from bot.services.context import AppContext
-from bot.services.outbox import ActionSender, OutboxWorker
+from bot.services.checkins.planner import CheckinPlanner
+from bot.services.checkins.service import NUDGE, CheckinFlow, send_checkin, send_nudge
+from bot.services.scheduling.outbox import ActionSender, OutboxWorker
 
 CHECKIN_SENDERS: dict[str, ActionSender] = {CHECKIN: send_checkin, NUDGE: send_nudge}
 

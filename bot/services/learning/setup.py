@@ -19,12 +19,12 @@ import logging
 from datetime import datetime
 
 from bot.content.store import ContentStore
+from bot.context import AppContext
 from bot.db.content_models import CONTENT_DRIP, EXERCISE_STEP
-from bot.services.checkin_setup import flow_engine
-from bot.services.content_drip import DripPlanner, send_drip
-from bot.services.context import AppContext
-from bot.services.exercises import ExerciseFlow, send_exercise_step
-from bot.services.outbox import ActionSender, OutboxWorker
+from bot.services.checkins.setup import flow_engine
+from bot.services.learning.drip import DripPlanner, send_drip
+from bot.services.learning.exercises import ExerciseFlow, send_exercise_step
+from bot.services.scheduling.outbox import ActionSender, OutboxWorker
 
 log = logging.getLogger(__name__)
 

@@ -34,12 +34,12 @@ from bot.content.library import Library
 from bot.content.model import Exercise, Snippet, Topic
 from bot.content.render import TELEGRAM_TEXT_LIMIT, Block, Span, blocks_html, pack_messages, render_snippet
 from bot.content.store import ContentStore
+from bot.context import AppContext
 from bot.db.content_models import ContentReceipt, DeliveredVia, ExerciseAnswer
 from bot.db.models import Participant
 from bot.messaging import Choice, Keyboard, Replies, in_rows, keyboard
-from bot.services.context import AppContext
-from bot.services.exercises import RELAPSE_PREVENTION_PLAN, SAFETY_PLAN, exercise_flow, open_exercise_runs
-from bot.services.receipts import feedback_prompt, receipt_for, record_delivery
+from bot.services.learning.exercises import RELAPSE_PREVENTION_PLAN, SAFETY_PLAN, exercise_flow, open_exercise_runs
+from bot.services.learning.receipts import feedback_prompt, receipt_for, record_delivery
 
 # The plans /plan and /safetyplan show: the exercise, its answer keys in order, the ui.toml section.
 PLANS: dict[str, tuple[str, tuple[str, ...]]] = {

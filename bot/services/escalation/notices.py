@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import Participant, ScheduledAction, Staff
 from bot.messaging import Messenger, say
 from bot.services.audit import disclose
-from bot.services.context import AppContext
-from bot.services.outbox import Delivered, Skip
+from bot.services.scheduling.outbox import Delivered, Skip
 
 
 async def send_staff_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession,

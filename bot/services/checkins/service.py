@@ -1,7 +1,7 @@
 """Daily check-ins: sending them, taking the answers, nudging, and noticing silence.
 
 - The `checkin` row of a local date (key `checkin:<participant>:<YYYY-MM-DD>`, planned by
-  bot/services/checkin_planner.py) is sent by `send_checkin`: it opens a FlowRun and sends the
+  bot/services/checkins/planner.py) is sent by `send_checkin`: it opens a FlowRun and sends the
   first question. The row records intended, sent and answered times; it becomes `answered`
   when the check-in is completed (also when it was done early with /checkin).
 - Every answer is stored per question id (`CheckinAnswer`) and the answers so far are assessed
@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.checkins import CheckinContent, Questionnaire
+from bot.context import AppContext
 from bot.db.checkin_models import CheckinAnswer, FlowRun, FlowStatus
 from bot.db.models import ActionStatus, Participant, ParticipantEvent, ScheduledAction
 from bot.flows.checkin import CHECKIN, QuestionnaireFlow
@@ -31,10 +32,9 @@ from bot.flows.engine import FlowEngine, FlowStep, StepKind, Turn
 from bot.messaging import Messenger, Replies, say
 from bot.safety.levels import Assessment, Level
 from bot.safety.triggers import TriggerThresholds, assess_answers
-from bot.services.context import AppContext
-from bot.services.crisis import crisis_reply_text
+from bot.services.escalation.crisis import crisis_reply_text
 from bot.services.local_time import local_date, now_in_quiet_hours
-from bot.services.outbox import Delivered, Skip, enqueue
+from bot.services.scheduling.outbox import Delivered, Skip, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ async def record_answer(turn: Turn, step: FlowStep, value: Any) -> None:
         return  # nothing new to act on: each level alerts once per check-in
     run.level = int(assessment.level)
     if assessment.level >= Level.URGENT:
-        from bot.services.escalation import flag_from_answers
+        from bot.services.escalation.alerts import flag_from_answers
 
         await flag_from_answers(turn.session, turn.ctx, participant, assessment, source="checkin",
                                 replies=turn.replies)

@@ -1,7 +1,7 @@
 """Wiring of escalation and paging into a running bot.
 
 `install_escalation(worker)` is called once by `bot.runtime.assemble`. Every kind of row the alert
-loop writes (bot/services/escalation.py) is urgent and never expires:
+loop writes (bot/services/escalation/alerts.py) is urgent and never expires:
 
 - urgent: a lane of its own, ahead of everything else in the rate limit, so a clinician's page
   does not wait behind a batch of 9:00 check-ins (a batch can take a minute to send);
@@ -11,7 +11,7 @@ loop writes (bot/services/escalation.py) is urgent and never expires:
 
 from __future__ import annotations
 
-from bot.services.escalation import (
+from bot.services.escalation.alerts import (
     ALERT_KIND,
     CRISIS_LINE_KIND,
     FOLLOW_UP_KIND,
@@ -21,7 +21,7 @@ from bot.services.escalation import (
     send_crisis_line,
     send_follow_up_notice,
 )
-from bot.services.outbox import ActionSender, OutboxWorker
+from bot.services.scheduling.outbox import ActionSender, OutboxWorker
 
 ESCALATION_SENDERS: dict[str, ActionSender] = {
     ALERT_KIND: send_alert_step,

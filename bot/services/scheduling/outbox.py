@@ -22,10 +22,10 @@ from sqlalchemy import and_, or_, select, true, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import AppContext
 from bot.db.models import ActionStatus, ScheduledAction
 from bot.messaging import Messenger, NotDelivered, Unreachable
-from bot.services.context import AppContext
-from bot.services.scheduled_rows import enqueue  # noqa: F401 - re-exported for the services
+from bot.services.scheduling.rows import enqueue  # noqa: F401 - re-exported for the services
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limi
 # A planner: runs before each tick's claim (and at most once a tick in the running bot), e.g. to
 # materialize the coming check-ins as rows. Its argument is the clock's "now".
 Planner = Callable[[datetime], Awaitable[None]]
+# A periodic job (housekeeping): its argument is the clock's "now"; what it returns is ignored.
+PeriodicJob = Callable[[datetime], Awaitable[object]]
 
 
 class OutboxWorker:
@@ -142,6 +144,7 @@ class OutboxWorker:
         ctx.outbox_wakeups += [self.wakeup, self.urgent_wakeup]
         self._senders: dict[str, ActionSender] = {}
         self._planners: list[tuple[str, Planner]] = []
+        self._periodic: list[tuple[str, float, PeriodicJob]] = []
         self._never_expire: set[str] = set()
         self._urgent: set[str] = set()
         self._plan_due = True
@@ -165,6 +168,20 @@ class OutboxWorker:
         """Run `tick(now)` before each tick's claim, in the order added (`name`: for the log)."""
         self._planners.append((name, tick))
 
+    def add_periodic(self, name: str, every_seconds: float, job: PeriodicJob) -> None:
+        """Run `job(now)` every `every_seconds` while the bot runs (housekeeping such as pruning,
+        on its own APScheduler interval job rather than each tick). A job that fails is logged and
+        runs again at its next interval; it never stops the outbox."""
+        if every_seconds <= 0:
+            raise ValueError(f"{name}: every_seconds must be positive, got {every_seconds}")
+        self._periodic.append((name, every_seconds, job))
+
+    async def run_periodic(self, name: str, job: PeriodicJob) -> None:
+        try:
+            await job(self.ctx.clock.now())
+        except Exception:
+            log.exception("periodic job %s failed; it runs again at its next interval", name)
+
     @property
     def urgent(self) -> frozenset[str]:
         """The kinds sent on the urgent lane (pages and what goes with them)."""
@@ -186,6 +203,9 @@ class OutboxWorker:
         # "missed" when the loop is busy (a check-in wave), as APScheduler would after 1 s by default.
         scheduler.add_job(self._interval_elapsed, IntervalTrigger(seconds=self.ctx.settings.schedule.tick_seconds),
                           id="outbox-tick", coalesce=True, max_instances=1, misfire_grace_time=None)
+        for name, every, job in self._periodic:
+            scheduler.add_job(self.run_periodic, IntervalTrigger(seconds=every), args=(name, job), id=name,
+                              coalesce=True, max_instances=1, misfire_grace_time=None)
         scheduler.start()
         urgent = asyncio.create_task(self._run_urgent_lane(), name="scheduler-urgent")
         try:
