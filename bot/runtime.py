@@ -26,6 +26,7 @@ from bot.context import AppContext
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.safety.llm import LlmSecondOpinion
 from bot.safety.rules import SafetyRules
+from bot.services.calendar.reminders import install_calendar
 from bot.services.checkins.setup import install_checkins
 from bot.services.data_key import check_data_key
 from bot.services.delivery import DatabaseDeliveryRecorder
@@ -34,7 +35,6 @@ from bot.services.escalation.notices import send_staff_notice
 from bot.services.escalation.setup import install_escalation
 from bot.services.learning.setup import install_content
 from bot.services.people import install_people
-from bot.services.reminders import install_calendar
 from bot.services.scheduling import maintenance
 from bot.services.scheduling.outbox import OutboxWorker
 from bot.telegram.messenger import TelegramMessenger
@@ -94,7 +94,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     # Notes to staff (blocked the bot, missed check-ins, ...): a late one is still worth sending.
     worker.register("staff_notice", send_staff_notice, never_expire=True)
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkins/setup.py)
-    install_calendar(ctx, worker)  # session reminders, calendar notices and their planner (bot/services/reminders.py)
+    install_calendar(ctx, worker)  # session reminders, notices and their planner (bot/services/calendar/reminders.py)
     # Content library + hot reload, exercises, daily read (bot/services/learning/setup.py).
     install_content(ctx, worker, store=content)
     install_coverage(ctx, worker)  # the daily notice to leads about coverage gaps (bot/services/escalation/coverage.py)

@@ -14,6 +14,7 @@ from bot.content.render import pack_html
 from bot.context import AppContext
 from bot.db.models import ParticipantStatus
 from bot.safety.levels import Level
+from bot.services.calendar.reminders import date_text, day_text, time_text
 from bot.services.caseload import CONCERN_MESSAGE_DAYS, Absence, CaseloadRow, Digest, TrendDay, Trends
 from bot.services.labels import (
     DASH,
@@ -23,7 +24,6 @@ from bot.services.labels import (
     reasons_text,
     status_text,
 )
-from bot.services.reminders import date_text, day_text, time_text
 from bot.services.staff_time import clock_text
 
 SPARKS = "▁▂▃▄▅▆▇█"

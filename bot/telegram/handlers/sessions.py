@@ -25,7 +25,7 @@ from bot.messaging import Keyboard, Replies, in_rows, keyboard
 from bot.services.calendar import attendance
 from bot.services.calendar import occurrences as cal
 from bot.services.calendar.attendance import REASONS, Outcome
-from bot.services.reminders import day_text, kind_text, session_keyboard, time_text
+from bot.services.calendar.reminders import day_text, kind_text, session_keyboard, time_text
 from bot.telegram.filters import IsEnrolledParticipant
 
 router = Router(name="sessions")

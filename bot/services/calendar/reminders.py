@@ -1,6 +1,6 @@
 """Session reminders and calendar messages: what participants and staff are sent, and the planner.
 
-- `session_reminder` rows (planned by bot/services/calendar.py) become "Your group session starts
+- `session_reminder` rows (planned by occurrences.py) become "Your group session starts
   at 3:00 PM." in the participant's zone and language, with a Join URL button and a Can't attend
   button. Minimum necessary: the kind of session (group, individual, family), never its title.
 - `session_update` rows tell participants that an occurrence was cancelled or moved.
