@@ -160,6 +160,23 @@ class CheckinSettings:
     notify_after_misses: int = 3
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class InstrumentSettings:
+    # Weekly questionnaires (content/<locale>/instruments/<name>.toml), one after the other, on
+    # `day` in the participant's time zone, `minutes_after_checkin` after their check-in time
+    # (quiet hours as for check-ins). PHQ-9 and GAD-7 ask about the last two weeks: at most weekly.
+    enabled: bool = True
+    ask: tuple[str, ...] = ("phq9", "gad7")
+    day: str = "monday"
+    every_weeks: int = 1
+    minutes_after_checkin: int = 30
+    # An unfinished questionnaire closes this long after it was sent (its answers so far are kept).
+    expire_hours: float = 24.0
+
+
 @dataclass(frozen=True)
 class ReminderSettings:
     # Minutes before a program session that a participant is reminded (24 h and 15 min by default).
@@ -241,6 +258,7 @@ class Settings:
     llm: LlmSettings = field(default_factory=LlmSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     checkin: CheckinSettings = field(default_factory=CheckinSettings)
+    instruments: InstrumentSettings = field(default_factory=InstrumentSettings)
     triggers: TriggerThresholds = field(default_factory=TriggerThresholds)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
@@ -321,6 +339,7 @@ SECTIONS: dict[str, type] = {
     "llm": LlmSettings,
     "schedule": ScheduleSettings,
     "checkin": CheckinSettings,
+    "instruments": InstrumentSettings,
     "triggers": TriggerThresholds,
     "reminders": ReminderSettings,
     "attendance": AttendanceSettings,
@@ -393,6 +412,9 @@ RANGES: dict[tuple[str, str], Range] = {
     ("checkin", "expire_hours"): Range(0, 24, above_low=True),
     ("checkin", "nudge_after_hours"): Range(0, 24, zero_means="no nudge"),
     ("checkin", "notify_after_misses"): Range(0, 30, zero_means="never"),
+    ("instruments", "every_weeks"): Range(1, 8),  # never more often than weekly
+    ("instruments", "minutes_after_checkin"): Range(0, 720),
+    ("instruments", "expire_hours"): Range(0, 72, above_low=True),
     ("triggers", "low_mood"): Range(0, 10),
     ("triggers", "high_craving"): Range(1, 10),
     ("triggers", "low_mood_run_days"): Range(0, 14),  # 0 = off
@@ -533,6 +555,7 @@ def _validate(s: Settings, where: str) -> None:
         )
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", c.questionnaire):
         raise ConfigError(f"{where} [checkin] questionnaire must be a file name without .toml, like \"daily\"")
+    _check_instruments(s.instruments, where)
     offsets = s.reminders.offsets_minutes
     if len(set(offsets)) != len(offsets):
         raise ConfigError(f"{where} [reminders] offsets_minutes must be different whole minutes greater than 0, "
@@ -553,6 +576,20 @@ def _validate(s: Settings, where: str) -> None:
         _check_url(crisis.chat_url, f"{where} [crisis.{locale}] chat_url")
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR, not {s.logging.level!r}")
+
+
+def _check_instruments(i: InstrumentSettings, where: str) -> None:
+    if i.day not in WEEKDAYS:
+        raise ConfigError(f"{where} [instruments] day must be one of {', '.join(WEEKDAYS)}, not {i.day!r}")
+    for name in i.ask:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", name):
+            raise ConfigError(f"{where} [instruments] ask: each must be a file name without .toml, like "
+                              f"\"phq9\", not {name!r}")
+    if len(set(i.ask)) != len(i.ask):
+        raise ConfigError(f"{where} [instruments] ask names a questionnaire twice: {list(i.ask)}")
+    if i.enabled and not i.ask:
+        raise ConfigError(f"{where} [instruments] ask is empty: list the questionnaires, like [\"phq9\", "
+                          "\"gad7\"], or set enabled = false")
 
 
 def _redact_url(url: str) -> str:

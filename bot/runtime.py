@@ -33,6 +33,7 @@ from bot.services.delivery import DatabaseDeliveryRecorder
 from bot.services.escalation.coverage import install_coverage
 from bot.services.escalation.notices import send_staff_notice
 from bot.services.escalation.setup import install_escalation
+from bot.services.instruments.setup import install_instruments
 from bot.services.learning.setup import install_content
 from bot.services.people import install_people
 from bot.services.scheduling import maintenance
@@ -94,6 +95,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     # Notes to staff (blocked the bot, missed check-ins, ...): a late one is still worth sending.
     worker.register("staff_notice", send_staff_notice, never_expire=True)
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkins/setup.py)
+    install_instruments(ctx, worker)  # weekly PHQ-9, GAD-7: flow kind, sender, planner (services/instruments/setup.py)
     install_calendar(ctx, worker)  # session reminders, notices and their planner (bot/services/calendar/reminders.py)
     # Content library + hot reload, exercises, daily read (bot/services/learning/setup.py).
     install_content(ctx, worker, store=content)

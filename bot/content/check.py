@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.content.checkins import check_questionnaires
+from bot.content.instruments import check_instruments
 from bot.content.library import load_library
 from bot.content.problems import Problem, ProblemSink, Severity
 from bot.content.validate import DEFAULT_GRADE_LIMIT
@@ -24,7 +25,8 @@ DEFAULT_CONTENT_DIR = Path("content")
 
 def check_content(content_dir: Path, *, grade_limit: float = DEFAULT_GRADE_LIMIT) -> list[Problem]:
     """Every problem under `content_dir`, sorted by file and line: the library (psychoeducation and
-    skills), the check-in questionnaires, the UI texts (ui.toml) and the safety rules.
+    skills), the check-in questionnaires, the instruments (PHQ-9, GAD-7...), the UI texts (ui.toml)
+    and the safety rules.
 
     Drafts are checked like everything else and reported as not delivered (a warning). A clinician's
     broken edit is caught here, before a restart would refuse it.
@@ -32,6 +34,8 @@ def check_content(content_dir: Path, *, grade_limit: float = DEFAULT_GRADE_LIMIT
     problems = list(load_library(content_dir, allow_drafts=False, grade_limit=grade_limit).problems)
     for name in sorted({p.stem for p in content_dir.glob("*/checkins/*.toml")}):
         problems += check_questionnaires(content_dir, name)[1]
+    if any(content_dir.glob("*/instruments/*.toml")):
+        problems += check_instruments(content_dir)[1]
     # An author's folder may hold only the files they work on: ui.toml and the safety rules are
     # checked when the folder has them.
     if any(content_dir.glob("*/ui.toml")):

@@ -4,7 +4,7 @@ Feature areas keep their tables in their own modules (e.g. check-ins, the sessio
 all on the one `Base` from bot.db.models. Add a new module here.
 """
 
-from bot.db import calendar_models, checkin_models, content_models, models  # noqa: F401
+from bot.db import calendar_models, checkin_models, content_models, instrument_models, models  # noqa: F401
 from bot.db.models import Base
 
 metadata = Base.metadata

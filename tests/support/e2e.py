@@ -51,6 +51,8 @@ class BotProcess:
             # No daily read (a test that wants it sets drip_every_days): it would add messages to chats.
             "content": f'directory = "{os.environ.get("IOPBOT_TEST_CONTENT", REPO / "content")}"\n'
                        "drip_every_days = 0",
+            # No weekly questionnaires either (a test that wants them sets enabled = true).
+            "instruments": "enabled = false",
             # Functional tests need not wait a second between messages in a chat; tests of the
             # limits themselves set these back to Telegram's numbers.
             "sender": "backoff_base_seconds = 0.05\nbackoff_max_seconds = 0.5\nper_chat_interval_seconds = 0.01",

@@ -33,6 +33,8 @@ def inproc_settings(settings: Settings, api: FakeBotAPI, db_url: str, **sections
                                    backoff_max_seconds=0.05),
         # No daily read unless a test asks for it: it would add messages to every chat over a day.
         content=dataclasses.replace(settings.content, drip_every_days=0),
+        # No weekly questionnaires unless a test asks for them: they would add messages on Mondays.
+        instruments=dataclasses.replace(settings.instruments, enabled=False),
     )
     return s.replace(**sections) if sections else s
 
