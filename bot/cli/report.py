@@ -14,7 +14,7 @@ def cmd_report_alerts(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from bot.clock import clock_from_environment
-    from bot.services.escalation.alerts import format_report, response_times
+    from bot.services.escalation.report import format_report, response_times
 
     settings = settings_from(args)
     since = clock_from_environment().now() - timedelta(days=args.days) if args.days else None

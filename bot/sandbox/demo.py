@@ -26,7 +26,7 @@ from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun, FlowStatus
 from bot.db.models import ActionStatus, Participant, ParticipantEvent, ParticipantStatus, ScheduledAction
 from bot.services import enrollment
 from bot.services.checkins.service import checkin_key
-from bot.services.escalation.alerts import open_escalation
+from bot.services.escalation.record import open_escalation
 from bot.services.local_time import local_date
 from bot.services.scheduling.hooks import participant_schedule_changed
 

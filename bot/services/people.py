@@ -193,7 +193,7 @@ async def deactivate_staff(session: AsyncSession, ctx: AppContext, staff: Staff,
                 p.backup_id = reassign_to.id if p.therapist_id != reassign_to.id else None
         await session.flush()
         if alerts:
-            from bot.services.escalation.alerts import reassign  # aiogram: seconds to import, only when needed
+            from bot.services.escalation.handling import reassign  # aiogram: seconds to import, only when needed
 
         for escalation in alerts:
             await reassign(session, ctx, escalation, reassign_to)

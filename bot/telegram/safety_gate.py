@@ -126,7 +126,7 @@ class SafetyGate(BaseMiddleware):
         from sqlalchemy import select
 
         from bot.db.models import Participant
-        from bot.services.escalation.alerts import raise_after_second_opinion
+        from bot.services.escalation.record import raise_after_second_opinion
 
         assert self.second_opinion is not None and message.from_user is not None
         try:
@@ -181,7 +181,7 @@ class FlagRecorder(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         from bot.db.models import Participant
-        from bot.services.escalation.alerts import open_escalation, record_message
+        from bot.services.escalation.record import open_escalation, record_message
 
         assessment: Assessment | None = data.get("assessment")
         actor = data.get("actor")

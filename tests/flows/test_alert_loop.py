@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.db.models import AlertOutcome, AuditEntry, Escalation, EscalationEvent, EscalationStatus, Staff, StaffRole
 from bot.sandbox.botapi import FakeBotAPI
 from bot.services import enrollment
-from bot.services.escalation.alerts import response_times
+from bot.services.escalation.report import response_times
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 SAM = 77

@@ -23,7 +23,10 @@ from bot.db.models import (
 )
 from bot.safety.levels import Assessment, Category, Level
 from bot.services import enrollment
-from bot.services.escalation import alerts as esc
+from bot.services.escalation.handling import acknowledge, add_note, resolve
+from bot.services.escalation.paging import page_step, paging_chain
+from bot.services.escalation.record import FlagRecord, open_escalation, record_message
+from bot.services.escalation.report import format_report, response_times
 from tests.support.databases import create_postgres_database, sqlite_url
 
 URGENT = Assessment(Level.URGENT, (Category.SUICIDE,), ("rule:test",))
@@ -63,12 +66,12 @@ async def _pages(ctx: AppContext) -> list[tuple[str, str, str]]:
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
-async def _flag(ctx: AppContext, pid: int, assessment: Assessment = URGENT, message_id: int = 2) -> esc.FlagRecord:
+async def _flag(ctx: AppContext, pid: int, assessment: Assessment = URGENT, message_id: int = 2) -> FlagRecord:
     async with ctx.sessionmaker() as s:
         p = await s.get(Participant, pid)
         assert p is not None
-        record = await esc.record_message(s, ctx, p, text="x", telegram_message_id=message_id, assessment=assessment,
-                                          received_at=ctx.clock.now(), crisis_reply_sent_at=ctx.clock.now())
+        record = await record_message(s, ctx, p, text="x", telegram_message_id=message_id, assessment=assessment,
+                                      received_at=ctx.clock.now(), crisis_reply_sent_at=ctx.clock.now())
         await s.commit()
         return record
 
@@ -84,7 +87,7 @@ async def test_chain_is_clinician_then_on_call_then_lead(ctx: AppContext) -> Non
     async with ctx.sessionmaker() as s:
         p = await s.get(Participant, pid)
         assert p is not None
-        chain = await esc.paging_chain(s, p)
+        chain = await paging_chain(s, p)
         aliases = [(await s.get(Staff, i)).alias for i in chain]  # type: ignore[union-attr]
     assert aliases == ["dr-a", "dr-oncall", "lead"]  # admins come after the last round, with every lead
 
@@ -94,14 +97,14 @@ async def test_concern_pages_nobody_and_urgent_opens_one_escalation(ctx: AppCont
     async with ctx.sessionmaker() as s:
         p = await s.get(Participant, pid)
         assert p is not None
-        record = await esc.record_message(s, ctx, p, text="hopeless", telegram_message_id=1, assessment=CONCERN,
-                                          received_at=clock.now(), crisis_reply_sent_at=None)
+        record = await record_message(s, ctx, p, text="hopeless", telegram_message_id=1, assessment=CONCERN,
+                                      received_at=clock.now(), crisis_reply_sent_at=None)
         assert record.escalation is None
-        first = await esc.record_message(s, ctx, p, text="x", telegram_message_id=2, assessment=URGENT,
-                                         received_at=clock.now(), crisis_reply_sent_at=clock.now())
-        again = await esc.record_message(s, ctx, p, text="im fine jk", telegram_message_id=3,
-                                         assessment=Assessment(), received_at=clock.now(),
-                                         crisis_reply_sent_at=None)
+        first = await record_message(s, ctx, p, text="x", telegram_message_id=2, assessment=URGENT,
+                                     received_at=clock.now(), crisis_reply_sent_at=clock.now())
+        again = await record_message(s, ctx, p, text="im fine jk", telegram_message_id=3,
+                                     assessment=Assessment(), received_at=clock.now(),
+                                     crisis_reply_sent_at=None)
         await s.commit()
     assert first.new_escalation and not again.new_escalation
     assert first.escalation is not None and again.escalation is not None
@@ -153,16 +156,16 @@ async def test_a_worse_follow_up_raises_and_pages_again_sooner(ctx: AppContext, 
     async with ctx.sessionmaker() as s:
         p = await s.get(Participant, pid)
         assert p is not None
-        first = await esc.record_message(s, ctx, p, text="x", telegram_message_id=2, assessment=URGENT,
-                                         received_at=clock.now(), crisis_reply_sent_at=clock.now())
+        first = await record_message(s, ctx, p, text="x", telegram_message_id=2, assessment=URGENT,
+                                     received_at=clock.now(), crisis_reply_sent_at=clock.now())
         # The first page went out; the next one is due in 30 minutes.
         step1 = (await s.scalars(select(ScheduledAction))).one()
         step1.status = ActionStatus.SENT
-        await esc._page_step(s, ctx, first.escalation, p, step=1,  # type: ignore[arg-type]
-                             due=clock.now() + timedelta(minutes=30))
+        await page_step(s, ctx, first.escalation, p, step=1,  # type: ignore[arg-type]
+                        due=clock.now() + timedelta(minutes=30))
         clock.advance(minutes=2)
-        await esc.record_message(s, ctx, p, text="y", telegram_message_id=3, assessment=IMMINENT,
-                                 received_at=clock.now(), crisis_reply_sent_at=clock.now())
+        await record_message(s, ctx, p, text="y", telegram_message_id=3, assessment=IMMINENT,
+                             received_at=clock.now(), crisis_reply_sent_at=clock.now())
         await s.commit()
         step_next = await s.scalar(select(ScheduledAction).where(ScheduledAction.key.like("%:step:1")))
     assert first.escalation is not None
@@ -209,30 +212,30 @@ async def test_acknowledge_then_resolve_with_an_outcome_and_the_figures(ctx: App
         assert escalation is not None and staff is not None
         escalation.first_alert_sent_at = received + timedelta(seconds=2)
         clock.advance(minutes=4)
-        assert await esc.acknowledge(s, ctx, escalation, staff)
-        assert not await esc.acknowledge(s, ctx, escalation, staff)  # once
+        assert await acknowledge(s, ctx, escalation, staff)
+        assert not await acknowledge(s, ctx, escalation, staff)  # once
         await s.commit()
         reminder = await s.scalar(select(ScheduledAction).where(ScheduledAction.kind == "alert_plan"))
         assert reminder is not None and reminder.due_at == clock.now() + timedelta(minutes=60)
         assert escalation.status == EscalationStatus.ACKNOWLEDGED
-        assert await esc.open_escalation(s, pid) is not None  # acknowledged is not the end of it
+        assert await open_escalation(s, pid) is not None  # acknowledged is not the end of it
         clock.advance(minutes=20)
-        assert await esc.resolve(s, ctx, escalation, staff, AlertOutcome.SAFETY_PLAN)
-        esc.add_note(s, ctx, escalation, staff, "Called; reviewed the plan together.")
+        assert await resolve(s, ctx, escalation, staff, AlertOutcome.SAFETY_PLAN)
+        add_note(s, ctx, escalation, staff, "Called; reviewed the plan together.")
         await s.commit()
         await s.refresh(reminder)
         assert reminder.status == ActionStatus.CANCELLED
-        assert await esc.open_escalation(s, pid) is None
+        assert await open_escalation(s, pid) is None
     assert [status for _, _, status in await _pages(ctx)] == [ActionStatus.CANCELLED]
     assert [k for k, _ in await _events(ctx)][-3:] == ["acknowledged", "resolved", "note"]
     async with ctx.sessionmaker() as s:
-        times = await esc.response_times(s)
+        times = await response_times(s)
         stored = await s.get(Escalation, record.escalation.id)
     assert stored is not None and stored.outcome_note == "Called; reviewed the plan together."
     assert times.count == 1 and times.acknowledged == 1 and times.resolved == 1
     assert times.to_alert_median == 2.0 and times.to_ack_median == 240.0 and times.to_resolution_median == 1440.0
     assert times.outcomes == {"safety_plan_reviewed": 1}
-    report = esc.format_report(times, "all time")
+    report = format_report(times, "all time")
     assert "outcome recorded:       median 24.0 min" in report and "safety_plan_reviewed 1" in report
     assert "coverage failures (nobody in the paging chain could be reached): 0" in report
 

@@ -197,7 +197,7 @@ async def record_answer(turn: Turn, step: FlowStep, value: Any) -> None:
         return  # nothing new to act on: each level alerts once per check-in
     run.level = int(assessment.level)
     if assessment.level >= Level.URGENT:
-        from bot.services.escalation.alerts import flag_from_answers
+        from bot.services.escalation.record import flag_from_answers
 
         await flag_from_answers(turn.session, turn.ctx, participant, assessment, source="checkin",
                                 replies=turn.replies)

@@ -11,16 +11,8 @@ loop writes (bot/services/escalation/alerts.py) is urgent and never expires:
 
 from __future__ import annotations
 
-from bot.services.escalation.alerts import (
-    ALERT_KIND,
-    CRISIS_LINE_KIND,
-    FOLLOW_UP_KIND,
-    PLAN_KIND,
-    run_alert_plan,
-    send_alert_step,
-    send_crisis_line,
-    send_follow_up_notice,
-)
+from bot.services.escalation.kinds import ALERT_KIND, CRISIS_LINE_KIND, FOLLOW_UP_KIND, PLAN_KIND
+from bot.services.escalation.paging import run_alert_plan, send_alert_step, send_crisis_line, send_follow_up_notice
 from bot.services.scheduling.outbox import ActionSender, OutboxWorker
 
 ESCALATION_SENDERS: dict[str, ActionSender] = {

@@ -199,7 +199,7 @@ async def record_answer(turn: Turn, definition: ExerciseDefinition, step_id: str
         run.reasons = ",".join(dict.fromkeys([r for r in run.reasons.split(",") if r] + list(trigger.reasons)))[:300]
         if trigger.level > run.level:
             run.level = int(trigger.level)
-            from bot.services.escalation.alerts import flag_from_answers
+            from bot.services.escalation.record import flag_from_answers
 
             await flag_from_answers(session, ctx, participant, trigger, source="exercise", replies=turn.replies)
     following = definition.next_step(step_id, value)

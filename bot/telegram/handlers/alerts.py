@@ -22,7 +22,7 @@ from bot.db.models import Escalation, EscalationStatus, Staff, StaffRole
 from bot.messaging import Replies, keyboard
 from bot.safety.levels import Level
 from bot.services.audit import actor_label, audit
-from bot.services.escalation import alerts as esc
+from bot.services.escalation import handling, pages
 from bot.services.labels import outcome_text
 from bot.services.staff_time import staff_clock_text
 from bot.telegram.filters import IsStaff
@@ -46,7 +46,7 @@ async def _load(session: AsyncSession, escalation_id: str) -> Escalation | None:
 async def _allowed(query: CallbackQuery, escalation: Escalation | None, actor: Staff, session: AsyncSession,
                    replies: Replies, ctx: AppContext, action: str) -> bool:
     now = ctx.clock.now()
-    if escalation is None or not await esc.may_handle(session, actor, escalation):
+    if escalation is None or not await handling.may_handle(session, actor, escalation):
         audit(session, now, actor_label(actor), f"refused:{action}", allowed=False)
         replies.notice(ctx.t("alert.not_yours", actor.locale))
         return False
@@ -61,17 +61,17 @@ async def _show_everyone(query: CallbackQuery, escalation: Escalation, actor: St
     pressed = query.message if isinstance(query.message, Message) else None
     if pressed is not None:
         # The message pressed may be a page whose "sent" mark is still being written: edit it directly.
-        stamp = (await esc.stamps(session, ctx, escalation, actor)).splitlines()[-1:]
+        stamp = (await pages.stamps(session, ctx, escalation, actor)).splitlines()[-1:]
         replies.edit(pressed.chat.id, pressed.message_id, "\n\n".join([pressed.html_text, *stamp]),
-                     esc.keyboard_for(ctx, escalation, actor.locale))
-    for page in await esc.sent_pages(session, escalation):
+                     pages.keyboard_for(ctx, escalation, actor.locale))
+    for page in await handling.sent_pages(session, escalation):
         if pressed is not None and (page.chat_id, page.telegram_message_id) == (pressed.chat.id, pressed.message_id):
             continue
         staff = await session.get(Staff, page.staff_id) if page.staff_id else None
         staff = staff or actor
-        text = await esc.page_text(session, ctx, escalation, staff, page)
+        text = await pages.page_text(session, ctx, escalation, staff, page)
         replies.edit(page.chat_id or 0, page.telegram_message_id or 0,
-                     f"{text}\n\n{await esc.stamps(session, ctx, escalation, staff)}")
+                     f"{text}\n\n{await pages.stamps(session, ctx, escalation, staff)}")
 
 
 @router.callback_query(F.data.regexp(r"^esc:(ack|contacted):\d+$"))
@@ -86,14 +86,14 @@ async def acknowledge(query: CallbackQuery, actor: Staff, session: AsyncSession,
         replies.notice(ctx.t("alert.already_handled", actor.locale))
         return
     contacted = action == "contacted"
-    if not await esc.acknowledge(session, ctx, escalation, actor, contacted=contacted):
+    if not await handling.acknowledge(session, ctx, escalation, actor, contacted=contacted):
         # Someone took it already: say who, and offer the outcomes on this message.
         who = await session.get(Staff, escalation.acknowledged_by_id) if escalation.acknowledged_by_id else None
         replies.notice(ctx.t("alert.contacted_noted" if contacted else "alert.already_acknowledged", actor.locale,
                              who=who.alias if who else "-"))
         if isinstance(query.message, Message):
             replies.edit(query.message.chat.id, query.message.message_id, query.message.html_text,
-                         esc.outcome_keyboard(ctx, escalation.id, actor.locale))
+                         pages.outcome_keyboard(ctx, escalation.id, actor.locale))
         return
     replies.notice(ctx.t("alert.done_contacted" if contacted else "alert.done_acknowledged", actor.locale))
     await _show_everyone(query, escalation, actor, session, replies, ctx)
@@ -104,12 +104,12 @@ async def record_outcome(query: CallbackQuery, actor: Staff, session: AsyncSessi
                          replies: Replies, ctx: AppContext) -> None:
     parts = (query.data or "").split(":")
     code = "false" if parts[1] == "false" else parts[3]
-    outcome = esc.OUTCOME_CODES.get(code)
+    outcome = pages.OUTCOME_CODES.get(code)
     escalation = await _load(session, parts[2])
     if not await _allowed(query, escalation, actor, session, replies, ctx, "alert_decision"):
         return
     assert escalation is not None
-    if outcome is None or not await esc.resolve(session, ctx, escalation, actor, outcome):
+    if outcome is None or not await handling.resolve(session, ctx, escalation, actor, outcome):
         replies.notice(ctx.t("alert.already_handled", actor.locale))
         return
     replies.notice(ctx.t("alert.done_resolved", actor.locale, outcome=outcome_text(ctx, outcome, actor.locale)))
@@ -133,7 +133,7 @@ async def skip_note(query: CallbackQuery, actor: Staff, state: FSMContext, repli
 async def reassign_menu(query: CallbackQuery, actor: Staff, session: AsyncSession, replies: Replies,
                         ctx: AppContext) -> None:
     escalation = await _load(session, (query.data or "").rsplit(":", 1)[1])
-    if escalation is None or not await esc.may_handle(session, actor, escalation):
+    if escalation is None or not await handling.may_handle(session, actor, escalation):
         audit(session, ctx.clock.now(), actor_label(actor), "refused:alert_reassign", allowed=False)
         replies.notice(ctx.t("alert.not_yours", actor.locale))
         return
@@ -158,14 +158,14 @@ async def reassign_to(query: CallbackQuery, actor: Staff, session: AsyncSession,
     _, _, escalation_id, staff_id = (query.data or "").split(":")
     escalation = await session.get(Escalation, int(escalation_id))
     target = await session.get(Staff, int(staff_id))
-    if escalation is None or target is None or not await esc.may_handle(session, actor, escalation):
+    if escalation is None or target is None or not await handling.may_handle(session, actor, escalation):
         audit(session, ctx.clock.now(), actor_label(actor), "refused:alert_reassign", allowed=False)
         replies.notice(ctx.t("alert.not_yours", actor.locale))
         return
     if escalation.status != EscalationStatus.OPEN:
         replies.notice(ctx.t("alert.already_handled", actor.locale))
         return
-    await esc.reassign(session, ctx, escalation, target)
+    await handling.reassign(session, ctx, escalation, target)
     audit(session, ctx.clock.now(), actor_label(actor), "alert_reassign", participant_id=escalation.participant_id)
     replies.outbox_due = True
     replies.notice(ctx.t("alert.reassigned", actor.locale, who=target.alias))
@@ -174,7 +174,7 @@ async def reassign_to(query: CallbackQuery, actor: Staff, session: AsyncSession,
 @router.message(Command("alerts"))
 async def alerts_command(message: Message, actor: Staff, session: AsyncSession, replies: Replies,
                          ctx: AppContext) -> None:
-    unresolved = await esc.unresolved_for(session, actor)
+    unresolved = await handling.unresolved_for(session, actor)
     audit(session, ctx.clock.now(), actor_label(actor), "view:alerts")
     if not unresolved:
         replies.text(message.chat.id, ctx.t("alert.none_open", actor.locale))
@@ -184,9 +184,9 @@ async def alerts_command(message: Message, actor: Staff, session: AsyncSession, 
                      alias=escalation.participant.alias,
                      received=staff_clock_text(ctx, actor, escalation.message_received_at))
         if escalation.status == EscalationStatus.ACKNOWLEDGED:
-            text += "\n" + await esc.stamps(session, ctx, escalation, actor) + "\n" + ctx.t(
+            text += "\n" + await pages.stamps(session, ctx, escalation, actor) + "\n" + ctx.t(
                 "alert.list_no_outcome", actor.locale)
-        replies.text(message.chat.id, text, esc.keyboard_for(ctx, escalation, actor.locale))
+        replies.text(message.chat.id, text, pages.keyboard_for(ctx, escalation, actor.locale))
 
 
 @router.message(StateFilter(AlertNote.waiting), F.text, ~F.text.startswith("/"))
@@ -195,10 +195,10 @@ async def note_typed(message: Message, actor: Staff, session: AsyncSession, stat
     data = await state.get_data()
     await state.clear()
     escalation = await session.get(Escalation, int(data.get("escalation_id", 0)))
-    if escalation is None or not await esc.may_handle(session, actor, escalation):
+    if escalation is None or not await handling.may_handle(session, actor, escalation):
         audit(session, ctx.clock.now(), actor_label(actor), "refused:alert_note", allowed=False)
         replies.text(message.chat.id, ctx.t("alert.not_yours", actor.locale))
         return
-    esc.add_note(session, ctx, escalation, actor, message.text or "")
+    handling.add_note(session, ctx, escalation, actor, message.text or "")
     audit(session, ctx.clock.now(), actor_label(actor), "alert_note", participant_id=escalation.participant_id)
     replies.text(message.chat.id, ctx.t("alert.note_saved", actor.locale, alias=escalation.participant.alias))
