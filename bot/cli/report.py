@@ -1,5 +1,5 @@
 """`iopbot report alerts`: how fast alerts were acknowledged, and how they ended
-(bot/services/escalation/alerts.py)."""
+(bot/services/escalation/report.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Storing what a participant writes: one row per message, with its assessment when it had one.
 
 A flagged message (or any message while an alert is open) is stored by the safety layer with its
-escalation (bot/services/escalation/alerts.py `record_message`); any other text that no dialog took is
+escalation (bot/services/escalation/record.py `record_message`); any other text that no dialog took is
 kept as a note for the care team (the fallback handler). Both come here, so a message is stored
 the same way whoever stores it. Text is encrypted at rest when a data key is set (bot/db/types.py).
 """

@@ -168,7 +168,7 @@ class FlagRecorder(BaseMiddleware):
     A participant's flagged message (or any message while an escalation is open) is stored with
     its escalation and first page (`data["stored_message"]`, so the fallback does not keep it
     again); the care-team line is sent only after a page was delivered
-    (bot/services/escalation/alerts.py).
+    (bot/services/escalation/paging.py).
     """
 
     def __init__(self, ctx: AppContext) -> None:
@@ -201,6 +201,6 @@ class FlagRecorder(BaseMiddleware):
             replies = data["replies"]
             if record.escalation is not None:
                 # The page goes now; "your care team has been told" follows from the outbox once a
-                # page was delivered (bot/services/escalation/alerts.py), never before.
+                # page was delivered (bot/services/escalation/paging.py), never before.
                 replies.outbox_due = True
         return await handler(event, data)

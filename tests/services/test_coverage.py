@@ -80,7 +80,7 @@ async def test_reachable_backup_or_lead_covers_and_blocked_or_inactive_staff_do_
         assert [p.alias for p in report.clinician_unreachable] == ["P-1"] and not report.uncovered
         assert report.clinician_unreachable[0].chain[0].why_not == "blocked the bot"
 
-        # Marked unreachable by a page that got 403 (bot/services/escalation/alerts.py): the same.
+        # Marked unreachable by a page that got 403 (bot/services/escalation/paging.py): the same.
         row.status, therapist.unreachable_at = ActionStatus.SENT, now
         await s.commit()
         report = await check_coverage(s, ctx.settings, now)

@@ -161,7 +161,7 @@ def _reach(staff: Staff, blocked: set[int], tier: str = "") -> StaffReach:
 
 def chain_of(participant: Participant, staff_by_id: dict[int, Staff], on_call: Sequence[Staff],
              leads: Sequence[Staff]) -> list[tuple[str, Staff]]:
-    """Who is paged for this participant, in order (as bot/services/escalation/alerts.py pages them):
+    """Who is paged for this participant, in order (as bot/services/escalation/paging.py pages them):
     the assigned clinician, the backup or else the program's on-call staff, then leads and admins."""
     chain = [(CLINICIAN, staff_by_id[participant.therapist_id])]
     if participant.backup_id is not None:

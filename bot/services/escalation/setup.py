@@ -1,7 +1,7 @@
 """Wiring of escalation and paging into a running bot.
 
 `install_escalation(worker)` is called once by `bot.runtime.assemble`. Every kind of row the alert
-loop writes (bot/services/escalation/alerts.py) is urgent and never expires:
+loop writes (bot/services/escalation/paging.py) is urgent and never expires:
 
 - urgent: a lane of its own, ahead of everything else in the rate limit, so a clinician's page
   does not wait behind a batch of 9:00 check-ins (a batch can take a minute to send);
