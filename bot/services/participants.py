@@ -19,6 +19,7 @@ from bot.db.models import (
 from bot.services.audit import disclose
 from bot.services.calendar.attendance import attendance_export
 from bot.services.checkins.service import answers_for_export
+from bot.services.instruments.service import scores_for_export
 from bot.services.learning.shelf import content_export
 
 
@@ -78,6 +79,7 @@ async def export_own_data(session: AsyncSession, participant: Participant, now: 
         "events": [{"kind": e.kind, "at": _iso(e.at)} for e in events],
         "attendance": await attendance_export(session, participant.id),
         "checkins": await answers_for_export(session, participant.id),
+        "questionnaires": await scores_for_export(session, participant.id),  # PHQ-9, GAD-7: totals and bands
         "content": await content_export(session, participant.id),  # reads, exercise answers
         "scheduled": [
             {"kind": a.kind, "intended_at": _iso(a.intended_at), "status": a.status, "sent_at": _iso(a.sent_at),

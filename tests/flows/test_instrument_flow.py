@@ -6,6 +6,7 @@ crisis reply and pages the clinician whatever the total; and never twice in a we
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +16,9 @@ from sqlalchemy import select
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.db.instrument_models import InstrumentAnswer, InstrumentScore
-from bot.db.models import ActionStatus, ScheduledAction
+from bot.db.models import ActionStatus, Participant, ScheduledAction
 from bot.sandbox.botapi import FakeBotAPI
+from bot.services.participants import export_own_data
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 MONDAY_9AM_NY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -78,6 +80,12 @@ async def test_phq9_then_gad7_scored_and_explained(inbot: InProcessBot) -> None:
     assert answers["phq9_3"] == 3 and answers["phq9_8"] == 1 and answers["phq9_9"] == 0 and answers["gad7_7"] == 3
     assert row is not None and row.status == ActionStatus.ANSWERED
     assert inbot.texts(DR) == []  # a high total alone pages nobody
+    async with inbot.ctx.sessionmaker() as s:
+        participant = await s.get(Participant, pid)
+        assert participant is not None
+        mine = json.loads(await export_own_data(s, participant, inbot.clock.now()))
+    assert [(q["instrument"], q["total"], q["band"]) for q in mine["questionnaires"]] == [
+        ("phq9", 11, "moderate"), ("gad7", 21, "severe")]
 
     count = len(inbot.messages(SAM))
     await inbot.tick(MONDAY_9AM_NY + timedelta(days=1))
