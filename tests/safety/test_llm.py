@@ -30,7 +30,7 @@ from bot.safety.llm import (
 )
 from tests.support.openai_stub import OpenAIStub, moderation_body
 
-TIMEOUT = 0.3
+TIMEOUT = 1.0  # long enough for a good answer on a loaded 2-core machine; hangs last 5 s
 MARGIN = 0.25  # scheduling slack on a busy CI machine; the point is "not the stub's 5 s"
 API_KEY = "sk-test-not-a-real-key"
 
