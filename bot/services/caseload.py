@@ -3,7 +3,8 @@
 A clinician sees their own caseload (assigned or backup); a lead or admin sees the whole program.
 The functions here return data only (aliases and numbers, never names or free text); the words
 are in bot/services/caseload_text.py, so the same data serves /caseload, /trends, /digest and the
-daily digest sent by the scheduler.
+daily digest sent by the scheduler. Questionnaires appear as totals and bands with the change
+since the one before; never the answers to single items (PHQ-9 item 9 above 0 is an alert already).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
 from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun
+from bot.db.instrument_models import InstrumentScore
 from bot.db.models import (
     UNRESOLVED,
     ActionStatus,
@@ -40,6 +42,13 @@ TREND_DAYS = 14
 DIGEST_HOURS = 24
 ABSENCES_SHOWN = 3  # upcoming "can't attend" per participant in the caseload
 CONCERN_MESSAGE_DAYS = 7  # messages flagged "concern" count in the caseload for this long
+# A rise of this many points since the previous questionnaire is clinically meaningful and is
+# marked: the published minimal clinically important difference of PHQ-9 is about 5 points; GAD-7
+# has no better-established figure, so the same 5 points is used for it. Other questionnaires an
+# author adds have none here, so only their band can mark them.
+MEANINGFUL_RISE = {"phq9": 5, "gad7": 5}
+SEVERE_BAND = "severe"  # the top band's id in PHQ-9 (20–27) and GAD-7 (15–21): marked whatever the change
+QUESTIONNAIRES_IN_TRENDS = 8  # totals per questionnaire in /trends: about two months of weekly ones
 
 
 async def find_participant(session: AsyncSession, alias: str) -> Participant | None:
@@ -53,6 +62,81 @@ async def find_participant(session: AsyncSession, alias: str) -> Participant | N
     found = (await session.scalars(
         select(Participant).where(func.lower(Participant.alias) == alias.lower()).limit(2))).unique().all()
     return found[0] if len(found) == 1 else None
+
+
+# --- questionnaires: totals over time and the change since the previous one ------------------------
+
+@dataclass(frozen=True)
+class QuestionnaireScore:
+    day: date  # the participant's local date of the questionnaire
+    total: int
+    band: str  # the band's id ("moderate"); its words are in ui.toml
+    completed_at: datetime
+
+
+@dataclass(frozen=True)
+class QuestionnaireTrend:
+    """One questionnaire of one participant: its latest totals, oldest first (at least one)."""
+
+    instrument_id: str
+    scores: tuple[QuestionnaireScore, ...]
+
+    @property
+    def latest(self) -> QuestionnaireScore:
+        return self.scores[-1]
+
+    @property
+    def previous(self) -> QuestionnaireScore | None:
+        return self.scores[-2] if len(self.scores) > 1 else None
+
+    @property
+    def change(self) -> int | None:
+        """Points since the previous one (positive: worse); None for the first one."""
+        return None if self.previous is None else self.latest.total - self.previous.total
+
+    @property
+    def meaningful_rise(self) -> bool:
+        threshold = MEANINGFUL_RISE.get(self.instrument_id)
+        return threshold is not None and self.change is not None and self.change >= threshold
+
+    @property
+    def severe(self) -> bool:
+        return self.latest.band == SEVERE_BAND
+
+    @property
+    def notable(self) -> bool:
+        """Marked for the clinician: a clinically meaningful rise, or the severe band."""
+        return self.meaningful_rise or self.severe
+
+
+async def questionnaire_trends(session: AsyncSession, participant_ids: list[int], *,
+                               per_questionnaire: int = 2) -> dict[int, tuple[QuestionnaireTrend, ...]]:
+    """Each participant's latest `per_questionnaire` completed totals of every questionnaire
+    (totals and bands only), PHQ-9 before GAD-7 before the rest."""
+    if not participant_ids:
+        return {}
+    rank = func.row_number().over(
+        partition_by=(InstrumentScore.participant_id, InstrumentScore.instrument_id),
+        order_by=(InstrumentScore.completed_at.desc(), InstrumentScore.id.desc())).label("rank")
+    ranked = (
+        select(InstrumentScore.participant_id, InstrumentScore.instrument_id, InstrumentScore.local_date,
+               InstrumentScore.total, InstrumentScore.band, InstrumentScore.completed_at, rank)
+        .where(InstrumentScore.participant_id.in_(participant_ids))
+        .subquery()
+    )
+    found: dict[tuple[int, str], list[QuestionnaireScore]] = defaultdict(list)
+    for pid, instrument_id, day, total, band, completed_at, _ in (await session.execute(
+            select(ranked).where(ranked.c.rank <= per_questionnaire)
+            .order_by(ranked.c.participant_id, ranked.c.instrument_id, ranked.c.rank.desc()))).all():
+        found[(pid, instrument_id)].append(
+            QuestionnaireScore(day or completed_at.date(), int(total), band, completed_at))
+    order = list(MEANINGFUL_RISE)
+    by_participant: dict[int, list[QuestionnaireTrend]] = defaultdict(list)
+    for (pid, instrument_id), scores in sorted(
+            found.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]) if kv[0][1] in order else len(order),
+                                           kv[0][1])):
+        by_participant[pid].append(QuestionnaireTrend(instrument_id, tuple(scores)))
+    return {pid: tuple(trends) for pid, trends in by_participant.items()}
 
 
 # --- the caseload ----------------------------------------------------------------------------------
@@ -86,16 +170,22 @@ class CaseloadRow:
     absences: tuple[Absence, ...] = ()
     concern_messages: int = 0  # flagged "concern" in the last CONCERN_MESSAGE_DAYS, without an alert
     awaiting_outcome: int = 0  # of open_flags: acknowledged, no outcome recorded yet
+    questionnaires: tuple[QuestionnaireTrend, ...] = ()  # the latest of each, with the one before
 
     @property
     def concern(self) -> int:
         checkin = self.last_checkin.level if self.last_checkin is not None else 0
         return max(checkin, int(Level.CONCERN) if self.concern_messages else 0)
 
-    def attention(self) -> tuple[int, int, int, int, int, str]:
-        """Sort key: open alerts, then concern, then missed check-ins; then blocked; active first."""
-        return (-self.open_flags, -self.concern, -self.missed_in_row, -int(self.unreachable),
-                int(self.status != ParticipantStatus.ACTIVE), self.alias.casefold())
+    @property
+    def questionnaire_notable(self) -> bool:
+        return any(q.notable for q in self.questionnaires)
+
+    def attention(self) -> tuple[int, int, int, int, int, int, str]:
+        """Sort key: open alerts, then concern, then a marked questionnaire, then missed check-ins;
+        then blocked; active first."""
+        return (-self.open_flags, -self.concern, -int(self.questionnaire_notable), -self.missed_in_row,
+                -int(self.unreachable), int(self.status != ParticipantStatus.ACTIVE), self.alias.casefold())
 
 
 async def _last_checkins(session: AsyncSession, participant_ids: list[int]) -> dict[int, LastCheckin]:
@@ -187,10 +277,11 @@ async def caseload_rows(session: AsyncSession, staff: Staff, now: datetime, *,
     missed = await missed_in_a_row(session, ids, now, open_after=now - timedelta(hours=expire_hours))
     absences = await _upcoming_absences(session, ids, now)
     messages = await _concern_messages(session, ids, now - timedelta(days=CONCERN_MESSAGE_DAYS))
+    questionnaires = await questionnaire_trends(session, ids)
     rows = [
         CaseloadRow(pid, alias, status, int(n), unreachable_at is not None, last.get(pid),
                     missed.get(pid, (0, ""))[0], tuple(absences.get(pid, [])[:ABSENCES_SHOWN]),
-                    messages.get(pid, (0, ()))[0], int(acked))
+                    messages.get(pid, (0, ()))[0], int(acked), questionnaires.get(pid, ()))
         for pid, alias, status, unreachable_at, n, acked in people
     ]
     return sorted(rows, key=CaseloadRow.attention)
@@ -219,6 +310,7 @@ class Trends:
     sessions_cant_attend: int  # ...of which they said they can't attend
     alerts: int
     alerts_open: int
+    questionnaires: tuple[QuestionnaireTrend, ...] = ()  # totals over a longer span than the days
 
     @property
     def response_rate(self) -> float | None:
@@ -270,8 +362,9 @@ async def participant_trends(session: AsyncSession, participant: Participant, no
     alerts = (await session.execute(
         select(Escalation.status).where(Escalation.participant_id == participant.id,
                                         Escalation.message_received_at >= since))).scalars().all()
+    questionnaires = await questionnaire_trends(session, [participant.id], per_questionnaire=QUESTIONNAIRES_IN_TRENDS)
     return Trends(participant.alias, trend_days, answered, missed, held, cant, len(alerts),
-                  sum(1 for s in alerts if s in UNRESOLVED))
+                  sum(1 for s in alerts if s in UNRESOLVED), questionnaires.get(participant.id, ()))
 
 
 async def _sessions_between(session: AsyncSession, participant_id: int, since: datetime,
@@ -339,6 +432,15 @@ class DigestAbsence:
 
 
 @dataclass(frozen=True)
+class DigestQuestionnaire:
+    """A questionnaire completed in the period, with the change since the one before."""
+
+    participant_id: int
+    alias: str
+    trend: QuestionnaireTrend
+
+
+@dataclass(frozen=True)
 class Digest:
     since: datetime
     until: datetime
@@ -350,6 +452,7 @@ class Digest:
     absences: tuple[DigestAbsence, ...] = ()
     blocked: tuple[tuple[int, str], ...] = ()  # (participant id, alias) who blocked the bot in the period
     not_sent: dict[str, int] = field(default_factory=dict)  # scheduled rows expired unsent, by kind
+    questionnaires: tuple[DigestQuestionnaire, ...] = ()  # marked ones first
 
     @property
     def participant_ids(self) -> set[int]:
@@ -357,12 +460,13 @@ class Digest:
         ids = {a.participant_id for a in self.alerts} | {c.participant_id for c in self.concerns}
         ids |= {c.participant_id for c in self.concern_messages}
         ids |= {m.participant_id for m in self.missed} | {a.participant_id for a in self.absences}
+        ids |= {q.participant_id for q in self.questionnaires}
         return ids | {pid for pid, _ in self.blocked}
 
     @property
     def empty(self) -> bool:
         return not (self.alerts or self.concerns or self.concern_messages or self.missed or self.absences
-                    or self.blocked or self.not_sent)
+                    or self.blocked or self.not_sent or self.questionnaires)
 
 
 async def digest_for(session: AsyncSession, staff: Staff, now: datetime, *, hours: int = DIGEST_HOURS,
@@ -421,5 +525,14 @@ async def digest_for(session: AsyncSession, staff: Staff, now: datetime, *, hour
         .where(ScheduledAction.participant_id.in_(ids), ScheduledAction.status == ActionStatus.EXPIRED,
                ScheduledAction.due_at >= since, ScheduledAction.due_at <= now)
         .group_by(ScheduledAction.kind))).all())
+    completed = set((await session.execute(
+        select(InstrumentScore.participant_id, InstrumentScore.instrument_id)
+        .where(InstrumentScore.participant_id.in_(ids), InstrumentScore.completed_at >= since,
+               InstrumentScore.completed_at <= now))).all())
+    trends = await questionnaire_trends(session, sorted({pid for pid, _ in completed}))
+    questionnaires = tuple(sorted(
+        (DigestQuestionnaire(pid, people[pid], t) for pid, found in trends.items() for t in found
+         if (pid, t.instrument_id) in completed),
+        key=lambda q: (not q.trend.notable, q.alias.casefold())))
     return Digest(since, now, len(ids), alerts, concerns, concern_messages, missed, absences, blocked,
-                  {k: int(n) for k, n in sorted(not_sent.items())})
+                  {k: int(n) for k, n in sorted(not_sent.items())}, questionnaires)

@@ -15,7 +15,16 @@ from bot.context import AppContext
 from bot.db.models import ParticipantStatus
 from bot.safety.levels import Level
 from bot.services.calendar.reminders import date_text, day_text, time_text
-from bot.services.caseload import CONCERN_MESSAGE_DAYS, Absence, CaseloadRow, Digest, TrendDay, Trends
+from bot.services.caseload import (
+    CONCERN_MESSAGE_DAYS,
+    MEANINGFUL_RISE,
+    Absence,
+    CaseloadRow,
+    Digest,
+    QuestionnaireTrend,
+    TrendDay,
+    Trends,
+)
 from bot.services.labels import (
     DASH,
     level_text,
@@ -66,13 +75,54 @@ def absence_text(ctx: AppContext, absence: Absence, locale: str) -> str:
             f"{start.astimezone(ZoneInfo(tz)).tzname()}")
 
 
+def questionnaire_name(ctx: AppContext, instrument_id: str, locale: str) -> str:
+    """The questionnaire's short name (PHQ-9); one without a name in ui.toml shows its id."""
+    return optional_text(ctx, f"questionnaire.name_{instrument_id}", locale) or instrument_id.upper()
+
+
+def band_text(ctx: AppContext, band: str, locale: str) -> str:
+    return optional_text(ctx, f"questionnaire.band_{band}", locale) or band.replace("_", " ")
+
+
+def change_text(ctx: AppContext, trend: QuestionnaireTrend, locale: str) -> str:
+    """The change since the previous one (▲5 since Mon, Mar 2), or that it is the first."""
+    previous, change = trend.previous, trend.change
+    if previous is None or change is None:
+        return ctx.t("questionnaire.first", locale)
+    day = date_text(ctx, previous.day, locale)
+    if change > 0:
+        return ctx.t("questionnaire.up", locale, points=change, day=day)
+    if change < 0:
+        return ctx.t("questionnaire.down", locale, points=-change, day=day)
+    return ctx.t("questionnaire.same", locale, day=day)
+
+
+def questionnaire_marks(ctx: AppContext, trend: QuestionnaireTrend, locale: str) -> str:
+    """What a clinician must notice: a clinically meaningful rise, the severe band ("" if neither)."""
+    marks = []
+    if trend.meaningful_rise:
+        marks.append(ctx.t("questionnaire.mark_rise", locale, points=MEANINGFUL_RISE[trend.instrument_id]))
+    if trend.severe:
+        marks.append(ctx.t("questionnaire.mark_severe", locale))
+    return "".join(" · " + m for m in marks)
+
+
+def questionnaire_latest(ctx: AppContext, trend: QuestionnaireTrend, locale: str) -> str:
+    """One questionnaire's latest total and band, its day, the change and its marks."""
+    latest = trend.latest
+    return ctx.t("questionnaire.latest", locale, name=questionnaire_name(ctx, trend.instrument_id, locale),
+                 total=latest.total, band=band_text(ctx, latest.band, locale),
+                 day=date_text(ctx, latest.day, locale),
+                 change=change_text(ctx, trend, locale)) + questionnaire_marks(ctx, trend, locale)
+
+
 # --- /caseload -----------------------------------------------------------------------------------------
 
 def caseload_entry(ctx: AppContext, row: CaseloadRow, locale: str) -> str:
-    """A participant in at most four short lines: who and how, last check-in, misses, absences."""
+    """A participant in a few short lines: who and how, last check-in, questionnaires, misses, absences."""
     if row.open_flags:
         mark = "🚨"
-    elif row.concern >= Level.CONCERN:
+    elif row.concern >= Level.CONCERN or row.questionnaire_notable:
         mark = "⚠️"
     elif row.missed_in_row or row.unreachable:
         mark = "⏰"
@@ -96,6 +146,8 @@ def caseload_entry(ctx: AppContext, row: CaseloadRow, locale: str) -> str:
         lines.append(line)
     elif row.status == ParticipantStatus.ACTIVE:
         lines.append(ctx.t("caseload.no_checkin", locale))
+    if row.questionnaires:
+        lines.append("\n".join(questionnaire_latest(ctx, q, locale) for q in row.questionnaires))
     if row.concern_messages:
         lines.append(ctx.t("caseload.concern_messages", locale, count=row.concern_messages,
                            days=CONCERN_MESSAGE_DAYS))
@@ -174,7 +226,23 @@ def trends_messages(ctx: AppContext, trends: Trends, locale: str) -> list[str]:
             line += " · " + ctx.t("trends.day_flag", locale, level=level_text(ctx, d.level, locale))
         lines.append(line)
     say_quiet()
-    return pack_html([title, "\n".join(sparks), "\n".join(totals), "\n".join(lines)])
+    return pack_html([title, "\n".join(sparks), "\n".join(totals), *questionnaires_text(ctx, trends, locale),
+                      "\n".join(lines)])
+
+
+def questionnaires_text(ctx: AppContext, trends: Trends, locale: str) -> list[str]:
+    """The questionnaire totals over time, oldest first, each with its latest change and marks
+    (nothing when none was completed)."""
+    if not trends.questionnaires:
+        return []
+    rows = [ctx.t("trends.questionnaires_title", locale)]
+    for q in trends.questionnaires:
+        points = " → ".join(ctx.t("trends.questionnaire_point", locale, total=s.total,
+                                  day=date_text(ctx, s.day, locale)) for s in q.scores)
+        rows.append(ctx.t("trends.questionnaire_row", locale, name=questionnaire_name(ctx, q.instrument_id, locale),
+                          totals=points)
+                    + "\n" + questionnaire_latest(ctx, q, locale))
+    return ["\n".join(rows)]
 
 
 def _alert_status(ctx: AppContext, status: str, outcome: str | None, locale: str) -> str:
@@ -220,6 +288,10 @@ def digest_messages(ctx: AppContext, digest: Digest, locale: str, zone: ZoneInfo
         ctx.t("digest.absence_row", locale, alias=a.alias,
               session=absence_text(ctx, Absence(a.start_at, a.timezone), locale))
         for a in digest.absences])
+    section("questionnaires", [
+        ctx.t("digest.questionnaire_row", locale, mark="⚠️" if q.trend.notable else "•", alias=q.alias,
+              latest=questionnaire_latest(ctx, q.trend, locale))
+        for q in digest.questionnaires])
     section("blocked", [ctx.t("digest.blocked_row", locale, alias=alias) for _, alias in digest.blocked])
     section("not_sent", [
         ctx.t("digest.not_sent_row", locale, what=optional_text(ctx, f"digest.kind_{kind}", locale) or kind, count=n)
