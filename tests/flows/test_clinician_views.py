@@ -1,7 +1,8 @@
 """What a clinician sees, in process, on SQLite and PostgreSQL: /caseload with those needing
 attention first (an open alert, then a low-mood check-in, then three missed check-ins), /trends
 of one participant over 14 days, /digest of the last 24 hours; another clinician's participant
-is refused and audited, a lead sees everyone, Spanish works, and participants are refused."""
+is refused and audited, a lead sees everyone, Spanish works, and participants are refused; after two
+PHQ-9s the caseload shows the latest total and its change."""
 
 from __future__ import annotations
 
@@ -291,3 +292,33 @@ async def test_a_message_of_concern_shows_in_the_caseload_and_the_digest(inbot: 
     async with inbot.ctx.sessionmaker() as s:
         disclosed = {d.participant_id for d in (await s.scalars(select(Disclosure))).all() if d.kind == "digest"}
     assert disclosed == {ids["P-101"]}
+
+
+@pytest.fixture
+async def phq9_bot(bot_settings: Settings, api: FakeBotAPI, clock: ManualClock) -> AsyncIterator[InProcessBot]:
+    settings = bot_settings.replace(instruments=dataclasses.replace(bot_settings.instruments, enabled=True,
+                                                                    ask=("phq9",)))
+    running = await InProcessBot.start(settings, api, clock)
+    yield running
+    await running.close()
+
+
+async def test_caseload_shows_the_latest_phq9_and_its_change(phq9_bot: InProcessBot) -> None:
+    inbot = phq9_bot
+    async with inbot.ctx.sessionmaker() as s:
+        lee = await add_staff(s, "dr-lee", DR, inbot.clock.now())
+        await add_participant(s, "P-101", lee, FINE, inbot.clock.now(), checkin_time="11:00")
+        await s.commit()
+    await inbot.tick(MONDAY_9AM_NY - timedelta(hours=1))
+    for week, answer in ((0, "Several days"), (1, "More than half the days")):
+        await inbot.tick(MONDAY_9AM_NY + timedelta(weeks=week, hours=2, minutes=30))  # 11:30 in New York
+        assert "PHQ-9" in inbot.last_text(FINE) and "1/9" in inbot.last_text(FINE)
+        for _ in range(8):
+            await inbot.press(FINE, answer)
+        await inbot.press(FINE, "Not at all")  # item 9
+        assert "PHQ-9: your total is" in inbot.last_text(FINE)
+    (text,) = await _command(inbot, DR, "/caseload")
+    entry = next(e for e in text.split("\n\n") if "P-101" in e)
+    assert entry.startswith("⚠️ P-101 · active")  # a rise of 8: marked
+    assert ("PHQ-9 16 moderately severe, Mon, Mar 9 (▲8 since Mon, Mar 2) · ⚠️ a rise of 5 points or more"
+            in entry), entry
