@@ -311,7 +311,8 @@ async def test_caseload_shows_the_latest_phq9_and_its_change(phq9_bot: InProcess
         await s.commit()
     await inbot.tick(MONDAY_9AM_NY - timedelta(hours=1))
     for week, answer in ((0, "Several days"), (1, "More than half the days")):
-        await inbot.tick(MONDAY_9AM_NY + timedelta(weeks=week, hours=2, minutes=30))  # 11:30 in New York
+        await inbot.tick(MONDAY_9AM_NY + timedelta(weeks=week, hours=2))  # the check-in first, at 11:00
+        await inbot.tick(MONDAY_9AM_NY + timedelta(weeks=week, hours=2, minutes=30))  # then PHQ-9 at 11:30
         assert "PHQ-9" in inbot.last_text(FINE) and "1/9" in inbot.last_text(FINE)
         for _ in range(8):
             await inbot.press(FINE, answer)
