@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bot.content.problems import Problem, ProblemSink, Severity
+from bot.content.problems import Problem, ProblemSink, Severity, read_toml
 
 FALLBACK_LOCALE = "en"
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
@@ -261,18 +260,10 @@ def _question(raw: Any, index: int, lines: _Lines, sink: ProblemSink) -> Questio
 def parse_questionnaire(path: Path, locale: str) -> tuple[Questionnaire | None, list[Problem]]:
     """Read one questionnaire file; None when it has errors (every problem is returned)."""
     sink = ProblemSink(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        sink.error(1, "the file is not UTF-8 text: save it as UTF-8 in your editor")
+    read = read_toml(sink)
+    if read is None:
         return None, sink.problems
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"at line (\d+)", str(exc))
-        sink.error(int(match.group(1)) if match else 1,
-                   f"not valid TOML: {re.sub(r' [(]at line.*', '', str(exc))}")
-        return None, sink.problems
+    text, data = read
     lines = _Lines(text)
     for key in sorted(set(data) - _TOP_KEYS):
         sink.error(lines.key(key), f"unknown key '{key}'; known keys: {', '.join(sorted(_TOP_KEYS))}")

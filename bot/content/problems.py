@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 
 class Severity(StrEnum):
@@ -51,3 +54,20 @@ class ProblemSink:
     @property
     def has_errors(self) -> bool:
         return any(p.is_error for p in self.problems)
+
+
+def read_toml(sink: ProblemSink) -> tuple[str, dict[str, Any]] | None:
+    """The file's text and its TOML, or None with the reason in `sink` (not UTF-8; not valid TOML,
+    at the line tomllib names), so every TOML content file says the same thing about the same fault."""
+    try:
+        text = sink.path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        sink.error(1, "the file is not UTF-8 text: save it as UTF-8 in your editor")
+        return None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"at line (\d+)", str(exc))
+        sink.error(int(match.group(1)) if match else 1,
+                   f"not valid TOML: {re.sub(r' [(]at line.*', '', str(exc))}")
+        return None
