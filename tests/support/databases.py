@@ -28,6 +28,9 @@ def postgres_admin_url() -> str:
         import pgserver
 
         data_dir = Path(tempfile.mkdtemp(prefix="iopbot-pg-"))
+        # Registered before the server's own exit hook, so it runs after it (atexit is last in,
+        # first out): whatever the stopping server wrote while pgserver deleted the directory goes too.
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
         # "delete": stopped and its data directory removed at exit. With "stop" every test run
         # left ~0.5 GB in /tmp, and a day of runs filled a developer's disk.
         _server = pgserver.get_server(data_dir, cleanup_mode="delete")
