@@ -66,11 +66,15 @@ def _parse_located(text: str) -> Problem:
 
 
 def check_ui_texts(content_dir: Path) -> list[Problem]:
-    """ui.toml in every language: valid TOML, texts only, well-formed {placeholders}, the same
-    placeholders as English (a translation may not invent or drop one), no key missing or extra."""
+    """ui.toml (and ui/*.toml, one file per feature) in every language: valid TOML, texts only,
+    well-formed {placeholders}, no key in two files, the same placeholders as English (a
+    translation may not invent or drop one), no key missing or extra."""
     problems: list[Problem] = []
-    tables: dict[str, tuple[Path, dict[str, str], dict[str, int]]] = {}
-    for path in sorted(content_dir.glob("*/ui.toml")):
+    # locale → key → (text, file, line)
+    tables: dict[str, dict[str, tuple[str, Path, int]]] = {}
+    paths = sorted(content_dir.glob("*/ui.toml")) + sorted(content_dir.glob("*/ui/*.toml"))
+    for path in paths:
+        locale = path.parent.name if path.name == "ui.toml" else path.parent.parent.name
         sink = ProblemSink(path)
         text = path.read_text(encoding="utf-8")
         try:
@@ -83,31 +87,40 @@ def check_ui_texts(content_dir: Path) -> list[Problem]:
         lines = _key_lines(text)
         flat: dict[str, str] = {}
         _flatten_texts(data, "", flat, sink, lines)
+        table = tables.setdefault(locale, {})
         for key, value in flat.items():
             try:
                 list(string.Formatter().parse(value))
             except ValueError as exc:
                 sink.error(lines.get(key, 1), f"{key}: broken placeholder ({exc}); write {{name}}, and {{{{ }}}} "
                            "for a literal brace")
-        tables[path.parent.name] = (path, flat, lines)
+            if key in table:
+                sink.error(lines.get(key, 1), f"{key} is already defined in {table[key][1]}; keep each text "
+                           "in one file (the bot would not start)")
+                continue
+            table[key] = (value, path, lines.get(key, 1))
         problems += sink.problems
     english = tables.get("en")
     if english is None:
         return [*problems, Problem(content_dir / "en" / "ui.toml", 1, Severity.ERROR,
                                    "missing: English is the fallback for every text; the bot would not start")]
-    for locale, (path, flat, lines) in tables.items():
+    for locale, table in tables.items():
         if locale == "en":
             continue
-        sink = ProblemSink(path)
-        for key, text in english[1].items():
-            if key not in flat:
-                sink.warning(1, f"{key} is not translated (English is used); add it")
-            elif _placeholders(flat[key]) != _placeholders(text):
-                sink.error(lines.get(key, 1), f"{key} uses {sorted(_placeholders(flat[key]))} but English uses "
-                           f"{sorted(_placeholders(text))}; use the same {{placeholders}} as English")
-        for key in flat.keys() - english[1].keys():
-            sink.warning(lines.get(key, 1), f"{key} is not in English; remove it or add it there")
-        problems += sink.problems
+        for key, (english_text, english_path, _) in english.items():
+            if key not in table:
+                # Report where the translation belongs: the file named like English's.
+                where = content_dir / locale / english_path.relative_to(content_dir / "en")
+                problems.append(Problem(where, 1, Severity.WARNING,
+                                        f"{key} is not translated (English is used); add it"))
+            elif _placeholders(table[key][0]) != _placeholders(english_text):
+                problems.append(Problem(table[key][1], table[key][2], Severity.ERROR,
+                                        f"{key} uses {sorted(_placeholders(table[key][0]))} but English uses "
+                                        f"{sorted(_placeholders(english_text))}; use the same {{placeholders}} "
+                                        "as English"))
+        for key in table.keys() - english.keys():
+            problems.append(Problem(table[key][1], table[key][2], Severity.WARNING,
+                                    f"{key} is not in English; remove it or add it there"))
     return problems
 
 

@@ -41,16 +41,31 @@ class Texts:
 
     @classmethod
     def load(cls, content_dir: Path) -> Texts:
+        """Every locale's `ui.toml` plus its `ui/*.toml` (one file per feature, e.g. ui/goals.toml).
+
+        A key defined in two files of one locale is an error: which one wins would depend on the
+        order files are read in.
+        """
         by_locale: dict[str, dict[str, str]] = {}
-        for path in sorted(content_dir.glob("*/ui.toml")):
+        where: dict[tuple[str, str], Path] = {}
+        paths = sorted(content_dir.glob("*/ui.toml")) + sorted(content_dir.glob("*/ui/*.toml"))
+        for path in paths:
+            locale = path.parent.name if path.name == "ui.toml" else path.parent.parent.name
             try:
                 data = tomllib.loads(path.read_text(encoding="utf-8"))
             except tomllib.TOMLDecodeError as exc:
                 raise TextsError(f"{path}: not valid TOML: {exc}") from None
             try:
-                by_locale[path.parent.name] = _flatten(data)
+                flat = _flatten(data)
             except TextsError as exc:
                 raise TextsError(f"{path}: {exc}") from None
+            table = by_locale.setdefault(locale, {})
+            for key in flat:
+                if key in table:
+                    raise TextsError(f"{path}: {key} is already defined in {where[locale, key]}; "
+                                     "keep each text in one file")
+                where[locale, key] = path
+            table.update(flat)
         if FALLBACK_LOCALE not in by_locale:
             raise TextsError(f"{content_dir}/{FALLBACK_LOCALE}/ui.toml is missing: the bot has no words")
         return cls(by_locale)

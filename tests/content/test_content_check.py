@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.content.check import check_content, main
+from bot.content.i18n import Texts, TextsError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "content"
 
@@ -64,3 +65,22 @@ def test_a_broken_checkin_file_is_reported(content: Path) -> None:
     path.write_text(path.read_text(encoding="utf-8") + "\n[[question]\n", encoding="utf-8")
     problems = [p for p in check_content(content) if p.is_error]
     assert any(p.path == path for p in problems)
+
+
+def test_a_feature_text_file_is_read_and_checked_like_ui_toml(content: Path) -> None:
+    """Texts may live in content/<locale>/ui/<feature>.toml; a key in two files is an error."""
+    (content / "en" / "ui").mkdir()
+    (content / "es" / "ui").mkdir()
+    (content / "en" / "ui" / "feature.toml").write_text('[check_test]\nhello = "Hi {name}"\n', encoding="utf-8")
+    spanish = content / "es" / "ui" / "feature.toml"
+    spanish.write_text('[check_test]\nhello = "Hola {nombre}"\n', encoding="utf-8")
+    problems = [p for p in check_content(content) if p.is_error]
+    assert [(p.path, p.line) for p in problems] == [(spanish, 2)]
+    spanish.write_text('[check_test]\nhello = "Hola {name}"\n', encoding="utf-8")
+    assert [p for p in check_content(content) if p.is_error] == []
+    assert Texts.load(content).get("check_test.hello", "es", name="Ana") == "Hola Ana"
+    _add_text(content, "en", "Hi again {name}")
+    problems = [p for p in check_content(content) if p.is_error]
+    assert len(problems) == 1 and "already defined" in problems[0].message
+    with pytest.raises(TextsError, match="already defined"):
+        Texts.load(content)
