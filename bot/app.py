@@ -12,11 +12,15 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from bot.context import AppContext
 from bot.telegram.handlers import (
     alerts,
+    charts,
     content,
     edits,
     fallback,
+    goals,
     help,
+    medications,
     onboarding,
+    outreach,
     participant,
     sessions,
     staff,
@@ -61,6 +65,10 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
         staff.router,
         alerts.router,
         sessions.router,  # /sessions, Can't attend and its reason (before flows: its typed reason)
+        goals.router,  # /goals, /goal ALIAS, the weekly progress answers
+        medications.router,  # /meds and the Taken / Snooze / Skip buttons
+        outreach.router,  # /message ALIAS, replies to the care team, /techhelp
+        charts.router,  # /trend ALIAS, /mytrend
         content.router,  # /learn, /skills, /favorites, /plan, /safetyplan and their menu buttons
         flow_routes.router,  # flow buttons, typed answers of an open flow, /checkin
         fallback.router,  # last: refusals, unknown people, a participant's own notes

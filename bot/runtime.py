@@ -26,6 +26,7 @@ from bot.context import AppContext
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.safety.llm import LlmSecondOpinion
 from bot.safety.rules import SafetyRules
+from bot.services.brief.setup import install_brief
 from bot.services.calendar.reminders import install_calendar
 from bot.services.checkins.setup import install_checkins
 from bot.services.data_key import check_data_key
@@ -33,8 +34,11 @@ from bot.services.delivery import DatabaseDeliveryRecorder
 from bot.services.escalation.coverage import install_coverage
 from bot.services.escalation.notices import send_staff_notice
 from bot.services.escalation.setup import install_escalation
+from bot.services.goals.setup import install_goals
 from bot.services.instruments.setup import install_instruments
 from bot.services.learning.setup import install_content
+from bot.services.medications.setup import install_medications
+from bot.services.outreach.setup import install_outreach
 from bot.services.people import install_people
 from bot.services.scheduling import maintenance
 from bot.services.scheduling.outbox import OutboxWorker
@@ -101,6 +105,10 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_content(ctx, worker, store=content)
     install_coverage(ctx, worker)  # the daily notice to leads about coverage gaps (bot/services/escalation/coverage.py)
     install_people(ctx, worker)  # the goodbye on discharge (bot/services/people.py)
+    install_goals(ctx, worker)  # the weekly goal progress prompt (bot/services/goals/setup.py)
+    install_medications(ctx, worker)  # medication reminders and missed-dose notices (services/medications/setup.py)
+    install_outreach(ctx, worker)  # the care team's messages to a participant (bot/services/outreach/setup.py)
+    install_brief(ctx, worker)  # pre-session briefs and the daily digest (bot/services/brief/setup.py)
     # Housekeeping on its own interval (bot/services/scheduling/maintenance.py).
     worker.add_periodic("prune-processed-updates", maintenance.EVERY_SECONDS,
                         functools.partial(maintenance.prune_processed_updates, ctx))

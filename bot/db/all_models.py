@@ -4,7 +4,16 @@ Feature areas keep their tables in their own modules (e.g. check-ins, the sessio
 all on the one `Base` from bot.db.models. Add a new module here.
 """
 
-from bot.db import calendar_models, checkin_models, content_models, instrument_models, models  # noqa: F401
+from bot.db import (  # noqa: F401
+    calendar_models,
+    checkin_models,
+    content_models,
+    goal_models,
+    instrument_models,
+    medication_models,
+    models,
+    outreach_models,
+)
 from bot.db.models import Base
 
 metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""The pre-session brief and the scheduled daily digest."""

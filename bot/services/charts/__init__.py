@@ -1,0 +1,1 @@
+"""Charts for clinicians and participants: the trend PNG (matplotlib, headless)."""
