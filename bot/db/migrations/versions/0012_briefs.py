@@ -1,7 +1,7 @@
-"""tracks and attendance: a participant's track for the content drip, briefs sent, who marked attendance
+"""briefs and attendance: pre-session briefs sent, daily digest times, who marked attendance
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-04 21:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op  # noqa: F401
 
 import bot.db.types  # noqa: F401
 
-revision = '0011'
-down_revision = '0010'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
