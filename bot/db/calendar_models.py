@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.db.models import Base, Participant, Staff
@@ -133,3 +133,21 @@ class Attendance(Base):
 
     occurrence: Mapped[SessionOccurrence] = relationship(lazy="joined")
 
+
+
+class SessionPresence(Base):
+    """Whether a participant was at an occurrence, as the facilitator (or a clinician) marked it.
+
+    Kept apart from `Attendance`, which is what the participant said beforehand: "said they'd come"
+    and "was there" are different facts, and "sessions attended" counts only this one.
+    """
+
+    __tablename__ = "session_presence"
+    __table_args__ = (UniqueConstraint("occurrence_id", "participant_id", name="uq_session_presence_mark"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("session_occurrences.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    present: Mapped[bool] = mapped_column(Boolean)
+    marked_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    marked_at: Mapped[datetime]

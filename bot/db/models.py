@@ -71,6 +71,8 @@ class Staff(Base):
     unreachable_at: Mapped[datetime | None]
     # `iopbot staff deactivate`: never paged again, sees nothing; the record (and audit trail) stays.
     deactivated_at: Mapped[datetime | None]
+    # "HH:MM" in their zone when the daily digest of their caseload is sent; None: only on /digest.
+    digest_at: Mapped[str | None] = mapped_column(String(5))
     created_at: Mapped[datetime]
 
     @property
