@@ -104,6 +104,8 @@ class Participant(Base):
     discharged_at: Mapped[datetime | None]
     # Set when Telegram answered 403 (the participant blocked the bot); cleared when they write again.
     unreachable_at: Mapped[datetime | None]
+    # The program track ([content] tracks) that picks their daily read; None: every snippet.
+    track: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]
 
     therapist: Mapped[Staff] = relationship(foreign_keys=[therapist_id], lazy="joined")

@@ -19,8 +19,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # NULL: no track (every snippet goes, as before tracks existed). A name from [content] tracks.
+    with op.batch_alter_table('participants', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('track', sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('participants', schema=None) as batch_op:
+        batch_op.drop_column('track')
