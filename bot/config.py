@@ -178,6 +178,19 @@ class InstrumentSettings:
 
 
 @dataclass(frozen=True)
+class MedicationSettings:
+    # Medication reminders the participant sets up in /meds (their own times, in their zone).
+    enabled: bool = True
+    # A reminder left without Taken / Snooze / Skip this long after it came counts as missed.
+    missed_after_minutes: int = 120
+    # "Snooze" brings the reminder back this many minutes later.
+    snooze_minutes: int = 15
+    # After this many missed in a row of one reminder, the assigned clinician is told, only if the
+    # participant agreed to it in /meds (0 = never, and the question is not asked).
+    notify_after_missed: int = 3
+
+
+@dataclass(frozen=True)
 class ReminderSettings:
     # Minutes before a program session that a participant is reminded (24 h and 15 min by default).
     offsets_minutes: tuple[int, ...] = (1440, 15)
@@ -186,6 +199,14 @@ class ReminderSettings:
     quiet_hours_exempt_minutes: int = 60
     # How far ahead session occurrences and reminder rows are planned.
     plan_ahead_hours: int = 48
+
+
+@dataclass(frozen=True)
+class BriefSettings:
+    # Before each session its facilitator gets a brief: one message per participant for an
+    # individual or family session (the assigned clinician too), one per group for a group session.
+    enabled: bool = True
+    minutes_before: int = 60
 
 
 @dataclass(frozen=True)
@@ -259,9 +280,11 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     checkin: CheckinSettings = field(default_factory=CheckinSettings)
     instruments: InstrumentSettings = field(default_factory=InstrumentSettings)
+    medications: MedicationSettings = field(default_factory=MedicationSettings)
     triggers: TriggerThresholds = field(default_factory=TriggerThresholds)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
+    brief: BriefSettings = field(default_factory=BriefSettings)
     content: ContentSettings = field(default_factory=ContentSettings)
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     discharge: DischargeSettings = field(default_factory=DischargeSettings)
@@ -340,9 +363,11 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleSettings,
     "checkin": CheckinSettings,
     "instruments": InstrumentSettings,
+    "medications": MedicationSettings,
     "triggers": TriggerThresholds,
     "reminders": ReminderSettings,
     "attendance": AttendanceSettings,
+    "brief": BriefSettings,
     "content": ContentSettings,
     "coverage": CoverageSettings,
     "discharge": DischargeSettings,
@@ -415,6 +440,9 @@ RANGES: dict[tuple[str, str], Range] = {
     ("instruments", "every_weeks"): Range(1, 8),  # never more often than weekly
     ("instruments", "minutes_after_checkin"): Range(0, 720),
     ("instruments", "expire_hours"): Range(0, 72, above_low=True),
+    ("medications", "missed_after_minutes"): Range(1, 1440),
+    ("medications", "snooze_minutes"): Range(1, 240),
+    ("medications", "notify_after_missed"): Range(0, 30, zero_means="never"),
     ("triggers", "low_mood"): Range(0, 10),
     ("triggers", "high_craving"): Range(1, 10),
     ("triggers", "low_mood_run_days"): Range(0, 14),  # 0 = off
@@ -424,6 +452,7 @@ RANGES: dict[tuple[str, str], Range] = {
     ("reminders", "plan_ahead_hours"): Range(1, 720),
     ("attendance", "reason_wait_minutes"): Range(0, 1440),
     ("attendance", "notify_clinician_after"): Range(1, 50),
+    ("brief", "minutes_before"): Range(5, 1440),
     ("content", "reading_grade_limit"): Range(0, 20, above_low=True),
     ("content", "drip_every_days"): Range(0, 30, zero_means="no drip"),
     ("content", "drip_minutes_after_checkin"): Range(0, 720),
