@@ -226,6 +226,9 @@ class ContentSettings:
     # minutes after the participant's check-in time (quiet hours as for check-ins).
     drip_every_days: int = 1
     drip_minutes_after_checkin: int = 60
+    # The program's tracks (e.g. ["mental_health", "substance_use"]): a participant has one, and the
+    # daily read sends the snippets of their track. Empty: no tracks, every snippet goes to everyone.
+    tracks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -593,6 +596,12 @@ def _validate(s: Settings, where: str) -> None:
         raise ConfigError(f"{where} [reminders] plan_ahead_hours must cover the longest reminder offset "
                           f"({max(offsets)} minutes)")
     _check_text(s.content.directory, f"{where} [content] directory", example='"content"')
+    for name in s.content.tracks:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
+            raise ConfigError(f"{where} [content] tracks: each must be lowercase letters, digits, - and _ (at most "
+                              f"40), like \"substance_use\", not {name!r}")
+    if len(set(s.content.tracks)) != len(s.content.tracks):
+        raise ConfigError(f"{where} [content] tracks names a track twice: {list(s.content.tracks)}")
     if not _HHMM.match(s.coverage.notice_time):
         raise ConfigError(f"{where} [coverage] notice_time must be a 24-hour time like \"08:00\", "
                           f"not {s.coverage.notice_time!r}")
