@@ -178,6 +178,16 @@ class InstrumentSettings:
 
 
 @dataclass(frozen=True)
+class GoalSettings:
+    # The weekly goal progress prompt (0-10 per open goal and an optional line), on `day` in the
+    # participant's time zone, `minutes_after_checkin` after their check-in time (quiet hours as
+    # for check-ins); only for participants with an open goal. /goals works either way.
+    enabled: bool = True
+    day: str = "friday"
+    minutes_after_checkin: int = 45
+
+
+@dataclass(frozen=True)
 class MedicationSettings:
     # Medication reminders the participant sets up in /meds (their own times, in their zone).
     enabled: bool = True
@@ -283,6 +293,7 @@ class Settings:
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     checkin: CheckinSettings = field(default_factory=CheckinSettings)
     instruments: InstrumentSettings = field(default_factory=InstrumentSettings)
+    goals: GoalSettings = field(default_factory=GoalSettings)
     medications: MedicationSettings = field(default_factory=MedicationSettings)
     triggers: TriggerThresholds = field(default_factory=TriggerThresholds)
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
@@ -366,6 +377,7 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleSettings,
     "checkin": CheckinSettings,
     "instruments": InstrumentSettings,
+    "goals": GoalSettings,
     "medications": MedicationSettings,
     "triggers": TriggerThresholds,
     "reminders": ReminderSettings,
@@ -443,6 +455,7 @@ RANGES: dict[tuple[str, str], Range] = {
     ("instruments", "every_weeks"): Range(1, 8),  # never more often than weekly
     ("instruments", "minutes_after_checkin"): Range(0, 720),
     ("instruments", "expire_hours"): Range(0, 72, above_low=True),
+    ("goals", "minutes_after_checkin"): Range(0, 720),
     ("medications", "missed_after_minutes"): Range(1, 1440),
     ("medications", "snooze_minutes"): Range(1, 240),
     ("medications", "notify_after_missed"): Range(0, 30, zero_means="never"),
@@ -588,6 +601,8 @@ def _validate(s: Settings, where: str) -> None:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", c.questionnaire):
         raise ConfigError(f"{where} [checkin] questionnaire must be a file name without .toml, like \"daily\"")
     _check_instruments(s.instruments, where)
+    if s.goals.day not in WEEKDAYS:
+        raise ConfigError(f"{where} [goals] day must be one of {', '.join(WEEKDAYS)}, not {s.goals.day!r}")
     offsets = s.reminders.offsets_minutes
     if len(set(offsets)) != len(offsets):
         raise ConfigError(f"{where} [reminders] offsets_minutes must be different whole minutes greater than 0, "
