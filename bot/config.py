@@ -228,6 +228,15 @@ class AttendanceSettings:
 
 
 @dataclass(frozen=True)
+class OutreachSettings:
+    # A reply to a coach's or clinician's /message is taken this long after the message was sent;
+    # later, what the participant writes is an ordinary message (kept for the care team).
+    reply_window_hours: float = 72.0
+    # A number participants can call to join a session by phone, shown in /techhelp ("" = none).
+    techhelp_phone: str = ""
+
+
+@dataclass(frozen=True)
 class ContentSettings:
     directory: str = "content"
     allow_drafts: bool = False
@@ -299,6 +308,7 @@ class Settings:
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
     attendance: AttendanceSettings = field(default_factory=AttendanceSettings)
     brief: BriefSettings = field(default_factory=BriefSettings)
+    outreach: OutreachSettings = field(default_factory=OutreachSettings)
     content: ContentSettings = field(default_factory=ContentSettings)
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     discharge: DischargeSettings = field(default_factory=DischargeSettings)
@@ -383,6 +393,7 @@ SECTIONS: dict[str, type] = {
     "reminders": ReminderSettings,
     "attendance": AttendanceSettings,
     "brief": BriefSettings,
+    "outreach": OutreachSettings,
     "content": ContentSettings,
     "coverage": CoverageSettings,
     "discharge": DischargeSettings,
@@ -469,6 +480,7 @@ RANGES: dict[tuple[str, str], Range] = {
     ("attendance", "reason_wait_minutes"): Range(0, 1440),
     ("attendance", "notify_clinician_after"): Range(1, 50),
     ("brief", "minutes_before"): Range(5, 1440),
+    ("outreach", "reply_window_hours"): Range(0, 720, above_low=True),
     ("content", "reading_grade_limit"): Range(0, 20, above_low=True),
     ("content", "drip_every_days"): Range(0, 30, zero_means="no drip"),
     ("content", "drip_minutes_after_checkin"): Range(0, 720),
@@ -543,6 +555,10 @@ def _validate(s: Settings, where: str) -> None:
     if p.after_hours_phone and not re.fullmatch(r"[0-9+() .\-]{3,30}", p.after_hours_phone):
         raise ConfigError(f"{where} [program] after_hours_phone must be a phone number like \"+1 555 010 0199\" "
                           f"(digits, spaces, + ( ) - .), not {p.after_hours_phone!r}")
+    phone = s.outreach.techhelp_phone
+    if phone and not re.fullmatch(r"[0-9+() .\-]{3,30}", phone):
+        raise ConfigError(f"{where} [outreach] techhelp_phone must be a phone number like \"+1 555 010 0199\" "
+                          f"(digits, spaces, + ( ) - .), not {phone!r}")
     t = s.telegram
     _check_url(t.api_base, f"{where} [telegram] api_base")
     if t.bot_username and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", t.bot_username):
