@@ -8,12 +8,20 @@ file and its name in `[instruments] ask`; no code.
 
 Every problem is reported as `file:line: severity: message`, like the rest of the content library.
 The format is described in content/FORMAT.md, "Instruments".
+
+LOINC codes are optional data beside the items (`loinc` for the instrument's panel and for each
+item, `loinc_total` for the total score, `loinc_answers` for the options' answer codes by value,
+beside the options they code): the exports
+(bot/services/exports) write FHIR with them. They are checked for shape and, for question codes,
+for LOINC's check digit, so a typo is caught by `iopbot content check`, not by a record system.
+A problem with a code is a warning, and the code is left out (the export then uses local codes):
+the questionnaire itself is still asked, since a code only names it for other systems.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,13 +34,17 @@ MAX_ID_CHARS = 12  # instrument ids travel in flow runs and row payloads
 MAX_ITEM_CHARS = 24  # item ids travel in button data: fl:<run>:<item>:<value>, 64 bytes at most
 MAX_LABEL_CHARS = 40
 MAX_TEXT_CHARS = 1000
+# A LOINC term ("44261-6": digits, a hyphen, the check digit) and a LOINC answer ("LA6568-5").
+LOINC_RE = re.compile(r"^(\d{1,7})-(\d)$")
+LOINC_ANSWER_RE = re.compile(r"^LA\d{1,8}-\d$")
 # CLINICAL.md: PHQ-9 item 9 (thoughts of being better off dead or of hurting oneself) above 0 is a
 # safety trigger whatever the total. bot/safety/triggers.py reads it by this id.
 REQUIRED_SAFETY_ITEMS = {"phq9": "phq9_9"}
 
 _TOP_KEYS = frozenset({"id", "title", "author", "clinical_reviewer", "reviewed_on", "version", "status", "intro",
-                       "hint", "source", "scoring", "options", "safety_items", "items", "bands"})
-_ITEM_KEYS = frozenset({"id", "text", "options", "scored"})
+                       "hint", "source", "scoring", "options", "safety_items", "items", "bands", "loinc",
+                       "loinc_total", "loinc_answers"})
+_ITEM_KEYS = frozenset({"id", "text", "options", "scored", "loinc", "loinc_answers"})
 _BAND_KEYS = frozenset({"id", "min", "max", "label", "explanation"})
 
 
@@ -44,6 +56,7 @@ class InstrumentContentError(Exception):
 class Option:
     value: int
     label: str
+    loinc: str = ""  # the LOINC answer code ("LA6568-5"), if any
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class Item:
     options: tuple[Option, ...]
     line: int
     scored: bool = True
+    loinc: str = ""  # the item's LOINC code ("44250-9"), if any
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,13 @@ class Instrument:
     items: tuple[Item, ...]
     bands: tuple[Band, ...]
     safety_items: tuple[str, ...] = ()
+    loinc: str = ""  # the instrument's LOINC panel ("44249-1"), if any
+    loinc_total: str = ""  # the LOINC code of its total score ("44261-6"), if any
+
+    @property
+    def coded(self) -> bool:
+        """Every part has a LOINC code: the FHIR export can name the LOINC questionnaire and items."""
+        return bool(self.loinc) and all(i.loinc for i in self.items)
 
     def item(self, item_id: str) -> Item | None:
         return next((i for i in self.items if i.id == item_id), None)
@@ -153,6 +174,60 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def loinc_check_digit(number: str) -> int:
+    """LOINC's mod 10 check digit of the digits before the hyphen (the LOINC Users' Guide): from the
+    right, every other digit starting with the last is doubled, the digits of it all are summed,
+    and the check digit brings the sum up to a multiple of ten."""
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        digit = int(char) * (2 if position % 2 == 0 else 1)
+        total += digit // 10 + digit % 10
+    return (10 - total % 10) % 10
+
+
+def _loinc(table: dict[str, Any], key: str, sink: ProblemSink, line: int, where: str) -> str:
+    """An optional LOINC code: "" when absent or when it does not look like one (a warning says so)."""
+    value = table.get(key)
+    if value is None:
+        return ""
+    match = LOINC_RE.match(value) if isinstance(value, str) else None
+    if match is None:
+        sink.warning(line, f"{where}: '{key}' must be a LOINC code in quotes, digits, a hyphen and the check digit, "
+                     f"like {key} = \"44250-9\", not {value!r}")
+        return ""
+    expected = loinc_check_digit(match.group(1))
+    if int(match.group(2)) != expected:
+        sink.warning(line, f"{where}: '{key}' = \"{value}\" is not a LOINC code: its check digit would be {expected} "
+                     f"(\"{match.group(1)}-{expected}\"); copy the code again from loinc.org")
+        return ""
+    return value
+
+
+def _answer_codes(table: dict[str, Any], options: tuple[Option, ...], sink: ProblemSink, line: int,
+                  where: str) -> tuple[Option, ...]:
+    """`options` with their LOINC answer codes from `loinc_answers = { 0 = "LA6568-5", ... }` (by value)."""
+    raw = table.get("loinc_answers")
+    if raw is None:
+        return options
+    example = 'loinc_answers = { 0 = "LA6568-5", 1 = "LA6569-3" }'
+    if not isinstance(raw, dict):
+        sink.warning(line, f"{where}: 'loinc_answers' must give the LOINC answer code of each option value, "
+                     f"like {example}")
+        return options
+    values = {str(o.value) for o in options}
+    codes: dict[str, str] = {}
+    for key, code in raw.items():
+        if key not in values:
+            sink.warning(line, f"{where}: loinc_answers names the option value {key}, which is not an option here "
+                         f"({', '.join(sorted(values, key=int))})")
+        elif not isinstance(code, str) or not LOINC_ANSWER_RE.match(code):
+            sink.warning(line, f"{where}: the LOINC answer code of option {key} must look like \"LA6568-5\", "
+                         f"not {code!r}")
+        else:
+            codes[key] = code
+    return tuple(replace(o, loinc=codes.get(str(o.value), "")) for o in options)
+
+
 def _options(raw: Any, sink: ProblemSink, line: int, where: str) -> tuple[Option, ...]:
     example = 'options = [{ value = 0, label = "Not at all" }, { value = 1, label = "Several days" }]'
     if not isinstance(raw, list) or len(raw) < 2:
@@ -201,12 +276,17 @@ def _item(raw: Any, index: int, shared: tuple[Option, ...], lines: _Lines, sink:
     options = shared
     if "options" in raw:
         options = _options(raw["options"], sink, lines.key("options", "items", index), where)
+        options = _answer_codes(raw, options, sink, lines.key("loinc_answers", "items", index), where)
+    elif "loinc_answers" in raw:
+        sink.warning(lines.key("loinc_answers", "items", index), f"{where}: 'loinc_answers' belongs beside the "
+                     "options it codes: at the top of the file for the shared options")
     elif not shared:
         sink.error(anchor, f"{where}: no answer options: add 'options' at the top of the file (shared by "
                    "every item) or in this item")
+    loinc = _loinc(raw, "loinc", sink, lines.key("loinc", "items", index), where)
     if not text or not options:
         return None
-    return Item(item_id, text, options, anchor, scored)
+    return Item(item_id, text, options, anchor, scored, loinc)
 
 
 def _bands(raw: Any, lines: _Lines, sink: ProblemSink, low: int | None, high: int | None) -> tuple[Band, ...]:
@@ -285,6 +365,7 @@ def parse_instrument(path: Path, locale: str) -> tuple[Instrument | None, list[P
         sink.error(lines.key("scoring"), f"'scoring' must be \"sum\" (the total of the scored items' values), "
                    f"not {data.get('scoring')!r}")
     shared = _options(data["options"], sink, lines.key("options"), "the file") if "options" in data else ()
+    shared = _answer_codes(data, shared, sink, lines.key("loinc_answers"), "the file")
     raw_items = data.get("items")
     if not isinstance(raw_items, list) or not raw_items:
         sink.error(1, "no items: add at least one [[items]] table with an id and a text")
@@ -317,10 +398,17 @@ def parse_instrument(path: Path, locale: str) -> tuple[Instrument | None, list[P
         sink.error(lines.key("safety_items") if "safety_items" in data else 1,
                    f"{path.stem} must list its item '{required}' in safety_items = [\"{required}\"]: an answer above "
                    "0 is a safety signal whatever the total, and the care team is alerted (CLINICAL.md)")
+    loinc = _loinc(data, "loinc", sink, lines.key("loinc"), "the file")
+    loinc_total = _loinc(data, "loinc_total", sink, lines.key("loinc_total"), "the file")
+    codes = [c for c in [loinc, loinc_total, *(i.loinc for i in items)] if c]
+    for code in sorted({c for c in codes if codes.count(c) > 1}):
+        sink.warning(lines.key("loinc"), f"LOINC code {code} is given to more than one part of this instrument; each "
+                     "item, the panel and the total have codes of their own (the export uses local codes until fixed)")
+        loinc = ""
     if sink.has_errors:
         return None, sink.problems
     return Instrument(path.stem, locale, path, title, intro, hint, str(version), str(status), tuple(items),
-                      bands, tuple(safety)), sink.problems
+                      bands, tuple(safety), loinc, loinc_total), sink.problems
 
 
 def _same_scoring(english: Instrument, other: Instrument, sink: ProblemSink) -> None:
@@ -339,6 +427,12 @@ def _same_scoring(english: Instrument, other: Instrument, sink: ProblemSink) -> 
                    "and explanation)")
     if other.safety_items != english.safety_items:
         sink.error(1, f"safety_items must be the same as English: {list(english.safety_items)}")
+    if (other.loinc, other.loinc_total) != (english.loinc, english.loinc_total):
+        sink.warning(1, f"loinc and loinc_total must be the same as English ({english.loinc or 'none'}, "
+                     f"{english.loinc_total or 'none'}): the codes name the instrument, not the language")
+    for en, item in zip(english.items, other.items, strict=True):
+        if item.loinc != en.loinc or [o.loinc for o in item.options] != [o.loinc for o in en.options]:
+            sink.warning(item.line, f"item '{item.id}' must have the same LOINC codes as English (item and options)")
 
 
 @dataclass(frozen=True)
