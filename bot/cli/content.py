@@ -17,7 +17,8 @@ def cmd_content_check(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     directory = Path(args.dir) if args.dir else settings.content_dir
-    problems = check_content(directory, grade_limit=settings.content.reading_grade_limit)
+    problems = check_content(directory, grade_limit=settings.content.reading_grade_limit,
+                             tracks=settings.content.tracks)
     for problem in problems:
         print(problem)
     errors = sum(1 for p in problems if p.severity == "error")
@@ -39,7 +40,8 @@ def cmd_content_stats(args: argparse.Namespace) -> int:
     from bot.services.learning.stats import content_stats, format_stats, stats_json
 
     settings = settings_from(args)
-    library = load_library(settings.content_dir, allow_drafts=True).library  # drafts may have data too
+    library = load_library(settings.content_dir, allow_drafts=True,  # drafts may have data too
+                           tracks=None).library  # and so may files whose track names are wrong
     stats = asyncio.run(with_session(settings, lambda session: content_stats(session, library)))
     print(stats_json(stats) if args.json else format_stats(stats))
     return 0

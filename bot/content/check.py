@@ -11,27 +11,33 @@ import re
 import string
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from bot.content.checkins import check_questionnaires
 from bot.content.instruments import check_instruments
-from bot.content.library import load_library
+from bot.content.library import Library, load_library
+from bot.content.model import DEFAULT_LOCALE, STARTER_TRACKS, Snippet
 from bot.content.problems import Problem, ProblemSink, Severity
 from bot.content.validate import DEFAULT_GRADE_LIMIT
 
 DEFAULT_CONTENT_DIR = Path("content")
 
 
-def check_content(content_dir: Path, *, grade_limit: float = DEFAULT_GRADE_LIMIT) -> list[Problem]:
+def check_content(
+    content_dir: Path, *, grade_limit: float = DEFAULT_GRADE_LIMIT, tracks: Collection[str] | None = None
+) -> list[Problem]:
     """Every problem under `content_dir`, sorted by file and line: the library (psychoeducation and
     skills), the check-in questionnaires, the instruments (PHQ-9, GAD-7...), the UI texts (ui.toml)
     and the safety rules.
 
     Drafts are checked like everything else and reported as not delivered (a warning). A clinician's
-    broken edit is caught here, before a restart would refuse it.
+    broken edit is caught here, before a restart would refuse it. `tracks`: the program's
+    `[content] tracks`; front matter may name only these (None: the starter tracks).
     """
-    problems = list(load_library(content_dir, allow_drafts=False, grade_limit=grade_limit).problems)
+    result = load_library(content_dir, allow_drafts=False, grade_limit=grade_limit,
+                          tracks=tracks or STARTER_TRACKS)
+    problems = list(result.problems) + _tracks_without_snippets(content_dir, result.library, tracks or ())
     for name in sorted({p.stem for p in content_dir.glob("*/checkins/*.toml")}):
         problems += check_questionnaires(content_dir, name)[1]
     if any(content_dir.glob("*/instruments/*.toml")):
@@ -43,6 +49,17 @@ def check_content(content_dir: Path, *, grade_limit: float = DEFAULT_GRADE_LIMIT
     if any(content_dir.glob("*/safety/*.toml")):
         problems += check_safety_rules(content_dir)
     return sorted(set(problems))
+
+
+def _tracks_without_snippets(content_dir: Path, library: Library, tracks: Collection[str]) -> list[Problem]:
+    """A configured track no snippet names: its participants get only the snippets for every track."""
+    named = {name for item in library if isinstance(item, Snippet) for name in item.meta.tracks}
+    return [
+        Problem(content_dir / DEFAULT_LOCALE / "psychoeducation", 1, Severity.WARNING,
+                f"no snippet names the track '{name}' ([content] tracks): its participants get only the "
+                "snippets for every track; add it to the tracks = [...] of the snippets meant for them")
+        for name in tracks if name not in named
+    ]
 
 
 def check_safety_rules(content_dir: Path) -> list[Problem]:
@@ -169,13 +186,31 @@ def build_parser(prog: str = "python -m bot.content.check") -> argparse.Argument
         default=DEFAULT_GRADE_LIMIT,
         help="highest reading grade allowed (default: 8)",
     )
+    parser.add_argument(
+        "--config", type=Path, default=Path("config.toml"),
+        help="where the program's tracks are ([content] tracks; default: config.toml, when there is one)",
+    )
     return parser
+
+
+def _configured_tracks(config: Path) -> tuple[str, ...]:
+    """`[content] tracks` of the program's config file; none when there is no such file."""
+    from bot.config import load_settings
+
+    return load_settings(config).content.tracks if config.is_file() else ()
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m bot.content.check") -> int:
     """Run the check; returns the exit code (1 if any error, else 0)."""
     args = build_parser(prog).parse_args(argv)
-    problems = check_content(args.dir, grade_limit=args.grade_limit)
+    from bot.config import ConfigError
+
+    try:
+        tracks = _configured_tracks(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems = check_content(args.dir, grade_limit=args.grade_limit, tracks=tracks)
     for problem in problems:
         print(problem)
     errors = sum(1 for p in problems if p.is_error)

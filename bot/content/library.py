@@ -8,11 +8,20 @@ out unless the program allows them. Everything else is delivered, warnings inclu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.content.model import DEFAULT_LOCALE, ContentItem, Exercise, Snippet, Status, Topic, Track
+from bot.content.model import (
+    DEFAULT_LOCALE,
+    STARTER_TRACKS,
+    ContentItem,
+    Exercise,
+    Snippet,
+    Status,
+    Topic,
+    Track,
+)
 from bot.content.parse import ItemKind, parse_file
 from bot.content.problems import Problem, ProblemSink, Severity
 from bot.content.validate import DEFAULT_GRADE_LIMIT, check_item, check_translations
@@ -88,8 +97,9 @@ class Library:
     ) -> list[Snippet]:
         """Snippets for a participant in `locale` (English where untranslated), by week then order.
 
-        `week` keeps items of exactly that program week; `up_to_week` those relevant by then
-        (including items without a week).
+        `track` keeps the items for that track (and those for every track: no `tracks` in their
+        front matter); `week` keeps items of exactly that program week; `up_to_week` those that
+        may be sent by then (including items without a week).
         """
         return [
             item
@@ -118,7 +128,7 @@ def _matches(
     meta = item.meta
     if topic is not None and meta.topic != topic:
         return False
-    if track is not None and track not in meta.tracks:
+    if not meta.for_track(track):
         return False
     if week is not None and meta.week != week:
         return False
@@ -188,17 +198,22 @@ def discover(content_dir: Path) -> tuple[list[SourceFile], list[Problem], list[s
 
 
 def load_library(
-    content_dir: Path, *, allow_drafts: bool, grade_limit: float = DEFAULT_GRADE_LIMIT
+    content_dir: Path,
+    *,
+    allow_drafts: bool,
+    grade_limit: float = DEFAULT_GRADE_LIMIT,
+    tracks: Collection[str] | None = STARTER_TRACKS,
 ) -> LoadResult:
     """Read, validate and index the whole library under `content_dir`.
 
     Never raises for bad content: every problem is in `problems`, and files with errors (and drafts,
-    unless `allow_drafts`) are not in `library`.
+    unless `allow_drafts`) are not in `library`. `tracks`: the names the front matter may use
+    (`known_tracks(settings.content.tracks)`); None accepts any well-formed name.
     """
     sources, problems, locales = discover(content_dir)
     parsed: dict[str, dict[str, ContentItem]] = {}
     for source in sources:
-        item, found = parse_file(source.path, source.locale, source.kind)
+        item, found = parse_file(source.path, source.locale, source.kind, known_tracks=tracks)
         problems.extend(found)
         if item is None:
             continue

@@ -35,8 +35,19 @@ class Topic(StrEnum):
 
 
 class Track(StrEnum):
+    """The starter content's tracks. A program names its own in config.toml (`[content] tracks`);
+    while it names none, content is checked against these and every snippet goes to everyone."""
+
     MENTAL_HEALTH = "mental_health"
     SUBSTANCE_USE = "substance_use"
+
+
+STARTER_TRACKS: tuple[str, ...] = tuple(t.value for t in Track)
+
+
+def known_tracks(configured: tuple[str, ...]) -> tuple[str, ...]:
+    """The track names content may use: the program's (`[content] tracks`), else the starter ones."""
+    return configured or STARTER_TRACKS
 
 
 class Status(StrEnum):
@@ -61,17 +72,21 @@ class ContentMeta:
     path: Path
     title: str
     topic: Topic
-    tracks: tuple[Track, ...]
+    tracks: tuple[str, ...]  # empty: for every track
     author: str
     clinical_reviewer: str
     reviewed_on: date | None  # None only in drafts (a reviewed file without it is an error)
     version: str
     status: Status
-    week: int | None = None  # the program week from which it is relevant
+    week: int | None = None  # the program week from which it may be sent (None: any week)
     order: int | None = None  # position within a week or topic listing
     tags: tuple[str, ...] = ()
     reading_minutes: int | None = None
     id_line: int = 1  # where `id = ...` is in the file, for problems that concern the whole file
+
+    def for_track(self, track: str | None) -> bool:
+        """Whether a participant on `track` gets this item (None: no track, everything goes)."""
+        return track is None or not self.tracks or track in self.tracks
 
     @property
     def sort_key(self) -> tuple[int, int, str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from bot.content.model import (
     SLUG_RE,
+    STARTER_TRACKS,
     Choice,
     ContentItem,
     ContentMeta,
@@ -28,7 +29,6 @@ from bot.content.model import (
     Step,
     StepKind,
     Topic,
-    Track,
 )
 from bot.content.problems import Problem, ProblemSink
 
@@ -268,7 +268,44 @@ def _date(table: _Table, key: str, *, required: bool, severity_error: bool) -> d
     return None
 
 
-def _meta(table: _Table, path: Path, locale: str, kind: ItemKind) -> ContentMeta | None:
+def _tracks(table: _Table, known: Collection[str] | None) -> tuple[str, ...] | None:
+    """The `tracks` list (empty when absent: for every track), or None after an error. Names are
+    checked against `known` (the program's tracks, or the starter ones) unless it is None."""
+    names = table.text_list("tracks", required=False, example='["substance_use"]')
+    if names is None:
+        return None if "tracks" in table.data else ()
+    if not names:
+        table.sink.error(
+            table.line_of("tracks"),
+            'tracks is empty: leave the line out for every track, or name one, e.g. tracks = ["substance_use"]',
+        )
+        return None
+    ok = True
+    for name in names:
+        if known is None:
+            if not SLUG_RE.match(name):
+                table.sink.error(
+                    table.line_of("tracks"),
+                    f"track '{name}': use only lowercase letters, digits, '-' and '_', as in config.toml",
+                )
+                ok = False
+        elif name not in known:
+            where = (
+                "the program's tracks ([content] tracks in config.toml) are"
+                if set(known) != set(STARTER_TRACKS)
+                else "the tracks are (a program names its own in config.toml, [content] tracks)"
+            )
+            table.sink.error(
+                table.line_of("tracks"),
+                f"unknown track '{name}'{_suggest(name, known)}: {where} {_one_of(known)}",
+            )
+            ok = False
+    return tuple(dict.fromkeys(names)) if ok else None
+
+
+def _meta(
+    table: _Table, path: Path, locale: str, kind: ItemKind, known_tracks: Collection[str] | None
+) -> ContentMeta | None:
     table.unknown_keys(EXERCISE_KEYS if kind is ItemKind.EXERCISE else SNIPPET_KEYS)
     status = table.enum("status", Status)
     # A draft may still be waiting for its reviewer; a reviewed file must say who and when.
@@ -285,21 +322,7 @@ def _meta(table: _Table, path: Path, locale: str, kind: ItemKind) -> ContentMeta
             table.line_of("title"), f"the title has {len(title)} characters: menus cut it off after about 60"
         )
     topic = table.enum("topic", Topic)
-    track_names = table.text_list("tracks", required=True, example='["mental_health", "substance_use"]')
-    tracks: list[Track] = []
-    for name in track_names or []:
-        try:
-            tracks.append(Track(name))
-        except ValueError:
-            options = [t.value for t in Track]
-            table.sink.error(
-                table.line_of("tracks"),
-                f"unknown track '{name}'{_suggest(name, options)}: use {_one_of(options)}",
-            )
-    if track_names == []:
-        table.sink.error(
-            table.line_of("tracks"), 'tracks is empty: name at least one, e.g. tracks = ["mental_health"]'
-        )
+    tracks = _tracks(table, known_tracks)
     author = table.text("author", required=True, hint='author = "Name, credentials"')
     reviewer_hint = 'clinical_reviewer = "Name, credentials" (every file names who reviewed it clinically)'
     if needs_review_fields:
@@ -319,7 +342,7 @@ def _meta(table: _Table, path: Path, locale: str, kind: ItemKind) -> ContentMeta
     minutes = table.integer("reading_minutes", 1, 60)
     if (
         None in (item_id, title, topic, author, version, status)
-        or not tracks
+        or tracks is None
         or (needs_review_fields and not reviewer)
     ):
         return None
@@ -330,7 +353,7 @@ def _meta(table: _Table, path: Path, locale: str, kind: ItemKind) -> ContentMeta
         path=path,
         title=title,
         topic=topic,
-        tracks=tuple(dict.fromkeys(tracks)),
+        tracks=tracks,
         author=author,
         clinical_reviewer=reviewer or "",
         reviewed_on=reviewed_on,
@@ -673,8 +696,13 @@ def _walk(start: Iterable[str], neighbours: Any) -> set[str]:
 # --- one file -----------------------------------------------------------------------------------
 
 
-def parse_file(path: Path, locale: str, kind: ItemKind) -> tuple[ContentItem | None, list[Problem]]:
-    """Parse one file. Returns the item (None when an error makes it unusable) and its problems."""
+def parse_file(
+    path: Path, locale: str, kind: ItemKind, *, known_tracks: Collection[str] | None = STARTER_TRACKS
+) -> tuple[ContentItem | None, list[Problem]]:
+    """Parse one file. Returns the item (None when an error makes it unusable) and its problems.
+
+    `known_tracks`: the track names the front matter may use (the program's `[content] tracks`, or
+    the starter ones while it names none); None accepts any well-formed name (previews)."""
     sink = ProblemSink(path)
     text = _read_text(path, sink)
     if text is None:
@@ -695,7 +723,7 @@ def parse_file(path: Path, locale: str, kind: ItemKind) -> tuple[ContentItem | N
         )
         return None, sink.problems
     table = _Table(data, fm_lines, open_at + 2, sink, "front matter", open_at + 1)
-    meta = _meta(table, path, locale, kind)
+    meta = _meta(table, path, locale, kind, known_tracks)
     body, body_first = lines[close_at + 1 :], close_at + 2
     if kind is ItemKind.SNIPPET:
         messages = _snippet_messages(body, body_first, sink)

@@ -60,7 +60,7 @@ def _header(item: ContentItem, requested: str) -> list[str]:
     week = f" · week {meta.week}" if meta.week else ""
     reviewed = meta.reviewed_on.isoformat() if meta.reviewed_on else "not yet"
     lines.append(
-        f"topic {meta.topic.value} · tracks {', '.join(t.value for t in meta.tracks)}{week} · "
+        f"topic {meta.topic.value} · tracks {', '.join(meta.tracks) or 'every track'}{week} · "
         f"{meta.status.value}, version {meta.version} · "
         f"reviewed by {meta.clinical_reviewer or 'nobody yet'} on {reviewed}"
     )
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m bot.conten
     )
     args = parser.parse_args(argv)
     # Drafts are shown: authors preview before review.
-    result = load_library(args.dir, allow_drafts=True)
+    result = load_library(args.dir, allow_drafts=True, tracks=None)  # any track name: the check checks them
     try:
         stop_label: str | None = Texts.load(args.dir).get("exercise.stop", args.locale)
     except (TextsError, KeyError):  # no ui.toml there: leave the bot's own button out

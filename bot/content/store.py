@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from bot.content.library import Library, LoadResult, discover, load_library
+from bot.content.model import STARTER_TRACKS
 from bot.content.problems import Problem
 from bot.content.validate import DEFAULT_GRADE_LIMIT
 
@@ -58,11 +60,17 @@ class ContentStore:
     """Holds the library that handlers read (`store.library`); call `reload_if_changed()` periodically."""
 
     def __init__(
-        self, content_dir: Path, *, allow_drafts: bool = False, grade_limit: float = DEFAULT_GRADE_LIMIT
+        self,
+        content_dir: Path,
+        *,
+        allow_drafts: bool = False,
+        grade_limit: float = DEFAULT_GRADE_LIMIT,
+        tracks: Collection[str] = STARTER_TRACKS,
     ) -> None:
         self.content_dir = content_dir
         self.allow_drafts = allow_drafts
         self.grade_limit = grade_limit
+        self.tracks = tuple(tracks)  # the names front matter may use (a file naming another is not served)
         self._snapshot = _scan(content_dir)  # before loading: a change during the load is seen next time
         result = self._load()
         # At start there is no earlier version: serve what is valid; broken files stay out.
@@ -77,7 +85,8 @@ class ContentStore:
         return self._library
 
     def _load(self) -> LoadResult:
-        return load_library(self.content_dir, allow_drafts=self.allow_drafts, grade_limit=self.grade_limit)
+        return load_library(self.content_dir, allow_drafts=self.allow_drafts, grade_limit=self.grade_limit,
+                            tracks=self.tracks)
 
     def _log_load(self, what: str, result: LoadResult) -> None:
         log.info(
