@@ -1,0 +1,65 @@
+"""Medication adherence for the pre-session brief and the caseload.
+
+Counts the doses whose reminder time fell in a period, by outcome. `rate` is taken / due, where
+due is every dose with an outcome (taken, skipped or missed); a reminder still open (pending) is
+counted apart and not in the rate, so a dose sent a minute ago does not lower it. Names never
+appear here: a clinician sees counts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import AppContext
+from bot.db.medication_models import DoseStatus, MedicationDose, MedicationReminder
+
+
+@dataclass(frozen=True)
+class Adherence:
+    taken: int = 0
+    skipped: int = 0
+    missed: int = 0
+    pending: int = 0
+    # The participant has a reminder (not removed) or had a dose in the period: worth a line.
+    has_reminders: bool = False
+
+    @property
+    def due(self) -> int:
+        return self.taken + self.skipped + self.missed
+
+    @property
+    def rate(self) -> float | None:
+        """Taken / due; None when nothing was due."""
+        return self.taken / self.due if self.due else None
+
+
+async def adherence(session: AsyncSession, participant_id: int, since: datetime, until: datetime) -> Adherence:
+    """The outcomes of the doses due in [since, until) of one participant."""
+    counts = dict((await session.execute(
+        select(MedicationDose.status, func.count())
+        .where(MedicationDose.participant_id == participant_id, MedicationDose.due_at >= since,
+               MedicationDose.due_at < until)
+        .group_by(MedicationDose.status))).all())
+    has = bool(counts) or await session.scalar(select(MedicationReminder.id).where(
+        MedicationReminder.participant_id == participant_id,
+        MedicationReminder.removed_at.is_(None)).limit(1)) is not None
+    return Adherence(taken=int(counts.get(DoseStatus.TAKEN, 0)), skipped=int(counts.get(DoseStatus.SKIPPED, 0)),
+                     missed=int(counts.get(DoseStatus.MISSED, 0)), pending=int(counts.get(DoseStatus.PENDING, 0)),
+                     has_reminders=has)
+
+
+def adherence_line(ctx: AppContext, adherence: Adherence, locale: str) -> str | None:
+    """"Medication reminders: 12 of 14 taken (2 missed)"; None when the participant has no reminders."""
+    if not adherence.has_reminders:
+        return None
+    if not adherence.due:
+        return ctx.t("meds.remind.summary_none_due", locale)
+    line = ctx.t("meds.remind.summary_line", locale, taken=adherence.taken, due=adherence.due)
+    extra = [ctx.t(f"meds.remind.summary_{name}", locale, **{name: value})
+             for name, value in (("missed", adherence.missed), ("skipped", adherence.skipped),
+                                 ("pending", adherence.pending)) if value]
+    return f"{line} ({', '.join(extra)})" if extra else line
