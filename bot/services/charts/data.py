@@ -17,7 +17,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
+from bot.db.calendar_models import (
+    Attendance,
+    AttendanceStatus,
+    ProgramSession,
+    SessionOccurrence,
+    SessionPresence,
+)
 from bot.db.checkin_models import CHECKIN, CheckinAnswer
 from bot.db.instrument_models import InstrumentScore
 from bot.db.models import UNRESOLVED, ActionStatus, Escalation, Participant, ScheduledAction
@@ -35,22 +41,10 @@ QUESTIONNAIRE_ORDER = ("phq9", "gad7")
 class SessionOutcome(StrEnum):
     """What the data says about one session the participant was expected at, once it ended."""
 
-    ATTENDED = "attended"  # marked as attended (by the facilitator)
-    ABSENT = "absent"  # marked as not there
-    CANT_ATTEND = "cant_attend"  # the participant said beforehand they could not come
-    NOT_MARKED = "not_marked"  # held; nobody recorded who was there
-
-
-# Attendance statuses that record what happened. Today the participant's own answers are
-# "attending" (an intention, not a record) and "cant_attend"; the facilitator's marks (#15, the
-# brief) are read by these names when they exist.
-_OUTCOME_OF_STATUS = {
-    "attended": SessionOutcome.ATTENDED,
-    "present": SessionOutcome.ATTENDED,
-    "absent": SessionOutcome.ABSENT,
-    "no_show": SessionOutcome.ABSENT,
-    str(AttendanceStatus.CANT_ATTEND): SessionOutcome.CANT_ATTEND,
-}
+    ATTENDED = "attended"  # the facilitator (or a clinician) marked them present
+    ABSENT = "absent"  # ...marked them not there
+    CANT_ATTEND = "cant_attend"  # not marked; the participant had said beforehand they could not come
+    NOT_MARKED = "not_marked"  # held; nobody marked who was there
 
 
 @dataclass(frozen=True)
@@ -243,19 +237,28 @@ async def gather_trend(session: AsyncSession, participant: Participant, now: dat
 async def _sessions_held(session: AsyncSession, participant_id: int, since: datetime, now: datetime,
                          zone: ZoneInfo) -> tuple[SessionMark, ...]:
     """The participant's sessions that ended in the period (not cancelled), with what is known
-    about their attendance."""
+    about their attendance: the facilitator's mark (`SessionPresence`) when there is one, else
+    what the participant said beforehand (`Attendance`: only "can't attend" says anything)."""
     mine = await cal.sessions_of(session, participant_id)
     if not mine:
         return ()
     rows = (await session.execute(
-        select(SessionOccurrence.start_at, SessionOccurrence.duration_minutes, Attendance.status)
+        select(SessionOccurrence.start_at, SessionOccurrence.duration_minutes, SessionPresence.present,
+               Attendance.status)
         .join(ProgramSession, ProgramSession.id == SessionOccurrence.session_id)
+        .outerjoin(SessionPresence, (SessionPresence.occurrence_id == SessionOccurrence.id)
+                   & (SessionPresence.participant_id == participant_id))
         .outerjoin(Attendance, (Attendance.occurrence_id == SessionOccurrence.id)
                    & (Attendance.participant_id == participant_id))
         .where(SessionOccurrence.session_id.in_(sorted(mine)), SessionOccurrence.start_at >= since,
                SessionOccurrence.start_at <= now, SessionOccurrence.cancelled_at.is_(None),
                ProgramSession.cancelled_at.is_(None))
         .order_by(SessionOccurrence.start_at))).all()
-    return tuple(
-        SessionMark(local_date(start, zone), _OUTCOME_OF_STATUS.get(str(status), SessionOutcome.NOT_MARKED))
-        for start, minutes, status in rows if start + timedelta(minutes=minutes) <= now)
+    return tuple(SessionMark(local_date(start, zone), _outcome(present, said))
+                 for start, minutes, present, said in rows if start + timedelta(minutes=minutes) <= now)
+
+
+def _outcome(present: bool | None, said: str | None) -> SessionOutcome:
+    if present is not None:
+        return SessionOutcome.ATTENDED if present else SessionOutcome.ABSENT
+    return SessionOutcome.CANT_ATTEND if said == AttendanceStatus.CANT_ATTEND else SessionOutcome.NOT_MARKED

@@ -254,11 +254,11 @@ def _draw_events(ax: Any, data: TrendData, texts: ChartTexts) -> None:
         groups = {ALL_LEVELS: list(data.alerts)}
     else:
         groups = {level: [a for a in data.alerts if min(max(a.level, 1), 3) == level] for level in ALERT_STYLES}
-    for level, marks in groups.items():
-        if not marks:
+    for level, flagged in groups.items():
+        if not flagged:
             continue
         marker, size, filled = ALERT_STYLES.get(level, ALERT_STYLES[2])
-        ax.scatter([_x(data, a.day) for a in marks], [rows["alerts"]] * len(marks), s=size * 18, marker=marker,
+        ax.scatter([_x(data, a.day) for a in flagged], [rows["alerts"]] * len(flagged), s=size * 18, marker=marker,
                    facecolors=VERMILLION if filled else "white", edgecolors=BLACK, linewidths=1.5, zorder=3,
                    label=texts.alert_levels.get(level, str(level)))
     ax.set_ylim(-0.7, 2.7)

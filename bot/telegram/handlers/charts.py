@@ -1,7 +1,92 @@
-"""/trend ALIAS for staff and /mytrend for a participant: the chart as a PNG."""
+"""/trend ALIAS for staff and /mytrend for a participant: the chart as a PNG.
+
+Staff see a participant on their caseload (bot/services/visibility.py); anyone else asking is
+refused with the same words whether the alias exists or not, and the refusal is audited. Every
+chart sent is a disclosure (recipient and time), to a clinician or to the participant themselves.
+The chart is drawn in a worker thread (bot/services/charts/service.py), never on the event loop.
+"""
 
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import AppContext
+from bot.db.models import ENROLLED, Participant, ParticipantStatus, Staff
+from bot.messaging import Replies
+from bot.services.audit import actor_label, audit
+from bot.services.caseload import find_participant
+from bot.services.charts import chart_filename, disclose_chart, trend_chart
+from bot.services.visibility import may_see, visible_participants
+from bot.telegram.filters import IsParticipant, IsStaff
 
 router = Router(name="charts")
+
+STAFF_CHART_COMMANDS = {"trend"}
+PARTICIPANT_CHART_COMMANDS = {"mytrend"}
+EXAMPLE_ALIAS = "P-101"
+
+
+async def _example_alias(session: AsyncSession, staff: Staff) -> str:
+    """An alias from this clinician's own caseload for the usage hint, so it can be copied."""
+    alias = await session.scalar(select(Participant.alias).where(visible_participants(staff))
+                                 .order_by(Participant.alias).limit(1))
+    return alias or EXAMPLE_ALIAS
+
+
+@router.message(Command("trend"), IsStaff())
+async def trend_command(message: Message, command: CommandObject, actor: Staff, session: AsyncSession,
+                        replies: Replies, ctx: AppContext) -> None:
+    now, who, locale = ctx.clock.now(), actor_label(actor), actor.locale
+    alias = next(iter((command.args or "").split()), "")
+    if not alias:
+        replies.text(message.chat.id, ctx.t("chart.usage", locale, example=await _example_alias(session, actor)))
+        return
+    participant = await find_participant(session, alias)
+    if participant is None or not await may_see(session, actor, participant):
+        # One answer for "no such alias" and "not on your caseload": the reply must not tell a
+        # clinician which aliases exist outside their caseload. Both are audited.
+        audit(session, now, who, "refused:/trend", participant_id=participant.id if participant else None,
+              allowed=False)
+        replies.text(message.chat.id, ctx.t("chart.not_on_caseload", locale, alias=alias[:80],
+                                            example=await _example_alias(session, actor)))
+        return
+    png, caption = await trend_chart(ctx, session, participant, now, locale)
+    audit(session, now, who, "view:trend", participant_id=participant.id)
+    disclose_chart(session, now, participant, who)
+    replies.photo(message.chat.id, chart_filename(now), png, caption)
+
+
+@router.message(Command("trend"), IsParticipant())
+async def trend_by_participant(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
+                               ctx: AppContext) -> None:
+    """A participant asking for a staff chart: refused and audited (their own is /mytrend)."""
+    audit(session, ctx.clock.now(), actor_label(actor), "refused:/trend", participant_id=actor.id, allowed=False)
+    replies.text(message.chat.id, ctx.t("refused.staff_only", actor.locale))
+
+
+@router.message(Command("mytrend"), IsParticipant())
+async def mytrend_command(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
+                          ctx: AppContext) -> None:
+    locale = actor.locale
+    if actor.status not in ENROLLED:
+        # Not enrolled (any more): say why, as the other participant commands do.
+        key = {ParticipantStatus.OPTED_OUT: "stopped.hint", ParticipantStatus.DISCHARGED: "discharge.hint"}.get(
+            ParticipantStatus(actor.status), "common.finish_enrollment_first")
+        replies.text(message.chat.id, ctx.t(key, locale))
+        return
+    now, who = ctx.clock.now(), actor_label(actor)
+    png, caption = await trend_chart(ctx, session, actor, now, locale, own=True)
+    audit(session, now, who, "view:mytrend", participant_id=actor.id)
+    disclose_chart(session, now, actor, who)
+    replies.photo(message.chat.id, chart_filename(now), png, caption)
+
+
+@router.message(Command("mytrend"), IsStaff())
+async def mytrend_by_staff(message: Message, actor: Staff, session: AsyncSession, replies: Replies,
+                           ctx: AppContext) -> None:
+    audit(session, ctx.clock.now(), actor_label(actor), "refused:/mytrend", allowed=False)
+    replies.text(message.chat.id, ctx.t("refused.participant_only", actor.locale))
