@@ -41,13 +41,31 @@ def cmd_invite(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     now = clock_from_environment().now()
 
+    track: str | None = None
+    if args.who == "participant" and args.track is not None:
+        from bot.services.learning.tracks import TrackError, check_track
+
+        try:  # before anything is written: a wrong name issues no link
+            track = check_track(settings, args.track)
+        except TrackError as exc:
+            print(f"error: --track: {exc}", file=sys.stderr)
+            return 2
+
     async def work(session: Any) -> enrollment.IssuedInvite:
         if args.who == "staff":
             return await enrollment.invite_staff(session, now, settings, args.alias, args.role, on_call=args.on_call)
-        return await enrollment.invite_participant(
+        issued = await enrollment.invite_participant(
             session, now, settings, args.alias, args.therapist, backup_alias=args.backup, timezone=args.timezone,
             language=args.language,
         )
+        if args.track is not None:  # the daily read goes by it from their first day
+            from sqlalchemy import select
+
+            from bot.db.models import Participant
+
+            participant = await session.scalar(select(Participant).where(Participant.alias == args.alias.strip()))
+            participant.track = track
+        return issued
 
     try:
         issued = asyncio.run(with_session(settings, work))
@@ -95,5 +113,8 @@ def register(sub: Any, add: Any) -> None:
     part.add_argument("--timezone", help="IANA time zone, e.g. America/Chicago")
     part.add_argument("--language", choices=["en", "es"],
                       help="the bot's language for them (default: their Telegram's; they can switch at consent)")
+    part.add_argument("--track", metavar="NAME",
+                      help="their program track, one of [content] tracks in config.toml: picks their daily read "
+                           "(default: none, every snippet)")
     revoke = add("revoke", cmd_revoke, "make a person's unused invite links stop working", invite)
     revoke.add_argument("alias")

@@ -1,5 +1,6 @@
-"""`iopbot participant discharge` and `iopbot staff deactivate`: people come and go
-(bot/services/people.py; `iopbot invite revoke` is with the invites, in bot/cli/invite.py)."""
+"""`iopbot participant discharge`, `iopbot participant track` and `iopbot staff deactivate`: people
+come and go, and change tracks (bot/services/people.py, bot/services/learning/tracks.py; `iopbot invite
+revoke` is with the invites, in bot/cli/invite.py)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,42 @@ def cmd_discharge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_track(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from bot.db.models import Participant
+    from bot.services.learning.tracks import NO_TRACK, TrackError, set_track
+    from bot.services.people import OPERATOR, PeopleError
+
+    settings = settings_from(args)
+    ctx = _context(settings)
+
+    async def work(session: Any) -> tuple[str | None, str | None]:
+        participant = await session.scalar(select(Participant).where(Participant.alias == args.alias))
+        if participant is None:
+            raise PeopleError(f"no participant with alias {args.alias!r}")
+        before = participant.track
+        if args.track is None:
+            return before, before
+        return before, await set_track(session, ctx, participant, args.track, OPERATOR)
+
+    try:
+        before, after = asyncio.run(with_session(settings, work))
+    except (PeopleError, TrackError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tracks = settings.content.tracks
+    if args.track is None:
+        print(f"{args.alias}: track {before or NO_TRACK}"
+              + (f" (the program's tracks: {', '.join(tracks)})" if tracks else " (this program has no tracks)"))
+    elif before == after:
+        print(f"{args.alias}: track {after or NO_TRACK} (unchanged)")
+    else:
+        print(f"{args.alias}: track {after or NO_TRACK} (was {before or NO_TRACK}); the daily read follows it "
+              "from the next one, never repeating what they had")
+    return 0
+
+
 def cmd_deactivate(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
@@ -92,7 +129,7 @@ def cmd_deactivate(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
-    participant = sub.add_parser("participant", help="participants: discharge").add_subparsers(
+    participant = sub.add_parser("participant", help="participants: discharge, track").add_subparsers(
         dest="participant_command", required=True)
     discharge = add("discharge", cmd_discharge,
                     "end check-ins, reminders and the daily read; send a goodbye with the crisis numbers; "
@@ -100,6 +137,11 @@ def register(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
     discharge.add_argument("alias")
     discharge.add_argument("--alumni", action="store_true",
                            help="keep a short check-in every [discharge] alumni_every_days (default 7)")
+    track = add("track", cmd_track,
+                "show or set a participant's track ([content] tracks), which picks their daily read", participant)
+    track.add_argument("alias")
+    track.add_argument("track", nargs="?", metavar="NAME",
+                       help="one of [content] tracks, or none for every snippet (leave out to show the current one)")
 
     staff = sub.add_parser("staff", help="staff: deactivate").add_subparsers(dest="staff_command", required=True)
     deactivate = add("deactivate", cmd_deactivate,

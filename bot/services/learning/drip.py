@@ -5,10 +5,16 @@
   so any number of workers may plan at once), for today and tomorrow, at the check-in time plus
   `drip_minutes_after_checkin` in the participant's zone. A time in quiet hours is deferred to
   their end, or the day skipped, per `[schedule] quiet_hours_policy`, as for check-ins.
-- What is sent is chosen when the row comes due: the first snippet (by week, then order) that is
-  relevant by the participant's program week and that they have not had yet (from the drip or
-  /learn). Program week 1 starts on the day they consented. Snippets of every track are
-  delivered: participants have no track yet. Nothing new: the row is skipped, nothing is sent.
+- What is sent is chosen when the row comes due (so a new track or new content counts at once):
+  the first snippet (by week, then order, then title) for the participant's track whose week has
+  come and that they have not had yet (from the drip or /learn). Program week 1 starts on the day
+  they consented, in their zone. A snippet without `tracks` is for every track; one without
+  `week`, for any week. While the program lists no tracks (`[content] tracks`), or for a
+  participant without one, every snippet is theirs, as before tracks existed.
+- When their track's snippets run out, the snippets for every track carry on (they are in the same
+  order, so nothing is held back for them); when nothing is left by their week, the day is
+  skipped and nothing is sent, and the week after brings more. Never another track's snippets
+  (a mood track has no use for craving texts), never a snippet before its week, never a repeat.
 - Paused, stopped or unreachable participants get nothing: no rows are planned for them, a
   status change cancels their pending rows, and a row that comes due anyway is skipped.
 """
@@ -16,6 +22,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.content.library import Library
 from bot.content.model import Snippet
 from bot.context import AppContext
 from bot.db.content_models import CONTENT_DRIP, DeliveredVia
@@ -59,12 +67,25 @@ def drip_time(checkin_time: str, minutes_after: int) -> str:
     return f"{total // 60:02d}:{total % 60:02d}"
 
 
+def drip_track(ctx: AppContext, participant: Participant) -> str | None:
+    """The track that picks this participant's reads; None (every snippet) while the program lists
+    no tracks or they have none. A track the program no longer lists still filters: they get the
+    snippets for every track until the care team sets a current one."""
+    return participant.track if ctx.settings.content.tracks else None
+
+
+def pick_snippet(library: Library, locale: str, track: str | None, week: int, had: Collection[str]
+                 ) -> Snippet | None:
+    """The daily read: the first snippet (by week, order, title) for `track` whose week has come
+    by program week `week` and that is not in `had`; None when there is nothing new."""
+    return next((s for s in library.snippets(locale, track=track, up_to_week=week) if s.id not in had), None)
+
+
 async def next_snippet(session: AsyncSession, ctx: AppContext, participant: Participant, week: int
                        ) -> Snippet | None:
-    """The first snippet relevant by `week` that this participant has not had yet."""
+    """The first snippet for their track, relevant by `week`, that this participant has not had yet."""
     had = await delivered_ids(session, participant.id)
-    return next((s for s in content_library(ctx).snippets(participant.locale, up_to_week=week) if s.id not in had),
-                None)
+    return pick_snippet(content_library(ctx), participant.locale, drip_track(ctx, participant), week, had)
 
 
 class DripPlanner:
@@ -176,7 +197,8 @@ async def send_drip(ctx: AppContext, messenger: Messenger, session: AsyncSession
     week = program_week(participant.consented_at, day, ZoneInfo(participant.timezone))
     snippet = await next_snippet(session, ctx, participant, week)
     if snippet is None:
-        raise Skip(f"nothing new to read by program week {week}")
+        track = drip_track(ctx, participant)
+        raise Skip(f"nothing new to read by program week {week}" + (f" on track {track}" if track else ""))
     locale = participant.locale
     replies = Replies()
     for text in snippet_messages(snippet, lead=ctx.t("drip.lead", locale)):

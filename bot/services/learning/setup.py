@@ -18,6 +18,7 @@ import asyncio
 import logging
 from datetime import datetime
 
+from bot.content.model import known_tracks
 from bot.content.store import ContentStore
 from bot.context import AppContext
 from bot.db.content_models import CONTENT_DRIP, EXERCISE_STEP
@@ -52,7 +53,7 @@ def install_content(ctx: AppContext, worker: OutboxWorker | None = None, *,
     c = ctx.settings.content
     if store is None:
         store = ContentStore(ctx.settings.content_dir, allow_drafts=c.allow_drafts,
-                             grade_limit=c.reading_grade_limit)
+                             grade_limit=c.reading_grade_limit, tracks=known_tracks(c.tracks))
     ctx.parts.add(store)
     flow_engine(ctx).register(ExerciseFlow(ctx, store))
     planner = ctx.parts.add(DripPlanner(ctx))

@@ -11,8 +11,8 @@ and "Was this helpful?".
   the crisis numbers.
 
 Content is looked up in the library being served now (`ctx.parts.get(ContentStore)`, hot reloaded);
-drafts are in it only when `[content] allow_drafts` is on. Snippets of every track are offered:
-participants have no track yet.
+drafts are in it only when `[content] allow_drafts` is on. /learn offers snippets of every track
+(a participant may look for anything); only the daily read goes by track (drip.py).
 """
 
 from __future__ import annotations
