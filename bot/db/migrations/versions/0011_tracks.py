@@ -7,8 +7,8 @@ Create Date: 2026-12-04 21:00:00
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 import bot.db.types  # noqa: F401
 
