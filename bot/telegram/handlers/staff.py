@@ -25,6 +25,7 @@ from bot.services.caseload import (
     participant_trends,
 )
 from bot.services.caseload_text import caseload_messages, digest_messages, trends_messages
+from bot.services.outreach.messages import message_button
 from bot.services.staff_time import staff_zone
 from bot.services.timeparse import find_timezone
 from bot.services.visibility import may_see, visible_participants
@@ -78,7 +79,10 @@ async def trends_command(message: Message, command: CommandObject, actor: Staff,
         return
     trends = await participant_trends(session, participant, now, expire_hours=ctx.settings.checkin.expire_hours)
     audit(session, now, who, "view:trends", participant_id=participant.id)
-    _send(replies, message.chat.id, trends_messages(ctx, trends, locale))
+    *first, last = trends_messages(ctx, trends, locale)
+    _send(replies, message.chat.id, first)
+    # A "Message P-101" button under the last part starts /message (bot/telegram/handlers/outreach.py).
+    replies.text(message.chat.id, last, message_button(ctx, participant, locale))
 
 
 @router.message(Command("digest"))
