@@ -135,7 +135,7 @@ async def test_the_chart_data_follows_the_participants_days(ctx: AppContext, clo
     assert [d.day for d in data.days if d.missed] == [date(2026, 3, 3), date(2026, 3, 4)]
     phq, gad = data.questionnaires
     assert [(p.day, p.total) for p in phq.points] == [(date(2026, 3, 2), 14), (date(2026, 3, 23), 9)]
-    assert phq.latest.band == "mild" and phq.top == 27 and [b.id for b in phq.bands][0] == "minimal"
+    assert phq.latest.band == "mild" and phq.top == 27 and phq.bands[0].id == "minimal"
     assert (gad.instrument_id, gad.top, len(gad.points)) == ("gad7", 21, 1)
     assert [(a.day, a.level, a.open) for a in data.alerts] == [(FIRST, 2, False), (date(2026, 3, 19), 3, True)]
     assert [s.outcome for s in data.sessions] == [SessionOutcome.ATTENDED, SessionOutcome.ABSENT,
