@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.db.medication_models import DoseStatus, MedicationConsent, MedicationDose, MedicationReminder
 from bot.db.models import Disclosure
-from bot.services.medications.summary import adherence, adherence_line
+from bot.services.medications.summary import adherence, adherence_line, export_rows
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 # Monday 2 March 2026, 14:00 UTC = 09:00 in New York (EST).
@@ -105,6 +105,9 @@ async def test_reminder_arrives_at_local_time_and_taken_is_recorded(inbot: InPro
     async with inbot.ctx.sessionmaker() as s:
         figures = await adherence(s, sam, START, ny(4, 0, 0))
         consent = await s.scalar(select(MedicationConsent))
+        own = await export_rows(s, sam)
+    assert own["reminders"][0]["name"] == "morning pill" and own["reminders"][0]["times"] == ["08:00", "21:30"]
+    assert [(d["date"], d["time"], d["status"]) for d in own["doses"]] == [("2026-03-03", "08:00", "taken")]
     assert (figures.taken, figures.missed, figures.pending, figures.rate) == (1, 0, 0, 1.0)
     assert adherence_line(inbot.ctx, figures, "en") == "Medication reminders: 1 of 1 taken"
     assert adherence_line(inbot.ctx, figures, "es") == "Recordatorios de medicación: 1 de 1 tomadas"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +51,22 @@ async def adherence(session: AsyncSession, participant_id: int, since: datetime,
     return Adherence(taken=int(counts.get(DoseStatus.TAKEN, 0)), skipped=int(counts.get(DoseStatus.SKIPPED, 0)),
                      missed=int(counts.get(DoseStatus.MISSED, 0)), pending=int(counts.get(DoseStatus.PENDING, 0)),
                      has_reminders=has)
+
+
+async def export_rows(session: AsyncSession, participant_id: int) -> dict[str, Any]:
+    """A participant's own reminders and doses for /mydata: their names are theirs to see."""
+    reminders = (await session.scalars(select(MedicationReminder).where(
+        MedicationReminder.participant_id == participant_id).order_by(MedicationReminder.id))).all()
+    doses = (await session.scalars(select(MedicationDose).where(
+        MedicationDose.participant_id == participant_id).order_by(MedicationDose.due_at, MedicationDose.id))).all()
+    return {
+        "reminders": [{"id": r.id, "name": r.name, "times": r.times.split(","), "days": r.days or "every day",
+                       "paused": r.paused_at is not None, "removed": r.removed_at is not None,
+                       "created_at": r.created_at.isoformat()} for r in reminders],
+        "doses": [{"reminder": d.reminder_id, "date": d.local_date.isoformat(), "time": d.local_time,
+                   "status": d.status, "answered_at": d.answered_at.isoformat() if d.answered_at else None}
+                  for d in doses],
+    }
 
 
 def adherence_line(ctx: AppContext, adherence: Adherence, locale: str) -> str | None:

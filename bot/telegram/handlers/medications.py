@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.db.medication_models import MedicationReminder
 from bot.db.models import Participant
-from bot.messaging import Replies
+from bot.messaging import Keyboard, Replies
 from bot.services.medications import service, views
 from bot.services.medications.schedule import ALL_DAYS, clean_name, parse_times
 from bot.services.medications.summary import adherence
@@ -42,7 +42,7 @@ class AddReminder(StatesGroup):
     care = State()
 
 
-async def _overview(session: AsyncSession, ctx: AppContext, actor: Participant) -> tuple[str, object]:
+async def _overview(session: AsyncSession, ctx: AppContext, actor: Participant) -> tuple[str, Keyboard]:
     now = ctx.clock.now()
     reminders = await service.reminders_of(session, actor.id)
     week = await adherence(session, actor.id, now - timedelta(days=7), now)
@@ -59,7 +59,7 @@ async def meds_command(message: Message, actor: Participant, session: AsyncSessi
         replies.text(message.chat.id, ctx.t("meds.off", actor.locale))
         return
     text, kb = await _overview(session, ctx, actor)
-    replies.text(message.chat.id, text, kb)  # type: ignore[arg-type]
+    replies.text(message.chat.id, text, kb)
 
 
 async def _refresh(query: CallbackQuery, session: AsyncSession, ctx: AppContext, actor: Participant,
@@ -67,7 +67,7 @@ async def _refresh(query: CallbackQuery, session: AsyncSession, ctx: AppContext,
     """The /meds message the button was under, as it is now."""
     if query.message:
         text, kb = await _overview(session, ctx, actor)
-        replies.edit(actor.chat_id or 0, query.message.message_id, text, kb)  # type: ignore[arg-type]
+        replies.edit(actor.chat_id or 0, query.message.message_id, text, kb)
 
 
 # --- adding a reminder -------------------------------------------------------------------------------
