@@ -12,6 +12,7 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from bot.context import AppContext
 from bot.telegram.handlers import (
     alerts,
+    brief,
     charts,
     content,
     edits,
@@ -62,6 +63,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
         help.router,
         onboarding.router,
         participant.router,
+        brief.router,  # /digest at HH:MM|off (before staff.py's /digest), attendance marks
         staff.router,
         alerts.router,
         sessions.router,  # /sessions, Can't attend and its reason (before flows: its typed reason)

@@ -17,7 +17,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.calendar_models import Attendance, AttendanceStatus, ProgramSession, SessionOccurrence
+from bot.db.calendar_models import (
+    Attendance,
+    AttendanceStatus,
+    ProgramSession,
+    SessionOccurrence,
+    SessionPresence,
+)
 from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun
 from bot.db.instrument_models import InstrumentScore
 from bot.db.models import (
@@ -311,6 +317,8 @@ class Trends:
     alerts: int
     alerts_open: int
     questionnaires: tuple[QuestionnaireTrend, ...] = ()  # totals over a longer span than the days
+    sessions_attended: int = 0  # ...of which the facilitator marked them as there
+    sessions_missed: int = 0  # ...and as not there
 
     @property
     def response_rate(self) -> float | None:
@@ -358,31 +366,38 @@ async def participant_trends(session: AsyncSession, participant: Participant, no
     answered = sum(1 for status, _ in statuses if status == ActionStatus.ANSWERED)
     missed = sum(1 for status, sent_at in statuses
                  if status == ActionStatus.SENT and (sent_at is None or sent_at <= still_open))
-    held, cant = await _sessions_between(session, participant.id, since, now)
+    held, cant, attended, missed_sessions = await _sessions_between(session, participant.id, since, now)
     alerts = (await session.execute(
         select(Escalation.status).where(Escalation.participant_id == participant.id,
                                         Escalation.message_received_at >= since))).scalars().all()
     questionnaires = await questionnaire_trends(session, [participant.id], per_questionnaire=QUESTIONNAIRES_IN_TRENDS)
     return Trends(participant.alias, trend_days, answered, missed, held, cant, len(alerts),
-                  sum(1 for s in alerts if s in UNRESOLVED), questionnaires.get(participant.id, ()))
+                  sum(1 for s in alerts if s in UNRESOLVED), questionnaires.get(participant.id, ()),
+                  attended, missed_sessions)
 
 
 async def _sessions_between(session: AsyncSession, participant_id: int, since: datetime,
-                            now: datetime) -> tuple[int, int]:
-    """(sessions held, of which "can't attend") among the participant's sessions that ended in the period."""
+                            now: datetime) -> tuple[int, int, int, int]:
+    """Among the participant's sessions that ended in the period: (held, of which they said "can't
+    attend", of which the facilitator marked them there, and not there)."""
     mine = await cal.sessions_of(session, participant_id)
     if not mine:
-        return 0, 0
+        return 0, 0, 0, 0
     rows = (await session.execute(
-        select(SessionOccurrence.start_at, SessionOccurrence.duration_minutes, Attendance.status)
+        select(SessionOccurrence.start_at, SessionOccurrence.duration_minutes, Attendance.status,
+               SessionPresence.present)
         .join(ProgramSession, ProgramSession.id == SessionOccurrence.session_id)
         .outerjoin(Attendance, (Attendance.occurrence_id == SessionOccurrence.id)
                    & (Attendance.participant_id == participant_id))
+        .outerjoin(SessionPresence, (SessionPresence.occurrence_id == SessionOccurrence.id)
+                   & (SessionPresence.participant_id == participant_id))
         .where(SessionOccurrence.session_id.in_(mine), SessionOccurrence.start_at >= since,
                SessionOccurrence.start_at <= now, SessionOccurrence.cancelled_at.is_(None),
                ProgramSession.cancelled_at.is_(None)))).all()
-    ended = [status for start, minutes, status in rows if start + timedelta(minutes=minutes) <= now]
-    return len(ended), sum(1 for s in ended if s == AttendanceStatus.CANT_ATTEND)
+    ended = [(status, present) for start, minutes, status, present in rows
+             if start + timedelta(minutes=minutes) <= now]
+    return (len(ended), sum(1 for s, _ in ended if s == AttendanceStatus.CANT_ATTEND),
+            sum(1 for _, p in ended if p is True), sum(1 for _, p in ended if p is False))
 
 
 # --- the digest: the last 24 hours of a caseload -------------------------------------------------------

@@ -199,7 +199,8 @@ def trends_messages(ctx: AppContext, trends: Trends, locale: str) -> list[str]:
         ctx.t("trends.response", locale, answered=trends.checkins_answered,
               total=trends.checkins_answered + trends.checkins_missed,
               percent=DASH if rate is None else f"{round(rate * 100)}%"),
-        ctx.t("trends.sessions", locale, held=trends.sessions_held, cant=trends.sessions_cant_attend),
+        ctx.t("trends.sessions", locale, held=trends.sessions_held, attended=trends.sessions_attended,
+              absent=trends.sessions_missed, cant=trends.sessions_cant_attend),
         ctx.t("trends.alerts", locale, count=trends.alerts, open=trends.alerts_open),
     ]
     lines = [ctx.t("trends.days_title", locale)]

@@ -142,7 +142,7 @@ async def test_trends_of_one_participant_over_14_days(inbot: InProcessBot) -> No
     assert "Sleep (hours): " + "·" * 13 + "▅ last 7, average 7" in lines
     assert "Medication: " + "·" * 13 + "✓ taken 1 of 1 days" in lines
     assert "Check-ins answered: 1 of 3 (33%)" in lines  # Monday's and Tuesday's expired unanswered
-    assert "Sessions held: 0, said they can't attend: 0" in lines
+    assert "Sessions held: 0, attended: 0, not there: 0 (as marked by the facilitator), said they can't attend: 0" in lines
     assert "Safety alerts: 0 (open: 0)" in lines
     assert "Wed, Mar 4: mood 1, craving 2, sleep 7, medication yes · ⚠️ concern" in lines
     assert lines[-2:] == ["Wed, Mar 4: mood 1, craving 2, sleep 7, medication yes · ⚠️ concern",
@@ -151,7 +151,7 @@ async def test_trends_of_one_participant_over_14_days(inbot: InProcessBot) -> No
     assert "Safety alerts: 1 (open: 1)" in text and "⚠️ urgent" in text
     # P-103's group met on Monday and Wednesday.
     (text,) = await _command(inbot, DR, "/trends P-103")
-    assert "Sessions held: 2, said they can't attend: 0" in text
+    assert "Sessions held: 2, attended: 0, not there: 0 (as marked by the facilitator), said they can't attend: 0" in text
     assert "Check-ins answered: 0 of 3 (0%)" in text
     audit = await _audit(inbot)
     assert (f"staff:{ids['lee']}", "view:trends", ids["P-102"], True) in audit

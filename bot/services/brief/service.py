@@ -1,0 +1,184 @@
+"""Briefs before sessions: planned as rows, sent by the outbox, each a disclosure.
+
+- Planning (`BriefPlanner.tick`, every `[schedule] plan_interval_minutes` on the bot's clock): for
+  every occurrence in the coming `[reminders] plan_ahead_hours`, one `session_brief` row per reader
+  due `[brief] minutes_before` the start (now, if that has passed and the session has not begun).
+  A group session: one row for its facilitator, a brief of the whole group. An individual or family
+  session: one row per participant for the facilitator and for the participant's assigned
+  clinician (once, if they are the same person). A moved session moves its pending rows; a
+  cancelled one is skipped when due. Keys `brief:<occurrence>:<staff>:<participant|group>` let any
+  number of workers plan at once.
+- Sending (`send_brief`) reads everything when due, so the brief says what is true an hour before,
+  not what was true when it was planned. The text goes first; the participant's chart follows as
+  a photo (a chart that fails to send is logged and not retried: the text already arrived). Each
+  participant named is a disclosure to that reader (42 CFR Part 2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import AppContext
+from bot.db.calendar_models import SessionKind, SessionOccurrence
+from bot.db.models import ENROLLED, ActionStatus, Participant, ScheduledAction, Staff
+from bot.messaging import Keyboard, Messenger, NotDelivered, Photo, keyboard, say
+from bot.services.audit import disclose
+from bot.services.brief.compose import group_brief, participant_brief
+from bot.services.brief.facts import ParticipantFacts, participant_facts, period_start
+from bot.services.calendar import occurrences as cal
+from bot.services.scheduling.outbox import Delivered, Skip
+from bot.services.scheduling.rows import enqueue
+from bot.services.staff_time import staff_zone
+
+log = logging.getLogger(__name__)
+
+BRIEF = "session_brief"
+GROUP = "group"
+
+# Lines other features add to a participant's brief (goals, medication reminders), and the chart.
+# Installed by bot/services/brief/setup.py, so this module depends on none of those features.
+ExtraLines = Callable[[AppContext, AsyncSession, Participant, datetime, datetime, str], Awaitable[list[str]]]
+Chart = Callable[[AppContext, AsyncSession, Participant, datetime, str], Awaitable[tuple[bytes, str]]]
+
+
+def brief_key(occurrence_id: int, staff_id: int, participant_id: int | None) -> str:
+    return f"brief:{occurrence_id}:{staff_id}:{participant_id if participant_id is not None else GROUP}"
+
+
+class BriefPlanner:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._last: datetime | None = None
+
+    async def tick(self, now: datetime) -> None:
+        if not self.ctx.settings.brief.enabled:
+            return
+        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
+        if self._last is not None and self._last <= now < self._last + interval:
+            return
+        try:
+            async with self.ctx.sessionmaker() as session:
+                added = await plan_briefs(session, self.ctx, now)
+                await session.commit()
+        except Exception:
+            log.exception("planning session briefs failed")  # the next tick tries again
+            return
+        self._last = now
+        if added:
+            log.info("session briefs: %s planned", added)
+
+
+async def plan_briefs(session: AsyncSession, ctx: AppContext, now: datetime) -> int:
+    """Rows for the briefs of the coming sessions; returns how many were added."""
+    before = timedelta(minutes=ctx.settings.brief.minutes_before)
+    horizon = now + timedelta(hours=ctx.settings.reminders.plan_ahead_hours)
+    occurrences = await cal.upcoming(session, now, horizon)
+    audiences = await cal.audience(session, {o.session_id for o in occurrences})
+    clinicians = dict((await session.execute(
+        select(Participant.id, Participant.therapist_id)
+        .where(Participant.id.in_({pid for ids in audiences.values() for pid in ids}),
+               Participant.status.in_(ENROLLED)))).all())
+    added = 0
+    for occ in occurrences:
+        due = max(occ.start_at - before, now)
+        wanted: list[tuple[int, int | None]] = []  # (reader, participant or None for the group)
+        facilitator = occ.session.facilitator_id
+        members = sorted(m for m in audiences.get(occ.session_id, ()) if m in clinicians)
+        if occ.session.kind == SessionKind.GROUP:
+            if facilitator is not None:
+                wanted.append((facilitator, None))
+        else:
+            for member in members:
+                readers = dict.fromkeys(x for x in (facilitator, clinicians[member]) if x)  # once each
+                wanted += [(reader, member) for reader in readers]
+        for reader, pid in wanted:
+            key = brief_key(occ.id, reader, pid)
+            if await enqueue(session, kind=BRIEF, key=key, due_at=due, intended_at=occ.start_at - before,
+                             participant_id=pid, staff_id=reader, payload={"occurrence_id": occ.id}, now=now):
+                added += 1
+            else:  # the session moved: the pending row moves with it
+                await session.execute(update(ScheduledAction).where(
+                    ScheduledAction.key == key, ScheduledAction.status == ActionStatus.PENDING,
+                    ScheduledAction.due_at != due).values(due_at=due, intended_at=occ.start_at - before))
+    return added
+
+
+class BriefSender:
+    """The outbox sender of `session_brief` rows, with the sections other features add."""
+
+    def __init__(self) -> None:
+        self.extra: list[ExtraLines] = []
+        self.chart: Chart | None = None
+
+    async def __call__(self, ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                       row: ScheduledAction) -> Delivered:
+        now = ctx.clock.now()
+        staff = await session.get(Staff, row.staff_id) if row.staff_id else None
+        if staff is None or staff.chat_id is None or not staff.active or staff.deactivated_at is not None:
+            raise Skip("no staff chat to send the brief to")
+        occ = await session.get(SessionOccurrence, int(row.payload.get("occurrence_id", 0)))
+        if occ is None or occ.is_cancelled:
+            raise Skip("session cancelled or gone")
+        if now >= occ.start_at + timedelta(minutes=occ.duration_minutes):
+            raise Skip("the session is over")
+        locale, zone = staff.locale, staff_zone(ctx, staff)
+        since = await period_start(session, occ)
+        buttons = attendance_keyboard(ctx, occ, locale)
+        if row.participant_id is None:
+            members = await self._members(session, occ)
+            facts = [await participant_facts(session, p, occ, since, now) for p in members]
+            extra = {p.id: await self._extra(ctx, session, p, since, now, locale) for p in members}
+            sent = await self._send_texts(messenger, staff.chat_id, group_brief(ctx, facts, occ, locale, zone, extra),
+                                          buttons)
+            for p in members:
+                disclose(session, now, p.id, f"staff:{staff.id}", "brief", f"occurrence:{occ.id}")
+            return sent
+        participant = await session.get(Participant, row.participant_id)
+        if participant is None or participant.status not in ENROLLED:
+            raise Skip("participant no longer in the program")
+        if not await cal.is_for(session, occ, participant.id):
+            raise Skip("participant no longer expected at this session")
+        one: ParticipantFacts = await participant_facts(session, participant, occ, since, now)
+        lines = await self._extra(ctx, session, participant, since, now, locale)
+        sent = await self._send_texts(messenger, staff.chat_id,
+                                      participant_brief(ctx, one, occ, locale, zone, lines), buttons)
+        disclose(session, now, participant.id, f"staff:{staff.id}", "brief", f"occurrence:{occ.id}")
+        if self.chart is not None:
+            try:
+                png, caption = await self.chart(ctx, session, participant, now, locale)
+                await messenger.send(Photo(staff.chat_id, f"{participant.alias}.png", png, caption))
+            except NotDelivered as exc:
+                log.warning("brief chart not delivered (row %s): %s", row.id, exc)
+        return sent
+
+    async def _members(self, session: AsyncSession, occ: SessionOccurrence) -> list[Participant]:
+        ids = (await cal.audience(session, [occ.session_id])).get(occ.session_id, set())
+        if not ids:
+            return []
+        return list((await session.scalars(
+            select(Participant).where(Participant.id.in_(ids), Participant.status.in_(ENROLLED))
+            .order_by(Participant.alias))).unique().all())
+
+    async def _extra(self, ctx: AppContext, session: AsyncSession, participant: Participant, since: datetime,
+                     until: datetime, locale: str) -> list[str]:
+        lines: list[str] = []
+        for section in self.extra:
+            lines += await section(ctx, session, participant, since, until, locale)
+        return lines
+
+    @staticmethod
+    async def _send_texts(messenger: Messenger, chat_id: int, texts: Sequence[str], buttons: Keyboard) -> Delivered:
+        """The brief's messages in order; the attendance button under the last one."""
+        for text in texts[:-1]:
+            await say(messenger, chat_id, text)
+        message = await say(messenger, chat_id, texts[-1], buttons)
+        return Delivered(chat_id, message.message_id)
+
+
+def attendance_keyboard(ctx: AppContext, occ: SessionOccurrence, locale: str) -> Keyboard:
+    return keyboard([[(ctx.t("brief.attendance_button", locale), f"pres:{occ.id}")]])
