@@ -219,3 +219,21 @@ async def test_across_the_spring_dst_change_it_stays_at_eight_local(inbot: InPro
         sent.append(ny(day, 8, 0).hour)
         await inbot.press(SAM, "Taken")
     assert sent == [13, 12, 12]  # 08:00 in New York, in UTC
+
+
+async def test_typed_text_is_a_name_only_while_the_question_is_open(inbot: InProcessBot) -> None:
+    inbot.clock.set(START)
+    await _people(inbot)
+    await inbot.say(SAM, "/meds")
+    await inbot.press(SAM, "Add a reminder")
+    await inbot.say(SAM, "/checkin")  # a check-in opened after the question: its typed answers are its own
+    assert "How is your mood" in inbot.last_text(SAM)
+    await inbot.say(SAM, "7")
+    assert "cravings" in inbot.last_text(SAM)
+    await inbot.say(SAM, "/meds")
+    await inbot.press(SAM, "Add a reminder")
+    inbot.clock.set(START + timedelta(minutes=31))  # left open: later text is an ordinary message
+    await inbot.say(SAM, "feeling ok today")
+    assert "At what time" not in inbot.last_text(SAM)
+    async with inbot.ctx.sessionmaker() as s:
+        assert (await s.scalars(select(MedicationReminder))).all() == []

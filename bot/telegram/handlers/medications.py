@@ -103,16 +103,21 @@ async def no_name_button(query: CallbackQuery, actor: Participant, state: FSMCon
     await _ask_times(state, replies, ctx, actor, None)
 
 
-async def _fresh(state: FSMContext, ctx: AppContext) -> bool:
-    """Whether the open question was asked recently enough for typed text to be its answer."""
+async def _fresh(state: FSMContext, session: AsyncSession, ctx: AppContext, actor: Participant) -> bool:
+    """Whether typed text answers the open question: asked recently, and no check-in or
+    questionnaire opened since (its typed answers are its own)."""
     asked = (await state.get_data()).get("asked_at")
-    return bool(asked) and ctx.clock.now() - datetime.fromisoformat(str(asked)) <= ANSWER_WINDOW
+    if not asked:
+        return False
+    since = datetime.fromisoformat(str(asked))
+    return (ctx.clock.now() - since <= ANSWER_WINDOW
+            and not await service.flow_started_since(session, actor.id, since))
 
 
 @router.message(StateFilter(AddReminder.name), F.text, ~F.text.startswith("/"))
-async def typed_name(message: Message, actor: Participant, state: FSMContext, replies: Replies,
-                     ctx: AppContext) -> None:
-    if not await _fresh(state, ctx):
+async def typed_name(message: Message, actor: Participant, session: AsyncSession, state: FSMContext,
+                     replies: Replies, ctx: AppContext) -> None:
+    if not await _fresh(state, session, ctx, actor):
         await state.clear()
         raise SkipHandler()  # an ordinary message again
     name = clean_name(message.text or "")
@@ -124,9 +129,9 @@ async def typed_name(message: Message, actor: Participant, state: FSMContext, re
 
 
 @router.message(StateFilter(AddReminder.times), F.text, ~F.text.startswith("/"))
-async def typed_times(message: Message, actor: Participant, state: FSMContext, replies: Replies,
-                      ctx: AppContext) -> None:
-    if not await _fresh(state, ctx):
+async def typed_times(message: Message, actor: Participant, session: AsyncSession, state: FSMContext,
+                      replies: Replies, ctx: AppContext) -> None:
+    if not await _fresh(state, session, ctx, actor):
         await state.clear()
         raise SkipHandler()
     times = parse_times(message.text or "")
