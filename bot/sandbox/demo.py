@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.context import AppContext
 from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun, FlowStatus
+from bot.db.instrument_models import INSTRUMENT, InstrumentAnswer, InstrumentScore
 from bot.db.models import ActionStatus, Participant, ParticipantEvent, ParticipantStatus, ScheduledAction
 from bot.services import enrollment
 from bot.services.checkins.service import checkin_key
@@ -135,6 +136,7 @@ async def _ensure_enrolled_participant(session: AsyncSession, ctx: AppContext, n
     await session.flush()
     await participant_schedule_changed(session, ctx, who)
     await seed_history(session, who, start=joined, end=now)
+    await seed_questionnaires(session, ctx, who, start=joined, end=now)
     return who
 
 
@@ -223,6 +225,59 @@ async def seed_history(session: AsyncSession, participant: Participant, *, start
                 value_choice=value if isinstance(value, str) and question != "note" else None,
                 value_text=value if question == "note" else None, answered_at=answered_at))
         written += 1
+    return written
+
+
+# Weekly totals at the start and at the latest of the demo's weeks: symptoms ease in treatment.
+_QUESTIONNAIRE_TREND = {"phq9": (16, 8), "gad7": (13, 6)}
+
+
+async def seed_questionnaires(session: AsyncSession, ctx: AppContext, participant: Participant, *,
+                              start: datetime, end: datetime) -> int:
+    """Weekly PHQ-9 and GAD-7 from the week after `start` to `end`, as the questionnaire flow
+    leaves them (the run, an answer per item, the score and band), totals easing over the weeks
+    with some noise; the safety item (PHQ-9 item 9) is always 0 here, so the demo opens no alert
+    of its own. The same participant always gets the same history. Idempotent: a participant with
+    any score is left alone. Returns the questionnaires written."""
+    from bot.content.instruments import load_instruments
+    from bot.services.instruments.scoring import score
+
+    if await session.scalar(select(InstrumentScore.id).where(InstrumentScore.participant_id == participant.id)
+                            .limit(1)) is not None:
+        return 0
+    content = load_instruments(ctx.settings.content_dir, tuple(_QUESTIONNAIRE_TREND))
+    zone = ZoneInfo(participant.timezone)
+    rng = random.Random(f"iopbot-sandbox-questionnaires:{participant.alias}")  # noqa: S311 - demo data
+    weeks = max((end - start).days // 7, 0)
+    written = 0
+    for week in range(1, weeks + 1):
+        at = start + timedelta(days=7 * week, hours=1)
+        if at >= end:
+            break
+        for instrument_id, (first, last) in _QUESTIONNAIRE_TREND.items():
+            instrument = content.get(instrument_id, participant.locale)
+            target = round(first + (last - first) * (week - 1) / max(weeks - 1, 1) + rng.gauss(0, 1.5))
+            values = {item.id: 0 for item in instrument.scored_items}
+            fillable = [i.id for i in instrument.scored_items if i.id not in instrument.safety_items]
+            for _ in range(max(0, min(target, 3 * len(fillable)))):  # add points one by one, at most 3 an item
+                item_id = rng.choice([i for i in fillable if values[i] < 3])
+                values[item_id] += 1
+            result = score(instrument, values)
+            assert result is not None
+            run = FlowRun(participant_id=participant.id, kind=INSTRUMENT, flow_id=instrument_id,
+                          locale=participant.locale, status=FlowStatus.FINISHED, local_date=local_date(at, zone),
+                          started_at=at, finished_at=at + timedelta(minutes=4))
+            session.add(run)
+            await session.flush()
+            for item_id, value in values.items():
+                session.add(InstrumentAnswer(participant_id=participant.id, run_id=run.id,
+                                             instrument_id=instrument_id, item_id=item_id, value=value,
+                                             answered_at=at + timedelta(minutes=3)))
+            session.add(InstrumentScore(participant_id=participant.id, run_id=run.id, instrument_id=instrument_id,
+                                        version=instrument.version, local_date=local_date(at, zone),
+                                        total=result.total, band=result.band.id, level=0, reasons="",
+                                        completed_at=at + timedelta(minutes=4)))
+            written += 1
     return written
 
 
