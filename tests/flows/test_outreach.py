@@ -228,6 +228,11 @@ async def test_after_the_reply_window_a_text_is_an_ordinary_note(inbot: InProces
     await _team(inbot)
     await inbot.say(COACH, f"/message P-out {WORDS}")
     await inbot.tick()
+    # Reply tapped, then an hour on something else: the next text is a note, not the reply.
+    await inbot.press(PAT, "Reply")
+    inbot.clock.advance(minutes=61)
+    await inbot.say(PAT, "just a note for later")
+    assert "saved this for your care team" in inbot.last_text(PAT)
     await inbot.press(PAT, "Reply")
     inbot.clock.advance(hours=73)  # [outreach] reply_window_hours = 72
     await inbot.say(PAT, REPLY)
@@ -235,7 +240,7 @@ async def test_after_the_reply_window_a_text_is_an_ordinary_note(inbot: InProces
     await inbot.press(PAT, "Reply")
     assert "too old to reply" in inbot.notices(PAT)[-1]
     await inbot.tick()
-    assert not _with(inbot, COACH, REPLY)
+    assert not _with(inbot, COACH, REPLY) and not _with(inbot, COACH, "just a note")
     assert not await _rows(inbot, OutreachReply)
 
 

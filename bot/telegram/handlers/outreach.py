@@ -46,6 +46,9 @@ EXAMPLE_ALIAS = "P-101"
 # Typed words are taken as the message this long after /message ALIAS asked for them; later text
 # is not sent to anyone (a question left open must not send words typed for something else).
 COMPOSE_WINDOW = timedelta(minutes=15)
+# After Reply, the next text is the reply only this long: a participant who tapped Reply and then
+# went on to something else (a check-in, /sessions) must not have those answers sent to the coach.
+REPLY_TYPING_WINDOW = timedelta(minutes=60)
 CANCEL_COMPOSE = "om:cancel"
 CANCEL_REPLY = "or:cancel"
 
@@ -224,7 +227,7 @@ async def reply_button(query: CallbackQuery, actor: Participant, session: AsyncS
         replies.notice(ctx.t("outreach.reply_closed", actor.locale))
         return
     await state.set_state(Reply.text)
-    await state.update_data(outreach_message=found.id)
+    await state.update_data(outreach_message=found.id, asked_at=ctx.clock.now().isoformat())
     replies.text(_chat(query, actor), ctx.t("outreach.ask_reply", actor.locale,
                                             role=outreach.role_words(ctx, found.staff, actor.locale)),
                  keyboard([[(ctx.t("outreach.cancel_button", actor.locale), CANCEL_REPLY)]]))
@@ -277,9 +280,10 @@ async def typed_reply(message: Message, actor: Participant, session: AsyncSessio
     # The safety gate assessed this text before it got here (and answered and paged if it had to).
     data = await state.get_data()
     await state.clear()
-    found = await outreach.open_message(session, ctx, actor, int(data.get("outreach_message") or 0),
-                                        ctx.clock.now())
-    if found is None:
+    now = ctx.clock.now()
+    asked = datetime.fromisoformat(str(data["asked_at"])) if data.get("asked_at") else None
+    found = await outreach.open_message(session, ctx, actor, int(data.get("outreach_message") or 0), now)
+    if found is None or asked is None or now - asked > REPLY_TYPING_WINDOW:
         raise SkipHandler()  # past the reply window: an ordinary message, kept for the care team
     await _take_reply(message, actor, session, replies, ctx, found, stored_message, assessment)
 
