@@ -96,6 +96,20 @@ def _write(path: Path | None, fmt: str, files: dict[str, bytes]) -> str:
     return str(path)
 
 
+def _since(text: str | None, timezone: str) -> Any:
+    """--since YYYY-MM-DD: from midnight of that day in the program's time zone (aware UTC)."""
+    if text is None:
+        return None
+    from datetime import UTC, date, datetime, time
+    from zoneinfo import ZoneInfo
+
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise _Refused(f"--since {text!r} is not a date: write it as YYYY-MM-DD, like 2026-03-01") from None
+    return datetime.combine(day, time(0), ZoneInfo(timezone)).astimezone(UTC)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from bot.clock import clock_from_environment
     from bot.services.exports.records import Catalog, ExportError
@@ -105,12 +119,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         recipient = check_recipient(args.recipient or "")
         path = _check_out(args.out, args.format)
+        since = _since(args.since, settings.program.default_timezone)
     except (ExportError, _Refused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     request = ExportRequest(ExportFormat(args.format), recipient, alias=args.participant,
                             include_notes=args.include_notes, program_name=settings.program.name,
-                            identifier_system=args.identifier_system or "")
+                            identifier_system=args.identifier_system or "", since=since)
     catalog = Catalog.load(settings.content_dir, settings.checkin.questionnaire)
     now = clock_from_environment().now()
 
@@ -129,7 +144,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"error: cannot write {args.out}: {exc.strerror or exc}; nothing was logged as disclosed",
               file=sys.stderr)
         return 1
-    notes = " with notes" if args.include_notes else ""
+    notes = (" with notes" if args.include_notes else "") + (f" since {args.since}" if args.since else "")
     # The summary goes to stderr, so stdout holds nothing but the export when it is written there.
     print(f"Exported {count} participant(s) as {args.format}{notes} to {where}; {count} disclosure(s) to "
           f"{recipient!r} recorded.", file=sys.stderr)
@@ -152,6 +167,9 @@ def register(sub: Any, add: Any) -> None:
     export.add_argument("--include-notes", action="store_true",
                         help="also the free text (check-in notes, typed reasons, clinicians' alert notes), "
                              "decrypted; left out by default (minimum necessary)")
+    export.add_argument("--since", metavar="YYYY-MM-DD",
+                        help="only what was answered or flagged from that day on (midnight in [program] "
+                             "default_timezone), e.g. the day after the last export")
     export.add_argument("--identifier-system", metavar="URI",
                         help="FHIR: the Patient identifier system for the alias (default "
                              "urn:iopbot:<program>:alias), e.g. the one your record system uses")

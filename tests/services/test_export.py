@@ -371,6 +371,24 @@ async def test_every_participant_exported_is_a_disclosure_with_recipient_and_tim
         ("operator", "export:fhir:all:2", None), ("operator", "export:csv+notes:one:1", seeded.ids["P-3"])]
 
 
+async def test_since_exports_only_what_came_from_then_on(db_url: str) -> None:
+    seeded = await seed(db_url)
+    since = datetime(2026, 3, 5, 6, 0, tzinfo=UTC)  # midnight in Chicago
+    done = await run_export(db_url, _request("json", alias="P-1", since=since))
+    document = json.loads(done.files["export.json"])
+    assert document["since"] == "2026-03-05T06:00:00+00:00"
+    (p1,) = document["participants"]
+    assert [(q["instrument"], q["total"]) for q in p1["questionnaires"]] == [("phq9", 13), ("gad7", 6)]
+    assert len(p1["checkins"]) == 5 and len(p1["alerts"]) == 1 and len(p1["attendance"]) == 1
+    later = await run_export(db_url, _request("fhir", alias="P-1", since=NOW), NOW + timedelta(minutes=1))
+    bundle = _fhir(later)
+    assert fhir_r4.problems(bundle) == [] and [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Patient"]
+    disclosures, _ = await logged(db_url)
+    assert [(d.participant_id, d.reference) for d in disclosures] == [
+        (seeded.ids["P-1"], "json since 2026-03-05T06:00+00:00"),
+        (seeded.ids["P-1"], "fhir since 2026-03-16T15:00+00:00")]
+
+
 async def test_mistakes_are_refused_before_anything_is_logged(db_url: str) -> None:
     await seed(db_url)
     with pytest.raises(ExportError, match="no participant with alias 'P-9'"):
@@ -421,6 +439,10 @@ def test_the_export_command(iopbot: Callable[..., tuple[int, str, str]], db_url:
 
     code, out, _ = iopbot("--all", "--format", "json", *recipient)  # stdout: the document and nothing else
     assert code == 0 and [p["alias"] for p in json.loads(out)["participants"]] == ["P-1", "P-3"]
+    code, out, err = iopbot("--participant", "P-1", "--format", "json", *recipient, "--since", "2026-03-05")
+    assert code == 0 and "since 2026-03-05 to stdout" in err
+    assert json.loads(out)["since"] == "2026-03-05T05:00:00+00:00"  # midnight in America/New_York (the default)
+    assert [q["total"] for q in json.loads(out)["participants"][0]["questionnaires"]] == [13, 6]
 
     folder = tmp_path / "csv"
     code, _, err = iopbot("--all", "--format", "csv", *recipient, "--out", str(folder), "--include-notes")
@@ -461,6 +483,8 @@ def test_the_export_command(iopbot: Callable[..., tuple[int, str, str]], db_url:
         (("--all", "--format", "csv", *recipient, "--out", str(blocker)),
          f"error: cannot write {blocker}: it is a file; CSV goes into a directory (or name a .zip file)"),
         (("--all", "--format", "csv", *recipient), "error: CSV is one file per table: give --out DIRECTORY"),
+        (("--all", "--format", "json", *recipient, "--since", "last week"),
+         "error: --since 'last week' is not a date: write it as YYYY-MM-DD, like 2026-03-01"),
     ]:
         code, out, err = iopbot(*args)
         assert code == 2 and out == "", (args, code, out, err)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -132,19 +132,21 @@ async def participants_to_export(session: AsyncSession, alias: str | None) -> li
     return list(rows.all())
 
 
-async def gather(session: AsyncSession, participants: list[Participant], *,
-                 include_notes: bool = False) -> list[ParticipantRecord]:
+async def gather(session: AsyncSession, participants: list[Participant], *, include_notes: bool = False,
+                 since: datetime | None = None) -> list[ParticipantRecord]:
     """Each participant's check-in answers, completed questionnaires (items and totals), alerts and
-    attendance answers, oldest first. Free text is not even read (so never decrypted) unless
-    `include_notes`; a question skipped, or answered only in words without it, is left out."""
+    attendance answers, oldest first, only those from `since` on when given. Free text is not even
+    read (so never decrypted) unless `include_notes`; a question skipped, or answered only in words
+    without it, is left out."""
     ids = [p.id for p in participants]
     if not ids:
         return []
+    start = since or datetime.min.replace(tzinfo=UTC)
     # Deferred columns are not loaded: without include_notes the text never leaves the database.
     notes = () if include_notes else (defer(CheckinAnswer.value_text),)
     checkins: dict[int, list[CheckinRecord]] = defaultdict(list)
     for a in (await session.scalars(select(CheckinAnswer).options(*notes)
-                                    .where(CheckinAnswer.participant_id.in_(ids))
+                                    .where(CheckinAnswer.participant_id.in_(ids), CheckinAnswer.answered_at >= start)
                                     .order_by(CheckinAnswer.local_date, CheckinAnswer.id))).all():
         text = a.value_text if include_notes else None
         if a.value_number is None and a.value_choice is None and not text:
@@ -153,14 +155,16 @@ async def gather(session: AsyncSession, participants: list[Participant], *,
             a.id, a.local_date, a.question_id, a.value_number, a.value_choice, text, a.answered_at))
 
     items: dict[int, list[ItemAnswer]] = defaultdict(list)
-    for i in (await session.scalars(select(InstrumentAnswer).where(InstrumentAnswer.participant_id.in_(ids))
-                                    .order_by(InstrumentAnswer.id))).all():
+    completed = (InstrumentScore.participant_id.in_(ids), InstrumentScore.completed_at >= start)
+    # Only the items of completed questionnaires (a run left half-way has no score and is not exported).
+    for i in (await session.scalars(select(InstrumentAnswer)
+                                    .join(InstrumentScore, InstrumentScore.run_id == InstrumentAnswer.run_id)
+                                    .where(*completed).order_by(InstrumentAnswer.id))).all():
         items[i.run_id].append(ItemAnswer(i.item_id, i.value))
     questionnaires: dict[int, list[QuestionnaireRecord]] = defaultdict(list)
     scored = (await session.execute(
         select(InstrumentScore, FlowRun.locale).join(FlowRun, FlowRun.id == InstrumentScore.run_id)
-        .where(InstrumentScore.participant_id.in_(ids))
-        .order_by(InstrumentScore.completed_at, InstrumentScore.id))).all()
+        .where(*completed).order_by(InstrumentScore.completed_at, InstrumentScore.id))).all()
     for s, locale in scored:
         questionnaires[s.participant_id].append(QuestionnaireRecord(
             s.run_id, s.instrument_id, s.version, locale, s.local_date, s.total, s.band,
@@ -169,7 +173,7 @@ async def gather(session: AsyncSession, participants: list[Participant], *,
     alerts: dict[int, list[AlertRecord]] = defaultdict(list)
     alert_notes = () if include_notes else (defer(Escalation.outcome_note),)
     for e in (await session.scalars(select(Escalation).options(*alert_notes)
-                                    .where(Escalation.participant_id.in_(ids))
+                                    .where(Escalation.participant_id.in_(ids), Escalation.message_received_at >= start)
                                     .order_by(Escalation.message_received_at, Escalation.id))).unique().all():
         alerts[e.participant_id].append(AlertRecord(
             e.message_received_at, LEVEL_NAMES.get(e.level, str(e.level)), e.source, e.status, e.acknowledged_at,
@@ -178,7 +182,7 @@ async def gather(session: AsyncSession, participants: list[Participant], *,
     attendance: dict[int, list[AttendanceRecord]] = defaultdict(list)
     attendance_notes = () if include_notes else (defer(Attendance.note),)
     for r in (await session.scalars(select(Attendance).options(*attendance_notes)
-                                    .where(Attendance.participant_id.in_(ids))
+                                    .where(Attendance.participant_id.in_(ids), Attendance.responded_at >= start)
                                     .order_by(Attendance.responded_at, Attendance.id))).unique().all():
         attendance[r.participant_id].append(AttendanceRecord(
             r.occurrence.start_at, r.occurrence.session.kind, r.status, r.reason,

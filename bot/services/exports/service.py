@@ -56,6 +56,7 @@ class ExportRequest:
     include_notes: bool = False
     program_name: str = ""
     identifier_system: str = ""  # default "<local namespace>:alias"
+    since: datetime | None = None  # only what was answered (or flagged) from then on
 
 
 @dataclass(frozen=True)
@@ -70,18 +71,20 @@ async def export(session: AsyncSession, request: ExportRequest, catalog: Catalog
     `session` (not committed). Raises ExportError for an unknown alias or a missing recipient."""
     recipient = check_recipient(request.recipient)
     participants = await participants_to_export(session, request.alias)
-    records = await gather(session, participants, include_notes=request.include_notes)
+    records = await gather(session, participants, include_notes=request.include_notes, since=request.since)
     base = local_namespace(request.program_name)
     if request.format is ExportFormat.CSV:
         files = render_csv(records, catalog, include_notes=request.include_notes)
     elif request.format is ExportFormat.JSON:
-        files = {"export.json": render_json(records, catalog, now, include_notes=request.include_notes)}
+        files = {"export.json": render_json(records, catalog, now, include_notes=request.include_notes,
+                                            since=request.since)}
     else:
         files = {"export.fhir.json": render_fhir(records, catalog, now, base=base,
                                                  identifier_system=request.identifier_system or f"{base}:alias")}
-    reference = f"{request.format}{'+notes' if request.include_notes else ''}"
+    what = f"{request.format}{'+notes' if request.include_notes else ''}"
+    reference = what if request.since is None else f"{what} since {request.since.isoformat(timespec='minutes')}"
     for record in records:
         disclose(session, now, record.participant_id, recipient, "export", reference)
-    audit(session, now, OPERATOR, f"export:{reference}:{'one' if request.alias else 'all'}:{len(records)}",
+    audit(session, now, OPERATOR, f"export:{what}:{'one' if request.alias else 'all'}:{len(records)}",
           participant_id=participants[0].id if request.alias and participants else None)
     return Export(files, len(records), len(records))

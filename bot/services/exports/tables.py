@@ -6,7 +6,7 @@ items link to it by `response_id`. UTF-8, a header row, RFC 4180 quoting. Times 
 UTC; numbers are written as stored (7, 6.5). A free-text cell (only with notes) that starts with
 = + - @ gets a leading ' so a spreadsheet shows it instead of running it as a formula.
 
-JSON: one document, `{"format": "iopbot-export", "version": 1, "exported_at", "include_notes",
+JSON: one document, `{"format": "iopbot-export", "version": 1, "exported_at", "since", "include_notes",
 "participants": [{alias, status, ..., "checkins": [...], "questionnaires": [{..., "items": [...]}],
 "alerts": [...], "attendance": [...]}]}`; free-text keys are present only with notes.
 """
@@ -103,7 +103,7 @@ def render_csv(records: Sequence[ParticipantRecord], catalog: Catalog, *, includ
 
 
 def document(records: Sequence[ParticipantRecord], catalog: Catalog, now: datetime, *,
-             include_notes: bool) -> dict[str, Any]:
+             include_notes: bool, since: datetime | None = None) -> dict[str, Any]:
     """The export as one JSON-ready dict, nested by participant."""
 
     def notes(**values: str | None) -> dict[str, str | None]:
@@ -134,11 +134,11 @@ def document(records: Sequence[ParticipantRecord], catalog: Catalog, now: dateti
                             "status": t.status, "reason": t.reason, **notes(note=t.note),
                             "answered_at": _time(t.answered_at)} for t in r.attendance],
         })
-    return {"format": "iopbot-export", "version": FORMAT_VERSION, "exported_at": _time(now),
+    return {"format": "iopbot-export", "version": FORMAT_VERSION, "exported_at": _time(now), "since": _time(since),
             "include_notes": include_notes, "participants": participants}
 
 
 def render_json(records: Sequence[ParticipantRecord], catalog: Catalog, now: datetime, *,
-                include_notes: bool) -> bytes:
-    return (json.dumps(document(records, catalog, now, include_notes=include_notes), indent=2, ensure_ascii=False)
-            + "\n").encode("utf-8")
+                include_notes: bool, since: datetime | None = None) -> bytes:
+    data = document(records, catalog, now, include_notes=include_notes, since=since)
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
