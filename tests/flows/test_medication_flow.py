@@ -237,3 +237,18 @@ async def test_typed_text_is_a_name_only_while_the_question_is_open(inbot: InPro
     assert "At what time" not in inbot.last_text(SAM)
     async with inbot.ctx.sessionmaker() as s:
         assert (await s.scalars(select(MedicationReminder))).all() == []
+
+
+async def test_a_name_in_distress_gets_the_crisis_reply_and_is_no_name(inbot: InProcessBot) -> None:
+    inbot.clock.set(START)
+    await _people(inbot)
+    await inbot.say(SAM, "/meds")
+    await inbot.press(SAM, "Add a reminder")
+    await inbot.say(SAM, "all of them tonight, I want to die")
+    texts = inbot.texts(SAM)
+    assert any("988" in t for t in texts[-3:])  # the crisis reply
+    assert not any("At what time" in t for t in texts)
+    await inbot.tick()
+    assert any("Safety alert" in t for t in inbot.texts(DR))
+    async with inbot.ctx.sessionmaker() as s:
+        assert (await s.scalars(select(MedicationReminder))).all() == []

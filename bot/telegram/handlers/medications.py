@@ -22,6 +22,7 @@ from bot.context import AppContext
 from bot.db.medication_models import MedicationReminder
 from bot.db.models import Participant
 from bot.messaging import Keyboard, Replies
+from bot.safety.levels import Assessment
 from bot.services.medications import service, views
 from bot.services.medications.schedule import ALL_DAYS, clean_name, parse_times
 from bot.services.medications.summary import adherence
@@ -114,11 +115,24 @@ async def _fresh(state: FSMContext, session: AsyncSession, ctx: AppContext, acto
             and not await service.flow_started_since(session, actor.id, since))
 
 
-@router.message(StateFilter(AddReminder.name), F.text, ~F.text.startswith("/"))
-async def typed_name(message: Message, actor: Participant, session: AsyncSession, state: FSMContext,
-                     replies: Replies, ctx: AppContext) -> None:
+async def _not_an_answer(state: FSMContext, session: AsyncSession, ctx: AppContext, actor: Participant,
+                         assessment: Assessment | None) -> bool:
+    """Typed text that is no answer to the open question: stale, or flagged by the safety gate (it
+    already replied; a sentence in distress is never stored as a reminder's name). The dialog
+    ends and the message goes on as any message (the fallback keeps it for the care team)."""
+    if assessment is not None and assessment.flagged:
+        await state.clear()
+        return True
     if not await _fresh(state, session, ctx, actor):
         await state.clear()
+        return True
+    return False
+
+
+@router.message(StateFilter(AddReminder.name), F.text, ~F.text.startswith("/"))
+async def typed_name(message: Message, actor: Participant, session: AsyncSession, state: FSMContext,
+                     replies: Replies, ctx: AppContext, assessment: Assessment | None = None) -> None:
+    if await _not_an_answer(state, session, ctx, actor, assessment):
         raise SkipHandler()  # an ordinary message again
     name = clean_name(message.text or "")
     if name is None:
@@ -130,9 +144,8 @@ async def typed_name(message: Message, actor: Participant, session: AsyncSession
 
 @router.message(StateFilter(AddReminder.times), F.text, ~F.text.startswith("/"))
 async def typed_times(message: Message, actor: Participant, session: AsyncSession, state: FSMContext,
-                      replies: Replies, ctx: AppContext) -> None:
-    if not await _fresh(state, session, ctx, actor):
-        await state.clear()
+                      replies: Replies, ctx: AppContext, assessment: Assessment | None = None) -> None:
+    if await _not_an_answer(state, session, ctx, actor, assessment):
         raise SkipHandler()
     times = parse_times(message.text or "")
     if times is None:
