@@ -197,8 +197,9 @@ async def send_drip(ctx: AppContext, messenger: Messenger, session: AsyncSession
     week = program_week(participant.consented_at, day, ZoneInfo(participant.timezone))
     snippet = await next_snippet(session, ctx, participant, week)
     if snippet is None:
-        track = drip_track(ctx, participant)
-        raise Skip(f"nothing new to read by program week {week}" + (f" on track {track}" if track else ""))
+        # The reason is stored and logged: it says whether a track applied, never which (Part 2).
+        on_track = " on their track" if drip_track(ctx, participant) else ""
+        raise Skip(f"nothing new to read by program week {week}{on_track}")
     locale = participant.locale
     replies = Replies()
     for text in snippet_messages(snippet, lead=ctx.t("drip.lead", locale)):
