@@ -22,6 +22,7 @@ from bot.db.models import (
     Participant,
     ParticipantStatus,
     ScheduledAction,
+    Staff,
     StaffRole,
 )
 from bot.db.outreach_models import OutreachMessage, OutreachReply, OutreachStatus
@@ -275,3 +276,20 @@ async def test_the_outbox_rows_carry_ids_only(inbot: InProcessBot) -> None:
     rows = await _rows(inbot, ScheduledAction, ScheduledAction.kind.like("outreach%"))
     assert {r.kind for r in rows} == {"outreach_message", "outreach_reply"}
     assert all(WORDS not in str(r.payload) and REPLY not in str(r.payload) for r in rows)
+
+
+async def test_a_reply_to_someone_who_left_goes_to_the_participants_clinician(inbot: InProcessBot) -> None:
+    ids = await _team(inbot)
+    await inbot.say(COACH, f"/message P-out {WORDS}")
+    await inbot.tick()
+    async with inbot.ctx.sessionmaker() as s:
+        coach = await s.get(Staff, ids["coach"])
+        assert coach is not None
+        coach.active = False  # `iopbot staff deactivate`
+        await s.commit()
+    await inbot.press(PAT, "Reply")
+    await inbot.say(PAT, REPLY)
+    await inbot.tick()
+    assert _with(inbot, THERAPIST, "P-out replied to a message from coach-ana", REPLY)
+    (disclosure,) = await _rows(inbot, Disclosure, Disclosure.kind == "outreach_reply")
+    assert disclosure.recipient == f"staff:{ids['therapist']}"

@@ -212,7 +212,9 @@ async def record_reply(session: AsyncSession, participant: Participant, message:
 
 
 def _can_receive(staff: Staff | None) -> bool:
-    return staff is not None and staff.active and staff.deactivated_at is None and staff.chat_id is not None
+    """Linked, active, and has not blocked the bot."""
+    return (staff is not None and staff.active and staff.deactivated_at is None and staff.chat_id is not None
+            and staff.unreachable_at is None)
 
 
 async def send_outreach_reply(ctx: AppContext, messenger: Messenger, session: AsyncSession,
