@@ -239,3 +239,31 @@ async def test_no_prompt_without_an_open_goal(inbot: InProcessBot) -> None:
     async with inbot.ctx.sessionmaker() as s:
         rows = (await s.scalars(select(ScheduledAction).where(ScheduledAction.kind == "goal_progress"))).all()
     assert [(r.key, r.status) for r in rows] == [(f"goal_progress:{pid}:2026-03-06", ActionStatus.CANCELLED)]
+
+
+async def test_words_typed_long_after_the_question_are_a_note_not_a_goal(inbot: InProcessBot) -> None:
+    await _enrolled(inbot)
+    await inbot.say(SAM, "/goals")
+    await inbot.press(SAM, "Add a goal")
+    inbot.clock.set(inbot.clock.now() + timedelta(minutes=31))
+    await inbot.say(SAM, "Rough morning, better now")
+    assert await _goals(inbot) == []
+    assert "Saved. Your goal" not in inbot.last_text(SAM)
+
+
+async def test_a_forged_goal_button_from_another_clinician_is_refused_and_audited(inbot: InProcessBot) -> None:
+    pid = await _enrolled(inbot)
+    await inbot.say(DR, "/goal P-101 add Walk daily")
+    async with inbot.ctx.sessionmaker() as s:
+        goal = await s.scalar(select(Goal))
+    assert goal is not None
+    await inbot.say(ORTIZ, "/help")
+    message_id = inbot.messages(ORTIZ)[-1]["message_id"]
+    for data in (f"sgoal:done:{goal.id}", f"sgoal:yes:{goal.id}", f"sgoal:edit:{goal.id}", f"sgoal:add:{pid}"):
+        await inbot.press_data(ORTIZ, message_id, data)
+    assert await _goals(inbot) == [("Walk daily", "open")]
+    assert not any("Walk daily" in t for t in inbot.texts(ORTIZ))
+    async with inbot.ctx.sessionmaker() as s:
+        refused = [(e.actor, e.action, e.participant_id) for e in (await s.scalars(select(AuditEntry).where(
+            AuditEntry.allowed.is_(False)))).all()]
+    assert refused == [("staff:2", "refused:goal_button", pid)] * 4
