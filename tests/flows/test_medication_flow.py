@@ -252,3 +252,30 @@ async def test_a_name_in_distress_gets_the_crisis_reply_and_is_no_name(inbot: In
     assert any("Safety alert" in t for t in inbot.texts(DR))
     async with inbot.ctx.sessionmaker() as s:
         assert (await s.scalars(select(MedicationReminder))).all() == []
+
+
+async def test_in_spanish_with_a_name_that_looks_like_markup(inbot: InProcessBot) -> None:
+    inbot.clock.set(START)
+    async with inbot.ctx.sessionmaker() as s:
+        dr = await add_staff(s, "dr-ruiz", DR, inbot.clock.now())
+        await add_participant(s, "P-104", dr, SAM, inbot.clock.now(), locale="es")
+        await s.commit()
+    await inbot.say(SAM, "/meds", language_code="es")
+    assert "Todavía no tienes recordatorios" in inbot.last_text(SAM)
+    await inbot.press(SAM, "Añadir un recordatorio")
+    await inbot.say(SAM, "<b>B12</b> & D", language_code="es")
+    await inbot.say(SAM, "8:00", language_code="es")
+    await inbot.press(SAM, "lun")
+    await inbot.press(SAM, "Listo")
+    await inbot.press(SAM, "No")
+    assert "Guardado. Te lo recordaré a las 08:00, lun." in inbot.last_text(SAM)
+    await inbot.tick(ny(8, 8, 0))  # planned ahead (as every tick does), nothing on Sunday
+    assert "Guardado" in inbot.last_text(SAM)
+    await inbot.tick(ny(9, 8, 0))  # the next Monday
+    reminder = inbot.messages(SAM)[-1]
+    assert reminder["visible_text"] == "⏰ 08:00: tu recordatorio de <b>B12</b> & D."
+    assert _buttons(reminder) == ["✅ Tomada", "⏰ Posponer 15 min", "Saltar"]
+    await inbot.say(SAM, "/meds", language_code="es")
+    assert "Tu equipo de cuidado no recibe avisos" in inbot.last_text(SAM)
+    await inbot.press(SAM, "Avisar a mi equipo tras 3")
+    assert "Tu equipo de cuidado recibe un aviso si no respondes 3 seguidos" in inbot.last_text(SAM)
