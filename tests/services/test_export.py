@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Text, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cli import main
@@ -30,6 +30,7 @@ from bot.db.checkin_models import CheckinAnswer, FlowRun, FlowStatus
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.instrument_models import InstrumentAnswer, InstrumentScore
 from bot.db.models import AuditEntry, Disclosure, Escalation, Participant, ParticipantStatus, Staff
+from bot.db.types import configure_encryption
 from bot.services.exports.records import Catalog, ExportError
 from bot.services.exports.service import Export, ExportFormat, ExportRequest, export
 from tests.support import fhir_r4
@@ -446,7 +447,7 @@ def test_the_export_command(iopbot: Callable[..., tuple[int, str, str]], db_url:
 
     folder = tmp_path / "csv"
     code, _, err = iopbot("--all", "--format", "csv", *recipient, "--out", str(folder), "--include-notes")
-    assert code == 0 and "as csv with notes" in err
+    assert code == 0 and "as csv with notes" in err and "shaky" not in err and "bus" not in err  # never in a log
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["alerts.csv", "attendance.csv", "checkins.csv", "participants.csv", "questionnaire_items.csv",
          "questionnaires.csv"])
@@ -507,6 +508,35 @@ def test_a_file_that_cannot_be_written_is_not_logged_as_disclosed(
     assert err == (f"error: cannot write {tmp_path / 'x.json'}: No space left on device; nothing was logged as "
                    "disclosed\n")
     assert asyncio.run(_count(db_url)) == 0
+
+
+def test_notes_encrypted_at_rest_are_decrypted_only_when_asked(
+        iopbot: Callable[..., tuple[int, str, str]], db_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "a long random passphrase for the export test"
+    monkeypatch.setenv("IOPBOT_DATA_KEY", key)
+    configure_encryption(key)
+    try:
+        asyncio.run(seed(db_url))
+        assert asyncio.run(_raw_note(db_url)).startswith("enc:v2:")  # encrypted at rest
+        code, out, _ = iopbot("--participant", "P-1", "--format", "json", "--recipient", "EHR", "--include-notes")
+        (p1,) = json.loads(out)["participants"]
+        assert code == 0 and [c["note"] for c in p1["checkins"] if c.get("note")] == [NOTE]
+        assert p1["alerts"][0]["outcome_note"] == "Called; safe with family tonight"
+        code, out, _ = iopbot("--participant", "P-1", "--format", "json", "--recipient", "EHR")
+        assert code == 0 and "shaky" not in out and "enc:" not in out
+    finally:
+        configure_encryption("")  # process-wide: leave it as the other tests expect
+
+
+async def _raw_note(url: str) -> str:
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s:
+            raw = type_coerce(CheckinAnswer.value_text, Text)
+            return str(await s.scalar(select(raw).where(CheckinAnswer.question_id == "note")))
+    finally:
+        await engine.dispose()
 
 
 async def _count(url: str) -> int:
