@@ -4,7 +4,7 @@
     python -m bench --json     the same, then one JSON object (every figure) as the last line
     python -m bench --quick    a small, fast variant of each (a smoke test, ~2 minutes; figures
                                are not comparable with a full run)
-    python -m bench --only inbound,safety    a subset (inbound, outbound, crisis, scheduler, safety)
+    python -m bench --only inbound,safety    a subset (inbound, outbound, crisis, scheduler, safety, caseload)
     python -m bench --full     also the scheduler at 100,000 participants on PostgreSQL (+2 minutes)
 
 Figures compared with each other (full pipeline vs a bare bot, achieved vs configured rate) are
@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
 
 from bench.support import load_average, machine  # noqa: E402
 
-NAMES = ("inbound", "outbound", "crisis", "scheduler", "safety")
+NAMES = ("inbound", "outbound", "crisis", "scheduler", "safety", "caseload")
 Row = tuple[str, str, str, str, str]  # benchmark, figure, value, target, verdict
 
 
@@ -176,12 +176,25 @@ def run_safety(quick: bool) -> dict[str, Any]:
     return safety_throughput.run(count=10_000 if quick else 50_000)
 
 
+def run_caseload(quick: bool) -> dict[str, Any]:
+    from bench import caseload_trend
+
+    return caseload_trend.run(quick)
+
+
+def rows_caseload(r: dict[str, Any]) -> list[Row]:
+    from bench import caseload_trend
+
+    return caseload_trend.rows(r)
+
+
 BENCHMARKS: dict[str, tuple[Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
     "inbound": (run_inbound, rows_inbound),
     "outbound": (run_outbound, rows_outbound),
     "crisis": (run_crisis, rows_crisis),
     "scheduler": (run_scheduler, rows_scheduler),
     "safety": (run_safety, rows_safety),
+    "caseload": (run_caseload, rows_caseload),
 }
 
 NOTES = {
@@ -196,6 +209,8 @@ NOTES = {
     "scheduler": "planner (materialize) and claim_due on a fresh database per size, in a forked process; "
                  "peak MB = resident-set growth during the phase",
     "safety": "bench/safety_throughput.py: rules layer, CPU time of one process",
+    "caseload": "bench/caseload_trend.py: 200 participants x 90 days on one clinician; /caseload = caseload_rows + "
+                "caseload_messages, /trend = trend_chart (data, PNG drawn in a thread, caption), fresh session each",
 }
 
 
