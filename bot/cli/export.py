@@ -120,6 +120,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         recipient = check_recipient(args.recipient or "")
         path = _check_out(args.out, args.format)
         since = _since(args.since, settings.program.default_timezone)
+        if args.identifier_system is not None and (not args.identifier_system.strip()
+                                                   or any(c.isspace() for c in args.identifier_system)
+                                                   or ":" not in args.identifier_system):
+            raise _Refused(f"--identifier-system {args.identifier_system!r} is not a URI: give one like "
+                           "https://ehr.example.org/mrn or urn:oid:1.2.3.4")
     except (ExportError, _Refused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

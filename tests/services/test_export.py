@@ -484,6 +484,8 @@ def test_the_export_command(iopbot: Callable[..., tuple[int, str, str]], db_url:
         (("--all", "--format", "csv", *recipient, "--out", str(blocker)),
          f"error: cannot write {blocker}: it is a file; CSV goes into a directory (or name a .zip file)"),
         (("--all", "--format", "csv", *recipient), "error: CSV is one file per table: give --out DIRECTORY"),
+        (("--all", "--format", "fhir", *recipient, "--identifier-system", "our MRN"),
+         "error: --identifier-system 'our MRN' is not a URI: give one like https://ehr.example.org/mrn"),
         (("--all", "--format", "json", *recipient, "--since", "last week"),
          "error: --since 'last week' is not a date: write it as YYYY-MM-DD, like 2026-03-01"),
     ]:
