@@ -279,3 +279,21 @@ async def test_in_spanish_with_a_name_that_looks_like_markup(inbot: InProcessBot
     assert "Tu equipo de cuidado no recibe avisos" in inbot.last_text(SAM)
     await inbot.press(SAM, "Avisar a mi equipo tras 3")
     assert "Tu equipo de cuidado recibe un aviso si no respondes 3 seguidos" in inbot.last_text(SAM)
+
+
+async def test_discharge_stops_reminders_even_for_alumni(inbot: InProcessBot) -> None:
+    from bot.db.models import Participant
+    from bot.services.people import discharge
+
+    inbot.clock.set(START)
+    sam, _ = await _people(inbot)
+    await _add(inbot, SAM, "evening", "20:00")
+    async with inbot.ctx.sessionmaker() as s:
+        participant = await s.get(Participant, sam)
+        assert participant is not None
+        await discharge(s, participant, inbot.clock.now(), alumni=True)
+        await s.commit()
+    for day in (2, 3, 4):
+        await inbot.tick(ny(day, 19, 0))
+        await inbot.tick(ny(day, 20, 0))
+    assert not any("evening" in t for t in inbot.texts(SAM))
