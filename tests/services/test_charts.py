@@ -6,8 +6,11 @@ with nothing yet gets a picture and a caption that say so, in English and Spanis
 from __future__ import annotations
 
 import io
+import threading
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import pytest
 from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -200,3 +203,25 @@ def test_every_chart_text_is_in_english_and_spanish(ctx: AppContext) -> None:
     spanish = {k for k in ctx.texts.by_locale["es"] if k.startswith("chart.")}
     assert english and english == spanish
     assert not [p for p in ctx.texts.check() if ".chart" in p or " chart." in p]
+
+
+async def test_the_chart_is_drawn_off_the_event_loop(ctx: AppContext, clock: ManualClock,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """matplotlib works in a worker thread, so a crisis reply never waits for a chart."""
+    from bot.services.charts import service
+
+    threads: list[int] = []
+    draw = service.render_trend
+
+    def recording(*args: Any) -> bytes:
+        threads.append(threading.get_ident())
+        return draw(*args)
+
+    monkeypatch.setattr(service, "render_trend", recording)
+    async with ctx.sessionmaker() as s:
+        dr = await add_staff(s, "dr-thread", 910_004, clock.now())
+        p = await add_participant(s, "P-704", dr, 7_004, clock.now())
+        await _checkin(s, p, clock.now().date(), mood=6)
+        await s.commit()
+        png, _ = await trend_chart(ctx, s, p, clock.now(), "en")
+    assert threads and threads[0] != threading.get_ident() and point_counts_of(png)["mood"] == 1
