@@ -26,6 +26,7 @@ from bot.telegram.handlers import (
     sessions,
     staff,
     start,
+    tracks,
 )
 from bot.telegram.handlers import flows as flow_routes
 from bot.telegram.middlewares import ActorMiddleware, DatabaseRetryMiddleware, UnitOfWorkMiddleware
@@ -71,6 +72,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
         medications.router,  # /meds and the Taken / Snooze / Skip buttons
         outreach.router,  # /message ALIAS, replies to the care team, /techhelp
         charts.router,  # /trend ALIAS, /mytrend
+        tracks.router,  # /track ALIAS NAME: a participant's program track, which picks their daily read
         content.router,  # /learn, /skills, /favorites, /plan, /safetyplan and their menu buttons
         flow_routes.router,  # flow buttons, typed answers of an open flow, /checkin
         fallback.router,  # last: refusals, unknown people, a participant's own notes

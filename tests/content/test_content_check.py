@@ -69,8 +69,8 @@ def test_a_broken_checkin_file_is_reported(content: Path) -> None:
 
 def test_a_feature_text_file_is_read_and_checked_like_ui_toml(content: Path) -> None:
     """Texts may live in content/<locale>/ui/<feature>.toml; a key in two files is an error."""
-    (content / "en" / "ui").mkdir()
-    (content / "es" / "ui").mkdir()
+    (content / "en" / "ui").mkdir(exist_ok=True)
+    (content / "es" / "ui").mkdir(exist_ok=True)
     (content / "en" / "ui" / "feature.toml").write_text('[check_test]\nhello = "Hi {name}"\n', encoding="utf-8")
     spanish = content / "es" / "ui" / "feature.toml"
     spanish.write_text('[check_test]\nhello = "Hola {nombre}"\n', encoding="utf-8")

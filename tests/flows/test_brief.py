@@ -11,8 +11,10 @@ a daily digest time and it arrives then.
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, timedelta
 
+from PIL import Image
 from sqlalchemy import select
 
 from bot.db.calendar_models import SessionOccurrence, SessionPresence
@@ -23,6 +25,7 @@ from bot.db.models import ActionStatus, AuditEntry, Disclosure, Escalation, Sche
 from bot.services.calendar import occurrences as cal
 from bot.services.calendar.apply import import_calendar
 from bot.services.calendar.csv_reader import parse_csv
+from bot.services.charts.render import point_counts_of
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 MON = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # the clock fixture's start: Monday 08:00 in Chicago
@@ -159,6 +162,14 @@ async def test_an_individual_brief_goes_to_the_facilitator_and_the_clinician_wit
         assert text.startswith("Brief: P-ana · individual session Tue, Mar 3, 3:00 PM CST")
         assert "Mood 3 (before: 6)" in text and "PHQ-9 15" in text
         assert "Shared for this session (1):" in text and "situation: Argument with my sister" in text
+        # Her chart follows the text: a PNG that decodes, its caption the chart in words.
+        chart = inbot.messages(chat)[-1]
+        assert chart["kind"] == "photo" and chart["caption"].startswith("Chart of P-ana")
+        png = inbot.api.file_bytes(chart["photo"]["file_id"])
+        with Image.open(io.BytesIO(png)) as image:
+            image.load()
+            assert image.format == "PNG"
+        assert point_counts_of(png)["mood"] == 5  # her five check-ins of the last 30 days
     assert not any("P-ben" in b["visible_text"] for b in _briefs(inbot, CLIN))
     async with inbot.ctx.sessionmaker() as s:
         recipients = set((await s.scalars(select(Disclosure.recipient).where(

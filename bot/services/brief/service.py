@@ -41,7 +41,7 @@ BRIEF = "session_brief"
 GROUP = "group"
 
 # Lines other features add to a participant's brief (goals, medication reminders), and the chart.
-# Installed by bot/services/brief/setup.py, so this module depends on none of those features.
+# Plugged in by bot/services/brief/setup.py (sections.py), so this module depends on none of them.
 ExtraLines = Callable[[AppContext, AsyncSession, Participant, datetime, datetime, str], Awaitable[list[str]]]
 Chart = Callable[[AppContext, AsyncSession, Participant, datetime, str], Awaitable[tuple[bytes, str]]]
 
@@ -111,9 +111,11 @@ async def plan_briefs(session: AsyncSession, ctx: AppContext, now: datetime) -> 
 class BriefSender:
     """The outbox sender of `session_brief` rows, with the sections other features add."""
 
-    def __init__(self) -> None:
-        self.extra: list[ExtraLines] = []
-        self.chart: Chart | None = None
+    def __init__(self, *, extra: Sequence[ExtraLines] = (), group_extra: Sequence[ExtraLines] = (),
+                 chart: Chart | None = None) -> None:
+        self.extra = list(extra)  # in a participant's own brief
+        self.group_extra = list(group_extra)  # under their row in a group's brief
+        self.chart = chart
 
     async def __call__(self, ctx: AppContext, messenger: Messenger, session: AsyncSession,
                        row: ScheduledAction) -> Delivered:
@@ -132,7 +134,7 @@ class BriefSender:
         if row.participant_id is None:
             members = await self._members(session, occ)
             facts = [await participant_facts(session, p, occ, since, now) for p in members]
-            extra = {p.id: await self._extra(ctx, session, p, since, now, locale) for p in members}
+            extra = {p.id: await self._extra(self.group_extra, ctx, session, p, since, now, locale) for p in members}
             sent = await self._send_texts(messenger, staff.chat_id, group_brief(ctx, facts, occ, locale, zone, extra),
                                           buttons)
             for p in members:
@@ -144,7 +146,7 @@ class BriefSender:
         if not await cal.is_for(session, occ, participant.id):
             raise Skip("participant no longer expected at this session")
         one: ParticipantFacts = await participant_facts(session, participant, occ, since, now)
-        lines = await self._extra(ctx, session, participant, since, now, locale)
+        lines = await self._extra(self.extra, ctx, session, participant, since, now, locale)
         sent = await self._send_texts(messenger, staff.chat_id,
                                       participant_brief(ctx, one, occ, locale, zone, lines), buttons)
         disclose(session, now, participant.id, f"staff:{staff.id}", "brief", f"occurrence:{occ.id}")
@@ -164,10 +166,11 @@ class BriefSender:
             select(Participant).where(Participant.id.in_(ids), Participant.status.in_(ENROLLED))
             .order_by(Participant.alias))).unique().all())
 
-    async def _extra(self, ctx: AppContext, session: AsyncSession, participant: Participant, since: datetime,
-                     until: datetime, locale: str) -> list[str]:
+    @staticmethod
+    async def _extra(sections: Sequence[ExtraLines], ctx: AppContext, session: AsyncSession,
+                     participant: Participant, since: datetime, until: datetime, locale: str) -> list[str]:
         lines: list[str] = []
-        for section in self.extra:
+        for section in sections:
             lines += await section(ctx, session, participant, since, until, locale)
         return lines
 

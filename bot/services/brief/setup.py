@@ -1,26 +1,22 @@
 """Wiring of the pre-session brief and the daily digest into a running bot.
 
-`install_brief(ctx, worker, extra=, chart=)` is called once by `bot.runtime.assemble` with the
-sections other features add to a participant's brief (goals, medication reminders) and the chart,
-so the brief depends on none of them and each keeps its own words.
+`install_brief(ctx, worker)` is called once by `bot.runtime.assemble`. The sections other features
+add to a brief (goals, medication reminders, the chart) are plugged in here (sections.py), so the
+brief's own modules depend on none of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from bot.context import AppContext
+from bot.services.brief import sections
 from bot.services.brief.digest import DAILY_DIGEST, DigestPlanner, send_daily_digest
-from bot.services.brief.service import BRIEF, BriefPlanner, BriefSender, Chart, ExtraLines
+from bot.services.brief.service import BRIEF, BriefPlanner, BriefSender
 from bot.services.scheduling.outbox import OutboxWorker
 
 
-def install_brief(ctx: AppContext, worker: OutboxWorker | None = None, *, extra: Sequence[ExtraLines] = (),
-                  chart: Chart | None = None) -> BriefSender:
-    sender = BriefSender()
-    sender.extra.extend(extra)
-    sender.chart = chart
-    ctx.parts.add(sender)
+def install_brief(ctx: AppContext, worker: OutboxWorker | None = None) -> BriefSender:
+    sender = ctx.parts.add(BriefSender(extra=[sections.goals_section, sections.medication_section],
+                                       group_extra=[sections.medication_section], chart=sections.chart))
     if worker is not None:
         planner = ctx.parts.add(BriefPlanner(ctx))
         digests = ctx.parts.add(DigestPlanner(ctx))
