@@ -144,3 +144,6 @@ async def test_goal_prompt_rating_and_the_clinicians_trajectory(goals_bot: BotPr
     assert (f"staff:{ids['dr-elsewhere']}", "refused:/goal", ids["P-951"], False) in seen
     assert [(g.text, g.status, g.created_by) for g in goals if g.participant_id == ids["P-951"]] == [
         ("Walk 10 minutes a day", "open", f"participant:{ids['P-951']}")]
+    log = goals_bot.log_text()
+    assert "goal progress rows" in log, log[-3000:]
+    assert "Walk 10 minutes" not in log and "rain on the others" not in log  # ids in logs, never words
