@@ -7,7 +7,7 @@ by the content renderer, never inside a tag).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from bot.content.render import pack_html
@@ -118,8 +118,9 @@ def questionnaire_latest(ctx: AppContext, trend: QuestionnaireTrend, locale: str
 
 # --- /caseload -----------------------------------------------------------------------------------------
 
-def caseload_entry(ctx: AppContext, row: CaseloadRow, locale: str) -> str:
-    """A participant in a few short lines: who and how, last check-in, questionnaires, misses, absences."""
+def caseload_entry(ctx: AppContext, row: CaseloadRow, locale: str, first: Sequence[str] = ()) -> str:
+    """A participant in a few short lines: who and how, last check-in, questionnaires, misses, absences.
+    `first`: lines shown right under the name (a coach's view puts goals and medication there)."""
     if row.open_flags:
         mark = "🚨"
     elif row.concern >= Level.CONCERN or row.questionnaire_notable:
@@ -135,7 +136,7 @@ def caseload_entry(ctx: AppContext, row: CaseloadRow, locale: str) -> str:
         head.append(ctx.t("caseload.awaiting_outcome", locale, count=row.awaiting_outcome))
     if row.unreachable:
         head.append(ctx.t("caseload.blocked", locale))
-    lines = [" · ".join(head)]
+    lines = [" · ".join(head), *first]
     last = row.last_checkin
     if last is not None:
         line = ctx.t("caseload.last_checkin", locale, day=date_text(ctx, last.day, locale),
@@ -159,11 +160,14 @@ def caseload_entry(ctx: AppContext, row: CaseloadRow, locale: str) -> str:
     return "\n".join(lines)
 
 
-def caseload_messages(ctx: AppContext, rows: Sequence[CaseloadRow], locale: str) -> list[str]:
+def caseload_messages(ctx: AppContext, rows: Sequence[CaseloadRow], locale: str,
+                      first: Mapping[int, Sequence[str]] | None = None) -> list[str]:
+    """The caseload; `first`: per participant id, lines under their name (a coach's goals and medication)."""
     if not rows:
         return [ctx.t("caseload.empty", locale)]
     title = ctx.t("caseload.title", locale, count=len(rows))
-    return pack_html([title, *(caseload_entry(ctx, row, locale) for row in rows), ctx.t("caseload.footer", locale)])
+    entries = (caseload_entry(ctx, row, locale, (first or {}).get(row.participant_id, ())) for row in rows)
+    return pack_html([title, *entries, ctx.t("caseload.footer", locale)])
 
 
 # --- /trends -----------------------------------------------------------------------------------------------

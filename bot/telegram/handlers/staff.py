@@ -25,6 +25,7 @@ from bot.services.caseload import (
     participant_trends,
 )
 from bot.services.caseload_text import caseload_messages, digest_messages, trends_messages
+from bot.services.coaching import coach_lines, sees_coach_view
 from bot.services.outreach.messages import message_button
 from bot.services.staff_time import staff_zone
 from bot.services.timeparse import find_timezone
@@ -50,7 +51,9 @@ async def caseload_command(message: Message, actor: Staff, session: AsyncSession
     now = ctx.clock.now()
     rows = await caseload_rows(session, actor, now, expire_hours=ctx.settings.checkin.expire_hours)
     audit(session, now, actor_label(actor), "view:caseload")
-    _send(replies, message.chat.id, caseload_messages(ctx, rows, actor.locale))
+    # A coach sees goals and medication reminders first; a therapist, check-ins and questionnaires.
+    first = await coach_lines(ctx, session, actor, rows, now) if sees_coach_view(actor) else None
+    _send(replies, message.chat.id, caseload_messages(ctx, rows, actor.locale, first))
 
 
 async def _example_alias(session: AsyncSession, staff: Staff) -> str:
