@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text
 
 from bot.db.goal_models import Goal, GoalRating, GoalStatus
-from bot.db.models import ActionStatus, AuditEntry, ScheduledAction
+from bot.db.models import ActionStatus, AuditEntry, ScheduledAction, Staff
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 MONDAY_9AM_NY = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # the clock fixture's start
@@ -171,7 +171,7 @@ async def test_weekly_prompt_on_friday_after_checkin_time_rated_and_shown_to_the
 async def test_clinician_adds_and_closes_a_goal_with_the_participant(inbot: InProcessBot) -> None:
     pid = await _enrolled(inbot)
     await inbot.say(DR, "/goal")
-    assert "/goal P-101" in inbot.last_text(DR)
+    assert "/goal P-101" in inbot.last_text(DR) and "No goals yet: P-101" in inbot.last_text(DR)
     await inbot.say(DR, "/goal p-101 add Go to two meetings a week")
     assert "Added for P-101: Go to two meetings a week" in inbot.last_text(DR)
     assert "They got a message about it." in inbot.last_text(DR)
@@ -267,3 +267,32 @@ async def test_a_forged_goal_button_from_another_clinician_is_refused_and_audite
         refused = [(e.actor, e.action, e.participant_id) for e in (await s.scalars(select(AuditEntry).where(
             AuditEntry.allowed.is_(False)))).all()]
     assert refused == [("staff:2", "refused:goal_button", pid)] * 4
+
+
+async def test_goal_alone_shows_a_coach_every_participants_goals(inbot: InProcessBot) -> None:
+    pid = await _enrolled(inbot)
+    async with inbot.ctx.sessionmaker() as s:
+        lee = await s.scalar(select(Staff).where(Staff.alias == "dr-lee"))
+        ortiz = await s.scalar(select(Staff).where(Staff.alias == "dr-ortiz"))
+        assert lee is not None and ortiz is not None
+        quiet = await add_participant(s, "P-102", lee, 5_002, inbot.clock.now())
+        other = await add_participant(s, "P-201", ortiz, 5_003, inbot.clock.now())
+        await s.commit()
+    await inbot.say(DR, "/goal")
+    assert "No goals yet: P-101, P-102" in inbot.last_text(DR)
+    await inbot.say(DR, "/goal P-101 add Walk daily")
+    await inbot.say(DR, "/goal P-101 add Sleep by 11")
+    await inbot.say(ORTIZ, "/goal P-201 add Call my sponsor")
+    await inbot.tick(FRIDAY_NY + timedelta(minutes=45))
+    await inbot.press(SAM, "7")
+    inbot.clock.set(FRIDAY_NY + timedelta(days=1))
+    await inbot.say(DR, "/goal")
+    overview = inbot.last_text(DR)
+    assert "Goals of your participants (1 with goals)" in overview
+    assert "P-101\nGoal: Walk daily · 7 (last: yesterday)\nGoal: Sleep by 11 · no ratings yet" in overview
+    assert "No goals yet: P-102" in overview
+    assert "P-201" not in overview and "Call my sponsor" not in overview  # not on dr-lee's caseload
+    async with inbot.ctx.sessionmaker() as s:
+        views = [e.participant_id for e in (await s.scalars(select(AuditEntry).where(
+            AuditEntry.actor == "staff:1", AuditEntry.action == "view:goals"))).all()]
+    assert views == [pid] and quiet.id not in views and other.id not in views

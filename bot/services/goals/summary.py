@@ -56,6 +56,25 @@ async def goal_progress(session: AsyncSession, participant_id: int, since: datet
     goals = (await session.scalars(
         select(Goal).where(Goal.participant_id == participant_id, or_(Goal.status == GoalStatus.OPEN, done_since))
         .order_by(Goal.created_at, Goal.id))).all()
+    return await _with_ratings(session, goals)
+
+
+async def open_goal_progress(session: AsyncSession, participant_ids: Sequence[int]
+                             ) -> dict[int, list[GoalProgress]]:
+    """The open goals of many participants at once (a clinician's overview), in two queries."""
+    if not participant_ids:
+        return {}
+    goals = (await session.scalars(
+        select(Goal).where(Goal.participant_id.in_(participant_ids), Goal.status == GoalStatus.OPEN)
+        .order_by(Goal.created_at, Goal.id))).all()
+    owner = {g.id: g.participant_id for g in goals}
+    found: dict[int, list[GoalProgress]] = {}
+    for progress in await _with_ratings(session, goals):
+        found.setdefault(owner[progress.goal_id], []).append(progress)
+    return found
+
+
+async def _with_ratings(session: AsyncSession, goals: Sequence[Goal]) -> list[GoalProgress]:
     if not goals:
         return []
     ratings = (await session.execute(

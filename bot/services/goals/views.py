@@ -8,7 +8,7 @@ one is checked again; a button is not a permission.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,12 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import WEEKDAYS
+from bot.content.render import pack_html
 from bot.context import AppContext
 from bot.db.goal_models import GoalRating
 from bot.messaging import Choice, Keyboard, keyboard
 from bot.services.calendar.reminders import day_text
 from bot.services.goals.service import MAX_OPEN
-from bot.services.goals.summary import POINTS, GoalProgress, days_ago, trajectory
+from bot.services.goals.summary import POINTS, GoalProgress, days_ago, goal_lines, trajectory
 
 DONE_SHOWN_DAYS = 28  # goals done this recently still show in the clinician's view
 
@@ -128,3 +129,19 @@ def staff_view(ctx: AppContext, alias: str, participant_id: int, progress: list[
     if len(goals) < MAX_OPEN:
         buttons.append([(ctx.t("goal.add", locale), f"sgoal:add:{participant_id}")])
     return "\n\n".join(parts), keyboard(buttons)
+
+
+def overview_messages(ctx: AppContext, people: Sequence[tuple[str, list[GoalProgress]]], locale: str,
+                      zone: ZoneInfo, example: str) -> list[str]:
+    """Every visible participant's open goals, one block each (`people`: alias and goals, in the
+    order to show), and who has none yet: a coach's look over the whole caseload."""
+    with_goals = [(alias, progress) for alias, progress in people if progress]
+    without = [alias for alias, progress in people if not progress]
+    paragraphs = [ctx.t("goal.overview_title", locale, count=len(with_goals))]
+    for alias, progress in with_goals:
+        lines = goal_lines(ctx, progress, locale, zone)
+        paragraphs.append("\n".join([ctx.t("goal.overview_person", locale, alias=alias), *lines]))
+    if without:
+        paragraphs.append(ctx.t("goal.overview_without", locale, aliases=", ".join(without)))
+    paragraphs.append(ctx.t("goal.usage", locale, example=example))
+    return pack_html(paragraphs)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.db.goal_models import Goal
-from bot.db.models import Participant, Staff
+from bot.db.models import ENROLLED, Participant, Staff
 from bot.messaging import Replies
 from bot.safety.levels import Assessment, Level
 from bot.services.audit import actor_label, audit
@@ -36,11 +36,12 @@ from bot.services.caseload import find_participant
 from bot.services.goals import service as goals
 from bot.services.goals.progress import close_after_crisis
 from bot.services.goals.service import MAX_CHARS, MAX_OPEN, Change
-from bot.services.goals.summary import goal_progress
+from bot.services.goals.summary import goal_progress, open_goal_progress
 from bot.services.goals.views import (
     cancel_keyboard,
     confirm_done_keyboard,
     latest_notes,
+    overview_messages,
     participant_view,
     staff_view,
 )
@@ -296,13 +297,33 @@ async def _ask_staff(state: FSMContext, replies: Replies, ctx: AppContext, actor
     replies.text(chat_id, text, cancel_keyboard(ctx, actor.locale, staff=True))
 
 
+async def _overview(session: AsyncSession, ctx: AppContext, actor: Staff, replies: Replies, chat_id: int) -> None:
+    """/goal alone: the open goals of everyone this staff member may see, and who has none yet."""
+    people = (await session.execute(
+        select(Participant.id, Participant.alias)
+        .where(visible_participants(actor), Participant.status.in_(list(ENROLLED)))
+        .order_by(Participant.alias))).all()
+    example = people[0].alias if people else EXAMPLE_ALIAS
+    if not people:
+        replies.text(chat_id, ctx.t("goal.usage", actor.locale, example=example))
+        return
+    found = await open_goal_progress(session, [p.id for p in people])
+    now, who = ctx.clock.now(), actor_label(actor)
+    for person in people:
+        if person.id in found:
+            audit(session, now, who, "view:goals", participant_id=person.id)
+    for text in overview_messages(ctx, [(p.alias, found.get(p.id, [])) for p in people], actor.locale,
+                                  staff_zone(ctx, actor), example):
+        replies.text(chat_id, text)
+
+
 @router.message(Command("goal"), IsStaff())
 async def goal_command(message: Message, command: CommandObject, actor: Staff, session: AsyncSession,
                        state: FSMContext, replies: Replies, ctx: AppContext) -> None:
     chat, locale = message.chat.id, actor.locale
     words = (command.args or "").split(maxsplit=1)
     if not words:
-        replies.text(chat, ctx.t("goal.usage", locale, example=await _example_alias(session, actor)))
+        await _overview(session, ctx, actor, replies, chat)
         return
     alias, rest = words[0], (words[1] if len(words) > 1 else "")
     participant = await find_participant(session, alias)
