@@ -3,6 +3,8 @@ and the caseload.
 
 - `goal_progress(session, participant_id, since)`: each open goal, and each goal done since
   `since` (every done goal when None), with all its ratings in time order.
+- `open_goal_progress(session, participant_ids)`: the open goals of many participants at once
+  (a coach's /goal over the whole caseload), in two queries.
 - `goal_lines(ctx, progress, locale)`: one short line per goal, "Goal: Walk daily · 3 → 5 → 6
   (last: 2 days ago)", words from content/<locale>/ui/goals.toml.
 

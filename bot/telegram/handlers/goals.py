@@ -6,6 +6,7 @@
   is stored with its alert (FlagRecorder).
 - Staff see a participant's goals with the weekly trajectory (`/goal ALIAS`) and add, change or
   close one with them, by button or in one line (`/goal ALIAS add TEXT`, `edit N TEXT`, `done N`).
+  `/goal` alone lists the open goals of everyone they may see (a coach with forty participants).
   Only staff who may see the participant (services/visibility.py); anyone else gets the same
   answer as for an unknown alias, and the refusal is audited. The participant is told of a change.
 - The weekly prompt's buttons and typed answers go through the flow engine (handlers/flows.py);
