@@ -153,7 +153,9 @@ class BriefSender:
         if self.chart is not None:
             try:
                 png, caption = await self.chart(ctx, session, participant, now, locale)
-                await messenger.send(Photo(staff.chat_id, f"{participant.alias}.png", png, caption))
+                # No alias in the file name: it shows in the chat's media list.
+                await messenger.send(Photo(staff.chat_id, f"brief-{now:%Y%m%d}.png", png, caption))
+                disclose(session, now, participant.id, f"staff:{staff.id}", "chart", f"occurrence:{occ.id}")
             except NotDelivered as exc:
                 log.warning("brief chart not delivered (row %s): %s", row.id, exc)
         return sent
