@@ -23,9 +23,7 @@ from bot.config import load_settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import AuditEntry, Escalation, EscalationStatus, Participant, ParticipantStatus, ScheduledAction
 from bot.sandbox.botapi import FakeBotAPI, RateLimits
-from bot.telegram.handlers.outreach import OUTREACH_PARTICIPANT_COMMANDS, OUTREACH_STAFF_COMMANDS
-from bot.telegram.handlers.participant import PARTICIPANT_COMMANDS as _PARTICIPANT
-from bot.telegram.handlers.staff import STAFF_COMMANDS as _STAFF
+from bot.telegram.commands import PARTICIPANT_COMMANDS, STAFF_COMMANDS
 from tests.chaos.conftest import report
 from tests.support.databases import create_postgres_database, create_sqlite_database
 from tests.support.inproc import InProcessBot, add_participant, add_staff, inproc_settings
@@ -36,9 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 USERS = {"unknown": 8001, "participant": 8101, "clinician": 8201, "other clinician": 8202, "lead": 8203,
          "admin": 8204}
 STAFF_ROLES = {"clinician": "therapist", "other clinician": "therapist", "lead": "lead", "admin": "admin"}
-# /message (staff) and /techhelp (participants) live in the outreach router.
-PARTICIPANT_COMMANDS = _PARTICIPANT | OUTREACH_PARTICIPANT_COMMANDS
-STAFF_COMMANDS = _STAFF | OUTREACH_STAFF_COMMANDS
 COMMANDS = ["start", "help", *sorted(PARTICIPANT_COMMANDS), *sorted(STAFF_COMMANDS)]
 OPEN_TO_ALL = {"start", "help"}
 HINT = "This bot is for people in a treatment program"  # what an unknown person gets, and nothing else

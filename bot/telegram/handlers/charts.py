@@ -15,18 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.db.models import ENROLLED, Participant, ParticipantStatus, Staff
+from bot.db.models import Participant, Staff
 from bot.messaging import Replies
 from bot.services.audit import actor_label, audit
 from bot.services.caseload import find_participant
 from bot.services.charts import chart_filename, disclose_chart, trend_chart
 from bot.services.visibility import may_see, visible_participants
-from bot.telegram.filters import IsParticipant, IsStaff
+from bot.telegram.filters import IsEnrolledParticipant, IsStaff
 
 router = Router(name="charts")
 
-STAFF_CHART_COMMANDS = {"trend"}
-PARTICIPANT_CHART_COMMANDS = {"mytrend"}
 EXAMPLE_ALIAS = "P-101"
 
 
@@ -60,24 +58,10 @@ async def trend_command(message: Message, command: CommandObject, actor: Staff, 
     replies.photo(message.chat.id, chart_filename(now), png, caption)
 
 
-@router.message(Command("trend"), IsParticipant())
-async def trend_by_participant(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
-                               ctx: AppContext) -> None:
-    """A participant asking for a staff chart: refused and audited (their own is /mytrend)."""
-    audit(session, ctx.clock.now(), actor_label(actor), "refused:/trend", participant_id=actor.id, allowed=False)
-    replies.text(message.chat.id, ctx.t("refused.staff_only", actor.locale))
-
-
-@router.message(Command("mytrend"), IsParticipant())
+@router.message(Command("mytrend"), IsEnrolledParticipant())
 async def mytrend_command(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
                           ctx: AppContext) -> None:
     locale = actor.locale
-    if actor.status not in ENROLLED:
-        # Not enrolled (any more): say why, as the other participant commands do.
-        key = {ParticipantStatus.OPTED_OUT: "stopped.hint", ParticipantStatus.DISCHARGED: "discharge.hint"}.get(
-            ParticipantStatus(actor.status), "common.finish_enrollment_first")
-        replies.text(message.chat.id, ctx.t(key, locale))
-        return
     now, who = ctx.clock.now(), actor_label(actor)
     png, caption = await trend_chart(ctx, session, actor, now, locale, own=True)
     audit(session, now, who, "view:mytrend", participant_id=actor.id)
@@ -85,8 +69,3 @@ async def mytrend_command(message: Message, actor: Participant, session: AsyncSe
     replies.photo(message.chat.id, chart_filename(now), png, caption)
 
 
-@router.message(Command("mytrend"), IsStaff())
-async def mytrend_by_staff(message: Message, actor: Staff, session: AsyncSession, replies: Replies,
-                           ctx: AppContext) -> None:
-    audit(session, ctx.clock.now(), actor_label(actor), "refused:/mytrend", allowed=False)
-    replies.text(message.chat.id, ctx.t("refused.participant_only", actor.locale))

@@ -16,10 +16,9 @@ from bot.messaging import Replies
 from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
 from bot.services.inbound import keep_message
+from bot.telegram.commands import PARTICIPANT_COMMANDS, STAFF_COMMANDS
 from bot.telegram.filters import ENROLLED
 from bot.telegram.handlers.help import send_help
-from bot.telegram.handlers.participant import PARTICIPANT_COMMANDS
-from bot.telegram.handlers.staff import STAFF_COMMANDS
 
 router = Router(name="fallback")
 

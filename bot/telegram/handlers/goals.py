@@ -48,7 +48,7 @@ from bot.services.goals.views import (
 )
 from bot.services.staff_time import staff_zone
 from bot.services.visibility import may_see, visible_participants
-from bot.telegram.filters import IsEnrolledParticipant, IsParticipant, IsStaff
+from bot.telegram.filters import IsEnrolledParticipant, IsStaff
 
 router = Router(name="goals")
 
@@ -94,21 +94,6 @@ async def goals_command(message: Message, actor: Participant, session: AsyncSess
     if await state.get_state() == GoalInput.text.state:
         await state.clear()
     await _show_own(session, ctx, actor, replies, message.chat.id)
-
-
-@router.message(Command("goals"), IsStaff())
-async def goals_by_staff(message: Message, actor: Staff, session: AsyncSession, replies: Replies,
-                         ctx: AppContext) -> None:
-    # /goals is the participant's own list; staff use /goal ALIAS (the fallback does not know either).
-    audit(session, ctx.clock.now(), actor_label(actor), "refused:/goals", allowed=False)
-    replies.text(message.chat.id, ctx.t("goal.usage", actor.locale, example=await _example_alias(session, actor)))
-
-
-@router.message(Command("goal"), IsParticipant())
-async def goal_by_participant(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
-                              ctx: AppContext) -> None:
-    audit(session, ctx.clock.now(), actor_label(actor), "refused:/goal", participant_id=actor.id, allowed=False)
-    replies.text(message.chat.id, ctx.t("refused.staff_only", actor.locale))
 
 
 async def _ask(state: FSMContext, replies: Replies, ctx: AppContext, actor: Participant, chat_id: int,

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.db.models import InboundMessage, Participant, ParticipantStatus, Staff
+from bot.db.models import InboundMessage, Participant, Staff
 from bot.db.outreach_models import OutreachMessage
 from bot.messaging import Replies, keyboard
 from bot.safety.levels import Assessment
@@ -34,14 +34,10 @@ from bot.services.inbound import keep_message
 from bot.services.outreach import messages as outreach
 from bot.services.outreach import techhelp
 from bot.services.visibility import may_see, visible_participants
-from bot.telegram.filters import IsEnrolledParticipant, IsParticipant, IsStaff
+from bot.telegram.filters import IsEnrolledParticipant, IsStaff
 
 router = Router(name="outreach")
 
-# The commands of this router, for the authorization matrix (tests/chaos/test_authorization.py)
-# until they join STAFF_COMMANDS and PARTICIPANT_COMMANDS.
-OUTREACH_STAFF_COMMANDS = {"message"}
-OUTREACH_PARTICIPANT_COMMANDS = {"techhelp"}
 EXAMPLE_ALIAS = "P-101"
 # Typed words are taken as the message this long after /message ALIAS asked for them; later text
 # is not sent to anyone (a question left open must not send words typed for something else).
@@ -67,8 +63,7 @@ staff.callback_query.filter(IsStaff())
 participant = Router(name="outreach-participant")
 participant.message.filter(IsEnrolledParticipant())
 participant.callback_query.filter(IsEnrolledParticipant())
-others = Router(name="outreach-refusals")
-router.include_routers(staff, participant, others)
+router.include_routers(staff, participant)  # other roles: refused by the fallback (commands.py)
 
 
 def _chat(query: CallbackQuery, person: Staff | Participant) -> int:
@@ -203,13 +198,6 @@ async def typed_message(message: Message, actor: Staff, session: AsyncSession, s
     await _send(session, ctx, actor, person, text, replies, message.chat.id)
 
 
-@staff.message(Command("techhelp"))
-async def techhelp_for_staff(message: Message, actor: Staff, session: AsyncSession, replies: Replies,
-                             ctx: AppContext) -> None:
-    audit(session, ctx.clock.now(), actor_label(actor), "refused:/techhelp", allowed=False)
-    replies.text(message.chat.id, ctx.t("refused.participant_only", actor.locale))
-
-
 # --- participants: the reply ------------------------------------------------------------------------
 
 def _message_id(data: str | None) -> int:
@@ -320,23 +308,3 @@ async def cant_connect_button(query: CallbackQuery, actor: Participant, session:
     replies.notice(ctx.t("techhelp.telling", actor.locale))
 
 
-@participant.message(Command("message"))
-async def message_for_participants(message: Message, actor: Participant, session: AsyncSession, replies: Replies,
-                                   ctx: AppContext) -> None:
-    audit(session, ctx.clock.now(), actor_label(actor), "refused:/message", participant_id=actor.id, allowed=False)
-    replies.text(message.chat.id, ctx.t("refused.staff_only", actor.locale))
-
-
-# --- participants who are not enrolled (any more) --------------------------------------------------------
-
-@others.message(Command("message", "techhelp"), IsParticipant())
-async def not_enrolled(message: Message, command: CommandObject, actor: Participant, session: AsyncSession,
-                       replies: Replies, ctx: AppContext) -> None:
-    if command.command == "message":
-        audit(session, ctx.clock.now(), actor_label(actor), "refused:/message", participant_id=actor.id,
-              allowed=False)
-        replies.text(message.chat.id, ctx.t("refused.staff_only", actor.locale))
-        return
-    key = {ParticipantStatus.OPTED_OUT: "stopped.hint", ParticipantStatus.DISCHARGED: "discharge.hint"}.get(
-        ParticipantStatus(actor.status), "common.finish_enrollment_first")
-    replies.text(message.chat.id, ctx.t(key, actor.locale))

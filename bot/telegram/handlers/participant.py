@@ -22,10 +22,6 @@ router = Router(name="participant")
 router.message.filter(IsEnrolledParticipant())
 router.callback_query.filter(IsEnrolledParticipant())
 
-PARTICIPANT_COMMANDS = {"settings", "pause", "resume", "stop", "mydata", "checkin", "sessions", "learn",
-                        "skills", "favorites", "plan", "safetyplan"}
-
-
 @router.message(Command("settings"))
 async def settings_command(message: Message, actor: Participant, state: FSMContext, replies: Replies,
                            ctx: AppContext) -> None:

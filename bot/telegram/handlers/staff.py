@@ -36,7 +36,6 @@ router = Router(name="staff")
 router.message.filter(IsStaff())
 router.callback_query.filter(IsStaff())
 
-STAFF_COMMANDS = {"caseload", "alerts", "digest", "trends", "settings"}
 EXAMPLE_ALIAS = "P-101"
 
 

@@ -1,0 +1,25 @@
+"""Every command, by who may use it: one list, so refusals and the authorization matrix
+(tests/chaos/test_authorization.py) cover each command a router adds.
+
+A command here that no router handles for its role gets "I don't know that command"; one typed by
+the other role is refused and audited by the fallback (bot/telegram/handlers/fallback.py).
+"""
+
+from __future__ import annotations
+
+PARTICIPANT_COMMANDS = frozenset({
+    "settings", "pause", "resume", "stop", "mydata", "checkin", "sessions", "learn", "skills", "favorites",
+    "plan", "safetyplan",
+    "techhelp",  # outreach.py: when the video link fails
+    "goals",  # goals.py
+    "meds",  # medications.py
+    "mytrend",  # charts.py
+})
+
+STAFF_COMMANDS = frozenset({
+    "caseload", "alerts", "digest", "trends", "settings",
+    "message",  # outreach.py: a message to a participant
+    "goal",  # goals.py: a participant's goals
+    "trend",  # charts.py: the chart
+    "track",  # tracks.py: the program track
+})
