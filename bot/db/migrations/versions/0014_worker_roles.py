@@ -1,0 +1,21 @@
+"""worker roles: the polling leader's lease and each worker's heartbeat and last scheduler tick
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-04 21:20:00
+"""
+
+from __future__ import annotations
+
+revision = '0014'
+down_revision = '0013'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
