@@ -19,8 +19,11 @@ from bot.db.models import (
 from bot.services.audit import disclose
 from bot.services.calendar.attendance import attendance_export
 from bot.services.checkins.service import answers_for_export
+from bot.services.goals.service import goals_for_export
 from bot.services.instruments.service import scores_for_export
 from bot.services.learning.shelf import content_export
+from bot.services.medications.summary import export_rows as medications_for_export
+from bot.services.outreach.export import outreach_for_export
 
 
 async def find_actor(session: AsyncSession, telegram_user_id: int) -> Staff | Participant | None:
@@ -81,6 +84,9 @@ async def export_own_data(session: AsyncSession, participant: Participant, now: 
         "checkins": await answers_for_export(session, participant.id),
         "questionnaires": await scores_for_export(session, participant.id),  # PHQ-9, GAD-7: totals and bands
         "content": await content_export(session, participant.id),  # reads, exercise answers
+        "goals": await goals_for_export(session, participant.id),  # with their weekly ratings
+        "medications": await medications_for_export(session, participant.id),  # reminders and doses
+        "care_team_messages": await outreach_for_export(session, participant.id),  # and their replies
         "scheduled": [
             {"kind": a.kind, "intended_at": _iso(a.intended_at), "status": a.status, "sent_at": _iso(a.sent_at),
              "answered_at": _iso(a.answered_at)}

@@ -74,13 +74,56 @@ async def test_participant_settings_pause_export_and_stop(shared_bot: BotProcess
     await sam.say("I had a rough morning but went to group.")
     assert "saved this for your care team" in await sam.read_text()
 
+    # What else they keep here is theirs to take too: a goal, a medication reminder, and a message
+    # from their therapist with their reply. No quiet hours first, so the message comes now whatever
+    # the hour this test runs at.
+    await sam.say("/settings")
+    await sam.read()
+    await sam.press("Quiet hours")
+    await sam.wait_for_message("During quiet hours")
+    await sam.press("No quiet hours")
+    await sam.wait_for_message("Quiet hours: none")
+    await sam.say("/goals")
+    await sam.wait_for_message("You have no goals yet")
+    await sam.press("Add a goal")
+    await sam.wait_for_message("Type your goal in a few words")
+    await sam.say("Walk 10 minutes a day")
+    await sam.wait_for_message("Saved. Your goal: Walk 10 minutes a day")
+    await sam.say("/meds")
+    await sam.wait_for_message("Your medication reminders")
+    await sam.press("Add a reminder")
+    await sam.wait_for_message("What do you want to call this reminder")
+    await sam.say("evening pill")
+    await sam.wait_for_message("At what time")
+    await sam.say("21:00")
+    await sam.wait_for_message("On which days")
+    await sam.press("Every day")
+    await sam.wait_for_message("may I tell your care team")
+    await sam.press("No")
+    await sam.wait_for_message("Saved. I'll remind you at 21:00, every day")
+    await clinician.say("/message P-101 How did this week's groups go for you?")
+    await sam.wait_for_message("A message from your therapist")
+    await sam.press("Reply")
+    await sam.wait_for_message("Type your reply to your therapist")
+    await sam.say("Better than last week, thanks.")
+    await clinician.wait_for_message("P-101 replied to your message")
+    sam.seen, clinician.seen = len(await sam.all_messages()), len(await clinician.all_messages())
+
     await sam.say("/mydata")
     export = (await sam.read())[0]
     assert export["kind"] == "document"
     data = json.loads(await control.file_bytes(export["document"]["file_id"]))
     assert data["alias"] == "P-101" and data["settings"]["checkin_time"] == "19:30"
-    assert [m["text"] for m in data["messages"]] == ["I had a rough morning but went to group."]
+    assert [m["text"] for m in data["messages"]] == ["I had a rough morning but went to group.",
+                                                     "Better than last week, thanks."]
     assert data["consent"]["version"] and data["consent"]["given_at"]
+    assert [(g["goal"], g["status"], g["ratings"]) for g in data["goals"]] == [("Walk 10 minutes a day", "open", [])]
+    (reminder,) = data["medications"]["reminders"]
+    assert (reminder["name"], reminder["times"], reminder["days"]) == ("evening pill", ["21:00"], "every day")
+    (message,) = data["care_team_messages"]
+    assert (message["from"], message["text"]) == ("therapist", "How did this week's groups go for you?")
+    assert [(r["kind"], r["text"]) for r in message["replies"]] == [("text", "Better than last week, thanks.")]
+    assert "dr-lee" not in json.dumps(data)  # the sender by role, never by name
 
     await sam.say("/caseload")  # a staff command
     assert "That command is for staff" in await sam.read_text()
