@@ -268,6 +268,17 @@ class DischargeSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    # `iopbot healthz` and GET /healthz are unhealthy when no worker's scheduler has ticked for this
+    # long (the tick runs every [schedule] tick_seconds; a stuck one stops every reminder and page).
+    max_tick_age_seconds: float = 120.0
+    # Serve GET /healthz alone on this port (0 = off), for polling and schedule-only workers; in
+    # webhook mode it is on the webhook's port as well.
+    listen_port: int = 0
+    listen_host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class CrisisResources:
     """Fixed lines of the crisis reply for one locale. No generated text, ever."""
 
@@ -312,6 +323,7 @@ class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     discharge: DischargeSettings = field(default_factory=DischargeSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     crisis: dict[str, CrisisResources] = field(
         default_factory=lambda: {"en": CrisisResources(), "es": CrisisResources()}
     )
@@ -397,6 +409,7 @@ SECTIONS: dict[str, type] = {
     "content": ContentSettings,
     "coverage": CoverageSettings,
     "discharge": DischargeSettings,
+    "health": HealthSettings,
     "logging": LoggingSettings,
 }
 
@@ -486,6 +499,8 @@ RANGES: dict[tuple[str, str], Range] = {
     ("content", "drip_minutes_after_checkin"): Range(0, 720),
     ("coverage", "invite_warning_days"): Range(0, 90),
     ("discharge", "alumni_every_days"): Range(1, 60),
+    ("health", "max_tick_age_seconds"): Range(0, 86400, above_low=True),
+    ("health", "listen_port"): Range(0, 65535, zero_means="off"),
 }
 
 
@@ -643,8 +658,21 @@ def _validate(s: Settings, where: str) -> None:
         for key in ("emergency_number", "call_or_text"):
             _check_text(getattr(crisis, key), f"{where} [crisis.{locale}] {key}", example='"988"')
         _check_url(crisis.chat_url, f"{where} [crisis.{locale}] chat_url")
+    _check_health(s, where)
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR, not {s.logging.level!r}")
+
+
+def _check_health(s: Settings, where: str) -> None:
+    h = s.health
+    if h.max_tick_age_seconds <= s.schedule.tick_seconds:
+        raise ConfigError(f"{where} [health] max_tick_age_seconds ({_show(h.max_tick_age_seconds)}) must be longer "
+                          f"than [schedule] tick_seconds ({_show(s.schedule.tick_seconds)}), or a healthy bot "
+                          "would be reported stuck between two ticks")
+    _check_text(h.listen_host, f"{where} [health] listen_host", example='"127.0.0.1"')
+    if h.listen_port and h.listen_port == s.telegram.webhook_listen_port and s.telegram.mode == "webhook":
+        raise ConfigError(f"{where} [health] listen_port ({h.listen_port}) is the webhook's port: in webhook mode "
+                          "/healthz is served there already; set listen_port = 0 or another port")
 
 
 def _check_instruments(i: InstrumentSettings, where: str) -> None:

@@ -13,13 +13,28 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from bot.cli import content, db, doctor, export, invite, keys, people, report, run, safety, sandbox, schedule, sessions
+from bot.cli import (
+    content,
+    db,
+    doctor,
+    export,
+    healthz,
+    invite,
+    keys,
+    people,
+    report,
+    run,
+    safety,
+    sandbox,
+    schedule,
+    sessions,
+)
 from bot.cli.base import settings_from
 from bot.config import ConfigError, Settings
 from bot.logging_setup import setup_logging
 
 COMMANDS: tuple[ModuleType, ...] = (run, db, invite, content, safety, report, sandbox, schedule, sessions, doctor,
-                                    people, keys, export)
+                                    people, keys, export, healthz)
 
 
 def build_parser() -> argparse.ArgumentParser:
