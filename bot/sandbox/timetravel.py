@@ -30,9 +30,36 @@ MAX_STEPS = 500  # a bound on one move, whatever the database holds
 # Rows of these kinds are a participant's check-in (the scheduling engine's names).
 CHECKIN_KIND_MARKERS = ("checkin", "check_in")
 
+# What the visitor reads for each kind of row the bot registers with its outbox worker ("Next: a
+# medication reminder at Tue 08:00"). tests/flows/test_sandbox_timetravel.py checks that every kind the
+# running bot registers has one; check-in kinds are named by CHECKIN_KIND_MARKERS instead.
 KIND_LABELS = {
+    # Safety alerts (bot/services/escalation)
     "alert_step": "a safety alert page",
+    "alert_plan": "the next round of a safety alert",
+    "alert_follow_up": "a note that someone with an open alert wrote again",
+    "crisis_line": "a note to the participant that their care team was told",
     "staff_notice": "a note to staff",
+    "coverage_notice": "the daily coverage note to leads",
+    # Participants' own rhythm
+    "instrument": "a weekly questionnaire",
+    "goal_progress": "the weekly question on goals",
+    "med_reminder": "a medication reminder",
+    "exercise_step": "the next step of an exercise",
+    "content_drip": "a daily read",
+    "goodbye": "a goodbye after discharge",
+    # Sessions (bot/services/calendar) and /techhelp
+    "session_reminder": "a session reminder",
+    "session_update": "a note that a session changed",
+    "attendance_notice": "a can't-attend note to the facilitator",
+    "techhelp_notice": "a can't-connect note to the facilitator",
+    "techhelp_told": "a note that the facilitator was told",
+    # The care team
+    "outreach_message": "a message from the care team",
+    "outreach_reply": "a participant's reply to the care team",
+    "outreach_staff_line": "a note that a care team message did not go",
+    "session_brief": "a pre-session brief",
+    "daily_digest": "a clinician's daily digest",
 }
 
 
