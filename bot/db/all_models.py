@@ -13,6 +13,7 @@ from bot.db import (  # noqa: F401
     medication_models,
     models,
     outreach_models,
+    send_models,
     worker_models,
 )
 from bot.db.models import Base
