@@ -1,4 +1,5 @@
-"""Running the bot: database, dispatcher, the scheduler tick, and polling or a webhook server."""
+"""Running the bot: database, dispatcher, the scheduler tick, and one of three roles: the webhook
+server, the elected poller, or schedule only (bot/services/scheduling/workers.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import logging
 import os
 import secrets
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from aiogram import Bot, Dispatcher
@@ -24,6 +27,7 @@ from bot.content.i18n import Texts
 from bot.content.store import ContentStore
 from bot.context import AppContext
 from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
+from bot.db.worker_models import WorkerMode
 from bot.safety.llm import LlmSecondOpinion
 from bot.safety.rules import SafetyRules
 from bot.services.brief.setup import install_brief
@@ -42,6 +46,8 @@ from bot.services.outreach.setup import install_outreach
 from bot.services.people import install_people
 from bot.services.scheduling import maintenance
 from bot.services.scheduling.outbox import OutboxWorker
+from bot.services.scheduling.workers import PollerElection, WorkerRegistry
+from bot.telegram.health_http import add_health_route, serve_health
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.sender import SenderMiddleware
 
@@ -119,7 +125,10 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     return RunningBot(ctx, bot, dispatcher, sender, worker, engine, assessor, second_opinion)
 
 
-async def _serve_webhook(running: RunningBot) -> None:
+async def _serve_webhook(running: RunningBot, stop: asyncio.Event, worker_id: str) -> None:
+    """Serve the webhook until `stop`. Several workers may serve one bot behind a load balancer:
+    none of them registers the webhook (`iopbot webhook set` does, once), each update is handled and
+    committed before its 200, and a stopping worker finishes the updates it has before closing."""
     s = running.ctx.settings
     secret = s.secrets.webhook_secret
     if not secret:
@@ -133,73 +142,170 @@ async def _serve_webhook(running: RunningBot) -> None:
             update = Update.model_validate(await request.json(), context={"bot": running.bot})
         except ValueError:
             return web.Response(status=400, text="not an update")
-        # Handled (and committed) before answering: if we crash, Telegram sends it again.
+        # Handled (and committed) before answering: if we crash, Telegram sends it again (to
+        # another worker, through the load balancer); the update id makes the second one a no-op.
         await running.dispatcher.feed_update(running.bot, update)
         return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_post(s.telegram.webhook_path, handle)
-    runner = web.AppRunner(app)
+    add_health_route(app, running.ctx, worker_id)  # GET /healthz: this worker's database and scheduler tick
+    # On stop: no new connections, then up to STOP_GRACE_SECONDS for the updates in progress.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_GRACE_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, s.telegram.webhook_listen_host, s.telegram.webhook_listen_port)
     await site.start()
-    await running.bot.set_webhook(s.telegram.webhook_url, secret_token=secret,
-                                  allowed_updates=running.dispatcher.resolve_used_update_types())
-    log.info("webhook listening on %s:%s", s.telegram.webhook_listen_host, s.telegram.webhook_listen_port)
+    log.info("webhook listening on %s:%s%s", s.telegram.webhook_listen_host, s.telegram.webhook_listen_port,
+             s.telegram.webhook_path)
+    await _check_webhook_registered(running)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
+
+
+async def _check_webhook_registered(running: RunningBot) -> None:
+    """Say so in the log when Telegram has no webhook for this bot (or another one): the workers
+    would wait for updates that never come. Registering is `iopbot webhook set`'s job, not ours."""
+    try:
+        info = await running.bot.get_webhook_info()
+    except Exception as exc:  # the webhook keeps serving; this was only a hint
+        log.warning("could not read the webhook's registration (%s)", type(exc).__name__)
+        return
+    want = running.ctx.settings.telegram.webhook_url
+    if not info.url:
+        log.warning("Telegram has no webhook for this bot: run `iopbot webhook set` once (not on every worker)")
+    elif want and info.url != want:
+        log.warning("Telegram's webhook is %s, not [telegram] webhook_url %s: run `iopbot webhook set`",
+                    info.url, want)
+
+
+async def _poll_while_elected(running: RunningBot, election: PollerElection, registry: WorkerRegistry,
+                              stop: asyncio.Event) -> None:
+    """Polling mode: wait for the poller role, poll while holding it, and when it is lost (the
+    database connection that held it failed) stop polling and wait for it again. Until `stop`."""
+    s = running.ctx.settings
+    while await election.acquire(stop):
+        log.info("worker %s holds the poller role: polling", registry.id)
+        await registry.set_polling(True, running.ctx.clock.now())
+        polling = lost = None
+        try:
+            await running.bot.delete_webhook(drop_pending_updates=False)
+            polling = asyncio.create_task(running.dispatcher.start_polling(
+                # The session stays open when polling stops: updates in progress and the scheduler still send.
+                running.bot, handle_signals=False, close_bot_session=False,
+                polling_timeout=s.telegram.polling_timeout_seconds,
+                allowed_updates=running.dispatcher.resolve_used_update_types(),
+            ), name="polling")
+            lost = asyncio.create_task(election.wait_lost(), name="poller-role")
+            stopping = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({polling, lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if polling in done:
+                polling.result()  # polling ended by itself: an error worth stopping for
+                return
+            await _stop_polling(running)
+            await polling
+            if stop.is_set():
+                return
+            log.warning("worker %s: polling stopped; waiting for the poller role again", registry.id)
+        finally:
+            if lost is not None:
+                lost.cancel()
+            if polling is not None and not polling.done():
+                polling.cancel()
+            await registry.set_polling(False, running.ctx.clock.now())
+
+
+async def _stop_polling(running: RunningBot) -> None:
+    """Stop fetching, then let the updates already fetched finish: Telegram counts them as
+    delivered, so one cut off here would be lost (a crisis message never reaching a clinician)."""
+    with contextlib.suppress(RuntimeError):  # polling had not started
+        await running.dispatcher.stop_polling()
+    in_flight = set(running.dispatcher._handle_update_tasks)  # aiogram keeps no public handle
+    if in_flight:
+        log.info("waiting for %d update(s) in progress", len(in_flight))
+        await asyncio.wait(in_flight, timeout=STOP_GRACE_SECONDS)
 
 
 # How long a stopping bot waits for updates in progress (SIGTERM); systemd's default stop timeout is 90 s.
 STOP_GRACE_SECONDS = 30.0
 
 
-async def run(settings: Settings) -> None:
+async def _until(stop: asyncio.Event) -> None:
+    await stop.wait()
+
+
+# How often a worker writes its scheduler tick to worker_processes (at most).
+TICK_RECORD_SECONDS = 1.0
+
+
+def _tick_recorder(registry: WorkerRegistry) -> Callable[[datetime], Awaitable[None]]:
+    """A planner that records the scheduler's tick, at most once a TICK_RECORD_SECONDS; registered
+    last, so a tick whose planners failed (the database is down) is not recorded."""
+    last = -TICK_RECORD_SECONDS
+
+    async def record(now: datetime) -> None:
+        nonlocal last
+        moment = asyncio.get_running_loop().time()
+        if moment - last >= TICK_RECORD_SECONDS:
+            await registry.ticked(now)
+            last = moment
+
+    return record
+
+
+async def run(settings: Settings, mode: str | None = None) -> None:
+    """The bot in one of three roles (`mode`, default `[telegram] mode`): "webhook" serves the
+    webhook, "polling" polls when elected (one process per bot), "worker" only works the schedule.
+    Every role runs the scheduler."""
+    role = WorkerMode(mode or settings.telegram.mode)
     require_token(settings)
     require_program_name(settings)
     running = await assemble(settings)
     me = await running.bot.get_me()
-    log.info("bot @%s (id %s) starting in %s mode", me.username, me.id, settings.telegram.mode)
+    registry = WorkerRegistry(running.ctx.sessionmaker, role)
+    await registry.register(running.ctx.clock.now())
+    running.worker.add_planner("worker-tick", _tick_recorder(registry))
+    log.info("bot @%s (id %s) starting in %s mode as worker %s", me.username, me.id, role.value, registry.id)
     worker_task = asyncio.create_task(running.worker.run_forever(), name="scheduler")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    if settings.telegram.mode == "webhook":
-        main = asyncio.create_task(_serve_webhook(running))
+    election: PollerElection | None = None
+    if role is WorkerMode.WEBHOOK:
+        main = asyncio.create_task(_serve_webhook(running, stop, registry.id), name="webhook")
+    elif role is WorkerMode.POLLING:
+        election = PollerElection(running.engine)
+        main = asyncio.create_task(_poll_while_elected(running, election, registry, stop), name="poller")
     else:
-        await running.bot.delete_webhook(drop_pending_updates=False)
-        main = asyncio.create_task(
-            running.dispatcher.start_polling(
-                # The session stays open when polling stops: updates in progress and the scheduler still send.
-                running.bot, handle_signals=False, close_bot_session=False,
-                polling_timeout=settings.telegram.polling_timeout_seconds,
-                allowed_updates=running.dispatcher.resolve_used_update_types(),
-            )
-        )
+        log.info("schedule only: this worker neither polls nor serves the webhook")
+        main = asyncio.create_task(_until(stop), name="schedule-only")
+    # GET /healthz on [health] listen_port for the roles without a webhook server (nothing when 0).
+    health = None if role is WorkerMode.WEBHOOK else \
+        asyncio.create_task(serve_health(running.ctx, registry.id), name="healthz")
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
     log.info("stopping")
-    if settings.telegram.mode == "polling" and main not in done:
-        # Stop fetching, then let the updates already fetched finish: Telegram counts them as
-        # delivered, so one cut off here would be lost (a crisis message never reaching a clinician).
-        await running.dispatcher.stop_polling()
-        in_flight = set(running.dispatcher._handle_update_tasks)  # aiogram keeps no public handle
-        if in_flight:
-            log.info("waiting for %d update(s) in progress", len(in_flight))
-            await asyncio.wait(in_flight, timeout=STOP_GRACE_SECONDS)
+    stop.set()
+    if main not in done:
+        # Polling stops fetching and finishes what it fetched; the webhook closes its port and
+        # finishes the updates in progress.
+        await asyncio.wait({main}, timeout=STOP_GRACE_SECONDS + 5)
+    if election is not None:
+        await election.release()
     # The scheduler claims nothing more, hands back what it has not started, finishes what it has.
     running.worker.stop()
     await asyncio.wait({worker_task}, timeout=STOP_GRACE_SECONDS)
-    for task in (main, worker_task, stopper):
+    for task in (main, worker_task, stopper, *([health] if health else [])):
         task.cancel()
-    for task in (main, worker_task):
+    for task in (main, worker_task, *([health] if health else [])):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    if main in done and main.exception():
+    await registry.unregister()
+    if main in done and not main.cancelled() and main.exception():
         raise main.exception()  # type: ignore[misc]
     await running.bot.session.close()
     await running.engine.dispose()

@@ -28,13 +28,14 @@ from bot.cli import (
     sandbox,
     schedule,
     sessions,
+    webhook,
 )
 from bot.cli.base import settings_from
 from bot.config import ConfigError, Settings
 from bot.logging_setup import setup_logging
 
 COMMANDS: tuple[ModuleType, ...] = (run, db, invite, content, safety, report, sandbox, schedule, sessions, doctor,
-                                    people, keys, export, healthz)
+                                    people, keys, export, healthz, webhook)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,11 +11,14 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.i18n import locale_for
 from bot.context import AppContext
@@ -23,6 +26,7 @@ from bot.db.models import Participant, ProcessedUpdate, Staff
 from bot.messaging import Replies
 from bot.services.participants import find_actor
 from bot.services.scheduling.outbox import database_unavailable
+from bot.services.scheduling.workers import PARTICIPANT_LOCK_NAMESPACE, participant_lock_key
 from bot.telegram.filters import is_private
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.storage import current_session
@@ -30,6 +34,26 @@ from bot.telegram.storage import current_session
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+async def claim_update(session: AsyncSession, update_id: int, telegram_user_id: int | None, now: datetime) -> bool:
+    """An update's first statements, before any dialog state is read. Its id goes in first: a
+    duplicate (Telegram's redelivery, or the same update on another worker) fails the unique key
+    and is skipped (False: nothing done, the session rolled back); on PostgreSQL the second insert
+    waits for the first transaction and fails once it commits. Then, on PostgreSQL, the sender's
+    transaction-level advisory lock: two updates of one person handled on two workers run one
+    after the other, each reading the dialog state the other left (released at commit). SQLite has
+    one process, where DatabaseRetryMiddleware's per-person lock already does this."""
+    session.add(ProcessedUpdate(update_id=update_id, received_at=now))
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    if telegram_user_id is not None and session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+                              {"namespace": PARTICIPANT_LOCK_NAMESPACE, "key": participant_lock_key(telegram_user_id)})
+    return True
 
 
 class UnitOfWorkMiddleware(BaseMiddleware):
@@ -45,11 +69,9 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             async with self.ctx.sessionmaker() as session:
                 token = current_session.set(session)
                 try:
-                    session.add(ProcessedUpdate(update_id=event.update_id, received_at=self.ctx.clock.now()))
-                    try:
-                        await session.flush()
-                    except IntegrityError:
-                        await session.rollback()
+                    user = data.get("event_from_user")
+                    if not await claim_update(session, event.update_id, user.id if user else None,
+                                              self.ctx.clock.now()):
                         log.info("update %s already handled; skipped", event.update_id)
                         replies.clear()
                         return None

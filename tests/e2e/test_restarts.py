@@ -3,41 +3,35 @@ the tests that share one process, so that only one bot ever talks to this module
 
 from __future__ import annotations
 
-import socket
+import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bot.sandbox.botapi import BotAPIControl
+from bot.sandbox.botapi import BotAPIControl, FakeBotAPI
 from tests.support.e2e import BotProcess, Person, enroll_participant, enroll_staff, new_user_id
+from tests.support.workers import WorkerBot, register_webhook
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.mark.bot_config("")
-async def test_webhook_mode_checks_the_secret(own_bot: BotProcess, control: BotAPIControl) -> None:
-    port = _free_port()
-    own_bot.extra_config = f"""
-        [telegram]
-        mode = "webhook"
-        webhook_url = "http://127.0.0.1:{port}/telegram/webhook"
-        webhook_listen_port = {port}
-    """
-    own_bot.extra_env = {"IOPBOT_WEBHOOK_SECRET": "s3cret-value-for-tests"}
-    own_bot.start()
+async def test_webhook_mode_checks_the_secret(tmp_path: Path, botapi: FakeBotAPI, db_url: str,
+                                             control: BotAPIControl) -> None:
+    worker = WorkerBot(tmp_path, botapi.base_url or "", db_url, "webhook")
+    before = len(await control.requests(method="setWebhook"))  # the module's Bot API is shared
+    printed = await register_webhook(worker, control, [])  # once, by the operator: no worker sets it
+    assert "webhook set" in printed and "callback_query, edited_message, message" in printed, printed
+    worker.start()
     try:
-        await own_bot.wait_ready(control)
+        await worker.wait_listening()
+        assert len(await control.requests(method="setWebhook")) == before + 1  # the command's; none from the worker
+        port = worker.port
         async with aiohttp.ClientSession() as http:
             assert (await control.webhook())["secret_token_set"]
-            forged = {"update_id": 999_999, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
-                                                        "from": {"id": 5, "is_bot": False, "first_name": "X"},
-                                                        "text": "/start"}}
+            forged = {"update_id": 999_999,
+                      "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"},
+                                  "from": {"id": 5, "is_bot": False, "first_name": "X"}, "text": "/start"}}
             async with http.post(f"http://127.0.0.1:{port}/telegram/webhook", json=forged,
                                  headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as response:
                 assert response.status == 403
@@ -47,8 +41,12 @@ async def test_webhook_mode_checks_the_secret(own_bot: BotProcess, control: BotA
         await stranger.say("/start")  # delivered by the Bot API with the right secret
         assert "open the invite link" in await stranger.read_text()
         assert len(await control.sent_messages(5)) == 0  # the forged update did nothing
+        info = await asyncio.to_thread(worker.cli, "webhook", "info")
+        assert info.returncode == 0 and worker.url in info.stdout and "pending updates:  0" in info.stdout, info
+        deleted = await asyncio.to_thread(worker.cli, "webhook", "delete")
+        assert deleted.returncode == 0 and (await control.webhook())["url"] is None, deleted
     finally:
-        await own_bot.stop_async()
+        await worker.stop_async()
 
 
 async def test_alert_survives_sigkill_between_flag_and_page(own_bot: BotProcess, control: BotAPIControl) -> None:

@@ -37,6 +37,7 @@ Control endpoints (JSON; errors are 400 {"error": "..."}):
     POST   /_control/blocked/{id} | DELETE    {notify?}: the user blocks / unblocks the bot
     GET    /_control/rate_limits | PUT        RateLimits' fields (PUT changes only those given)
     GET    /_control/webhook                  the webhook, allowed_updates, every delivery attempt
+    PUT    /_control/webhook/upstreams        {urls}: be the load balancer, round robin across workers
     GET    /_control/commands                 what setMyCommands stored, by scope and language
 
 What it does not do
@@ -66,7 +67,8 @@ params.py     one call's parameters (query, form, multipart, JSON), typed on acc
 text.py       text limits, HTML/MarkdownV2/Markdown parsing, inline keyboards
 state.py      chats, users, the bot's messages, callback queries, files; their JSON shapes
 updates.py    pending updates: numbering, allowed_updates, getUpdates' offset and limit, replays
-webhook.py    setWebhook and delivery: lanes per chat, retries, the call in the webhook's answer
+webhook.py    setWebhook and delivery: lanes per chat, retries, the call in the webhook's answer,
+              round robin across several workers' URLs (a load balancer)
 faults.py     scripted faults, the random mix, blocked users, flood limits (TokenBucket's arithmetic)
 calls.py      the request log and counts by outcome
 control.py    the control API: its HTTP routes and the `BotAPIControl` client

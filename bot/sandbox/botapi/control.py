@@ -63,6 +63,7 @@ def control_routes(api: FakeBotAPI) -> list[web.RouteDef]:
         web.get(f"{c}/rate_limits", _json_route(lambda b, r: asdict(api.rate_limits))),
         web.put(f"{c}/rate_limits", _json_route(set_rate_limits)),
         web.get(f"{c}/webhook", _json_route(lambda b, r: api.webhook())),
+        web.put(f"{c}/webhook/upstreams", _json_route(lambda b, r: api.spread_webhook(b.get("urls", [])))),
         web.get(f"{c}/commands", _json_route(lambda b, r: api.commands())),
     ]
 
@@ -262,6 +263,11 @@ class BotAPIControl:
 
     async def webhook(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", "/webhook")
+        return result
+
+    async def spread_webhook(self, urls: list[str]) -> dict[str, Any]:
+        """Be the load balancer: webhook updates go to these URLs round robin ([]: the webhook's own)."""
+        result: dict[str, Any] = await self._call("PUT", "/webhook/upstreams", body={"urls": list(urls)})
         return result
 
     async def commands(self) -> dict[str, Any]:

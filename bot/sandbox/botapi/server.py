@@ -354,6 +354,15 @@ class FakeBotAPI:
     def webhook(self) -> dict[str, Any]:
         return self._webhook.view()
 
+    def spread_webhook(self, urls: list[str]) -> dict[str, Any]:
+        """Play the load balancer: deliver webhook updates to these URLs round robin (several
+        webhook workers), each attempt to the next; [] delivers to the webhook's own URL again."""
+        try:
+            self._webhook.spread(list(urls))
+        except (TypeError, ValueError) as exc:
+            raise ControlError(str(exc)) from None
+        return {"upstreams": list(self._webhook.upstreams)}
+
     def commands(self) -> dict[str, list[dict[str, Any]]]:
         return dict(self._methods.commands)
 

@@ -1,6 +1,11 @@
 """Webhook delivery: each update POSTed to the bot's webhook with the secret header, retried while
 the webhook does not answer 2xx, in order within a chat; a Bot API call the webhook puts in its
-answer (as aiogram can) is run like Telegram runs it."""
+answer (as aiogram can) is run like Telegram runs it.
+
+With upstreams (`spread`), the server also plays the load balancer in front of several webhook
+workers: each attempt goes to the next upstream, round robin, so one chat's updates land on
+different workers and a retry after a failed attempt goes to another one; an upstream that could
+not be reached is skipped for a moment (like nginx's max_fails/fail_timeout)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import asyncio
 import json
 import logging
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -47,6 +52,7 @@ class DeliveryRecord:
     at: float
     status: int | None
     error: str | None
+    url: str | None = None  # where it went (an upstream, when spread across workers)
 
 
 @dataclass
@@ -132,6 +138,9 @@ class WebhookDelivery:
         self._slots = asyncio.Semaphore(40)
         self._lanes: dict[Hashable, _Lane] = {}
         self._http: ClientSession | None = None
+        self.upstreams: list[str] = []  # empty: deliver to the webhook's own URL
+        self._turn = 0
+        self._down_until: dict[str, float] = {}
         self.clear()
 
     def clear(self) -> None:
@@ -140,6 +149,7 @@ class WebhookDelivery:
         self.delivered = 0
         self.failed_attempts = 0
         self.dropped = 0
+        self.by_upstream: Counter[str] = Counter()  # deliveries answered 2xx, by upstream
 
     async def close(self) -> None:
         if self._http is not None:
@@ -201,11 +211,36 @@ class WebhookDelivery:
             "secret_token_set": bool(webhook and webhook.secret_token),
             "allowed_updates": sorted(allowed) if allowed is not None else None,
             "pending_updates": len(self._updates.pending),
+            "upstreams": list(self.upstreams),
             "deliveries": [asdict(d) for d in self.deliveries],
         }
 
-    def stats(self) -> dict[str, int]:
-        return {"delivered": self.delivered, "failed_attempts": self.failed_attempts, "dropped": self.dropped}
+    def stats(self) -> dict[str, Any]:
+        return {"delivered": self.delivered, "failed_attempts": self.failed_attempts, "dropped": self.dropped,
+                "by_upstream": dict(self.by_upstream)}
+
+    # ---- the load balancer ------------------------------------------------------------------
+
+    UPSTREAM_DOWN_SECONDS: Final = 1.0  # an upstream that could not be reached is skipped this long
+
+    def spread(self, urls: list[str]) -> None:
+        """Deliver to these URLs round robin instead of the webhook's own URL, as a load balancer
+        in front of several webhook workers would (an empty list: back to the webhook's URL)."""
+        if not all(isinstance(u, str) and re.match(r"(?i)https?://", u) for u in urls):
+            raise ValueError("upstreams must be http(s) URLs")
+        self.upstreams = list(urls)
+        self._down_until.clear()
+
+    def _target(self, webhook: Webhook) -> str:
+        if not self.upstreams:
+            return webhook.url
+        now = self._monotonic()
+        for _ in range(len(self.upstreams)):
+            url = self.upstreams[self._turn % len(self.upstreams)]
+            self._turn += 1
+            if self._down_until.get(url, 0.0) <= now:
+                return url
+        return self.upstreams[self._turn % len(self.upstreams)]  # all down: try one anyway
 
     # ---- delivery ---------------------------------------------------------------------------
 
@@ -254,11 +289,12 @@ class WebhookDelivery:
             self._http = ClientSession()
         for attempt in range(1, retry.max_attempts + 1):
             status: int | None = None
+            url = self._target(webhook)
             try:
                 async with (
                     self._slots,
                     self._http.post(
-                        webhook.url,
+                        url,
                         data=body,
                         headers=headers,
                         timeout=ClientTimeout(total=retry.request_timeout),
@@ -273,12 +309,15 @@ class WebhookDelivery:
                     )
             except (ClientError, TimeoutError) as exc:
                 error = f"Connection failed: {type(exc).__name__}"
+                if self.upstreams:
+                    self._down_until[url] = self._monotonic() + self.UPSTREAM_DOWN_SECONDS
             self.deliveries.append(
-                DeliveryRecord(entry.update_id, attempt, self._monotonic(), status, error)
+                DeliveryRecord(entry.update_id, attempt, self._monotonic(), status, error, url)
             )
             if error is None:
                 entry.handed_out = True
                 self.delivered += 1
+                self.by_upstream[url] += 1
                 if reply is not None:
                     await self._run_reply(*reply)
                 return
