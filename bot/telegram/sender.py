@@ -4,6 +4,11 @@ It keeps the bot below Telegram's limits (a global bucket and a bucket per chat)
 `retry_after` on 429, retries 5xx and timeouts with bounded backoff, and turns a 403 "blocked"
 into a fact the care team sees. A message that finally fails is recorded with its reason:
 nothing is lost silently. Urgent sends (crisis replies, clinician alerts) jump every queue.
+
+One process (SQLite) keeps the budget in process: a global bucket and a bucket per chat. Several
+workers on PostgreSQL share it: `install_send_budget` makes ordinary sends book their slots in the
+database (bot/telegram/send_budget.py), while urgent ones still go at once from the in-process
+urgent lane and are counted against the shared budget afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiogram import Bot
@@ -28,15 +34,28 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import SenderSettings
 from bot.telegram.ratelimit import ChatBuckets, TokenBucket
+from bot.telegram.send_budget import PostgresBudgetStore, SharedBudget
 
 log = logging.getLogger(__name__)
 
 _urgent: contextvars.ContextVar[bool] = contextvars.ContextVar("iopbot_urgent_send", default=False)
-# A turn of the global rate already waited for (see SenderMiddleware.turn); used by the first send.
-_prepaid: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("iopbot_prepaid_send", default=None)
+
+
+@dataclass
+class _Turn:
+    """A turn of the global rate already waited for (SenderMiddleware.turn), used by the first send:
+    a slot of the shared budget (`at`, monotonic) or, when `at` is None, a token of the in-process bucket."""
+
+    at: float | None = None
+    shared: bool = False
+    unused: bool = True
+
+
+_prepaid: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("iopbot_prepaid_send", default=None)
 
 # Calls that do not post into a chat and are not counted against the message limits.
 _UNLIMITED = {
@@ -84,6 +103,9 @@ class SenderMiddleware(BaseRequestMiddleware):
         self.stats: dict[str, int] = {"sent": 0, "retry_after": 0, "server_error": 0, "network": 0,
                                       "blocked": 0, "failed": 0}
         self._lanes: weakref.WeakValueDictionary[Any, _ChatLane] = weakref.WeakValueDictionary()
+        # The budget shared by every worker (PostgreSQL), set by install_send_budget; None: this
+        # process is the whole bot and the buckets above are the budget.
+        self.budget: SharedBudget | None = None
 
     def _lane(self, chat_id: Any) -> _ChatLane | None:
         if chat_id is None:
@@ -114,26 +136,56 @@ class SenderMiddleware(BaseRequestMiddleware):
     async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
         """Wait for a turn of the global rate limit before opening a transaction, and send within
         the block: queueing for the rate limit then holds no database connection (PostgreSQL's pool
-        ran dry during a wave, and a crisis message waited seconds for one) and no SQLite write lock."""
-        await self.global_bucket.acquire(urgent=urgent)
-        unused = [True]
-        token = _prepaid.set(unused)
+        ran dry during a wave, and a crisis message waited seconds for one) and no SQLite write lock.
+        With a shared budget an ordinary turn is a slot booked in it; an urgent one never waits for
+        the database (the in-process urgent lane, counted against the shared budget when sent)."""
+        budget = self.budget
+        if budget is None or urgent:
+            await self.global_bucket.acquire(urgent=urgent)
+            paid = _Turn()
+        else:
+            at = await budget.turn()
+            paid = _Turn(at, shared=at is not None)
+        token = _prepaid.set(paid)
         try:
             yield
         finally:
             _prepaid.reset(token)
-            if unused[0]:  # nothing was sent (the row was skipped or handed back): not a turn spent
-                self.global_bucket.give_back()
+            if paid.unused:  # nothing was sent (the row was skipped or handed back): not a turn spent
+                if paid.shared and budget is not None:
+                    budget.give_back(paid.at)
+                else:
+                    self.global_bucket.give_back()
 
     async def _wait_turn(self, chat_id: Any) -> None:
         urgent = _urgent.get()
         if chat_id is not None:
             await self.chat_buckets.get(chat_id).acquire(urgent=urgent)
-        prepaid = _prepaid.get()
-        if prepaid and prepaid[0]:
-            prepaid[0] = False  # one send per turn; a retry or a second message waits again
+        paid = _prepaid.get()
+        if paid is not None and not paid.unused:
+            paid = None  # one send per turn; a retry or a second message waits again
+        budget = self.budget
+        if budget is None:
+            if paid is not None:
+                paid.unused = False
+                return
+            await self.global_bucket.acquire(urgent=urgent)
             return
-        await self.global_bucket.acquire(urgent=urgent)
+        if urgent or (paid is not None and not paid.shared):
+            # Never waits for the database: the in-process lane (it holds only urgent sends here, so
+            # it is a per-worker cap that rarely waits), then counted against the shared budget.
+            if paid is not None and not paid.shared:
+                paid.unused = False
+            else:
+                await self.global_bucket.acquire(urgent=True)
+            budget.charge_soon(chat_id if isinstance(chat_id, int) else None)
+            return
+        if isinstance(chat_id, int):
+            await budget.chat_turn(chat_id)
+        if paid is not None and paid.at is not None and budget.fresh(paid.at):
+            paid.unused = False
+            return
+        await budget.turn()  # no turn taken, or its slot passed while the chat waited
 
     def _backoff(self, attempt: int) -> float:
         base = self.settings.backoff_base_seconds * (2 ** (attempt - 1))
@@ -199,3 +251,15 @@ class SenderMiddleware(BaseRequestMiddleware):
             await coro
         except Exception:
             log.exception("could not record a delivery problem")
+
+
+def install_send_budget(sender: SenderMiddleware, engine: AsyncEngine) -> SharedBudget | None:
+    """Share the send rate with every other worker through the database, when it is PostgreSQL.
+
+    Called once by the composition root after the bot is built, with the bot's own engine (its
+    pool; disposing it is all the clean-up there is). On SQLite (one process) it does nothing and
+    the sender's in-process buckets stay the whole budget. Returns the budget, or None."""
+    if engine.dialect.name != "postgresql":
+        return None
+    sender.budget = SharedBudget(PostgresBudgetStore(engine), sender.settings, fallback=sender.global_bucket)
+    return sender.budget
