@@ -20,15 +20,22 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.config import Settings
+from bot.config import WEEKDAYS, Settings
 from bot.context import AppContext
 from bot.db.checkin_models import CHECKIN, CheckinAnswer, FlowRun, FlowStatus
+from bot.db.goal_models import GOAL_PROGRESS, Goal, GoalRating
 from bot.db.instrument_models import INSTRUMENT, InstrumentAnswer, InstrumentScore
+from bot.db.medication_models import MED_REMINDER, DoseStatus, MedicationConsent, MedicationDose, MedicationReminder
 from bot.db.models import ActionStatus, Participant, ParticipantEvent, ParticipantStatus, ScheduledAction
 from bot.services import enrollment
 from bot.services.checkins.service import checkin_key
 from bot.services.escalation.record import open_escalation
-from bot.services.local_time import local_date
+from bot.services.goals import progress as goal_prompt
+from bot.services.goals.planner import goal_progress_key, time_after
+from bot.services.goals.service import Change, add_goal
+from bot.services.local_time import jitter_seconds, local_date, parse_hhmm, plan_daily, wall_time_to_utc
+from bot.services.medications.schedule import reminder_key
+from bot.services.medications.service import add_reminder, set_consent
 from bot.services.scheduling.hooks import participant_schedule_changed
 
 PersonaKind = Literal["staff", "participant", "new"]
@@ -137,6 +144,8 @@ async def _ensure_enrolled_participant(session: AsyncSession, ctx: AppContext, n
     await participant_schedule_changed(session, ctx, who)
     await seed_history(session, who, start=joined, end=now)
     await seed_questionnaires(session, ctx, who, start=joined, end=now)
+    await seed_goals(session, ctx, who, start=joined, end=now)
+    await seed_medications(session, ctx, who, start=joined, end=now)
     return who
 
 
@@ -278,6 +287,151 @@ async def seed_questionnaires(session: AsyncSession, ctx: AppContext, participan
                                         total=result.total, band=result.band.id, level=0, reasons="",
                                         completed_at=at + timedelta(minutes=4)))
             written += 1
+    return written
+
+
+# Each demo participant's two goals, in their own words, and lines they might add to a weekly
+# rating (demo text, not real people).
+_GOALS = {
+    "P-101": ("Walk 20 minutes after dinner", "In bed by 11 on weeknights"),
+    "P-102": ("Eat breakfast before work", "Text my sponsor when a craving hits"),
+}
+_DEFAULT_GOALS = ("Walk 20 minutes a day", "Call a friend once a week")
+_GOAL_NOTES = (
+    "Managed it most days.",
+    "Work got in the way this week.",
+    "Easier now that it's a habit.",
+    "Missed a couple of days, then got back to it.",
+    "Proud of this one.",
+)
+# Each goal's weekly rating (0-10) at the first and at the latest of the demo's weeks: within reach.
+_GOAL_TRENDS = ((3, 7), (2, 6))
+
+
+async def seed_goals(session: AsyncSession, ctx: AppContext, participant: Participant, *,
+                     start: datetime, end: datetime) -> int:
+    """Two goals set on the participant's first day (through the goals service, so their words are
+    encrypted and the weekly prompt is planned from now on), and each week's prompt from then to
+    `end` as the prompt flow leaves it: the answered row, the finished run, a 0-10 rating per goal
+    rising over the weeks with some noise (never falling from the first week to the latest), and a
+    line of the participant's on some weeks (at least one). No ratings when the program has the prompt off. The
+    same participant always gets the same goals and ratings. Idempotent: a participant with any
+    goal is left alone. Returns the ratings written."""
+    if await session.scalar(select(Goal.id).where(Goal.participant_id == participant.id).limit(1)) is not None:
+        return 0
+    set_at = start + timedelta(days=1)
+    goals: list[Goal] = []
+    for text in _GOALS.get(participant.alias, _DEFAULT_GOALS):
+        change, goal = await add_goal(session, ctx, participant, text, f"participant:{participant.id}")
+        if change is not Change.DONE or goal is None:
+            raise RuntimeError(f"could not add a demo goal for participant {participant.id}: {change}")
+        goal.created_at = set_at
+        goals.append(goal)
+    g, sched = ctx.settings.goals, ctx.settings.schedule
+    if not g.enabled:
+        return 0
+    zone = ZoneInfo(participant.timezone)
+    at = time_after(participant.checkin_time, g.minutes_after_checkin)
+    jitter = jitter_seconds(participant.id, sched.jitter_minutes)
+    prompts = []
+    day = local_date(set_at, zone)
+    while day <= local_date(end, zone):
+        if day.weekday() == WEEKDAYS.index(g.day):
+            planned = plan_daily(day, at, zone.key, participant.quiet_start, participant.quiet_end,
+                                 sched.quiet_hours_policy, jitter)
+            if planned.due is not None and set_at < planned.due and planned.due + timedelta(hours=1) < end:
+                prompts.append((day, planned))
+        day += timedelta(days=1)
+    rng = random.Random(f"iopbot-sandbox-goals:{participant.alias}")  # noqa: S311 - demo data, not secrets
+    written, notes = 0, 0
+    for week, (day, planned) in enumerate(prompts):
+        sent = planned.due or planned.intended
+        answered = sent + timedelta(minutes=rng.randint(3, 50))
+        row = ScheduledAction(
+            kind=GOAL_PROGRESS, key=goal_progress_key(participant.id, day), due_at=sent, intended_at=planned.intended,
+            attempts=1, participant_id=participant.id, payload={"date": day.isoformat()},
+            chat_id=participant.chat_id, sent_at=sent, created_at=sent, status=ActionStatus.ANSWERED,
+            answered_at=answered)
+        session.add(row)
+        await session.flush()
+        answers: dict[str, object] = {goal_prompt.SNAPSHOT: {str(goal.id): goal.text for goal in goals}}
+        run = FlowRun(participant_id=participant.id, kind=GOAL_PROGRESS,
+                      flow_id=goal_prompt.FLOW_PREFIX + ".".join(str(goal.id) for goal in goals),
+                      locale=participant.locale, status=FlowStatus.FINISHED, step=None, local_date=day,
+                      action_id=row.id, started_at=sent,
+                      expires_at=sent + timedelta(hours=goal_prompt.EXPIRE_HOURS), finished_at=answered)
+        session.add(run)
+        await session.flush()
+        for goal, (first, last) in zip(goals, _GOAL_TRENDS, strict=False):
+            # Rises by the trend, noise of at most one point either way: the latest week stays
+            # above the first however many weeks fall in the demo's three.
+            trend = first + (last - first) * week / max(len(prompts) - 1, 1)
+            value = max(0, min(10, round(trend) + rng.choice((-1, 0, 0, 1))))
+            latest = week == len(prompts) - 1 and goal is goals[-1]
+            note = rng.choice(_GOAL_NOTES) if rng.random() < 0.35 or (latest and not notes) else None
+            notes += note is not None
+            answers[f"{goal_prompt.RATE}{goal.id}"] = float(value)
+            if note is not None:
+                answers[f"{goal_prompt.NOTE}{goal.id}"] = note
+            session.add(GoalRating(goal_id=goal.id, participant_id=participant.id, run_id=run.id, local_date=day,
+                                   value=value, note=note, rated_at=answered))
+            written += 1
+        run.answers = json.dumps(answers)
+    return written
+
+
+# The demo's medication reminder: named by the participant ("morning meds"), or left without a
+# name (P-102), as /meds allows; and whether they agreed that their care team is told of misses.
+_MEDICATION_NAMES = {"P-102": None}
+_MEDICATION_NAME = "morning meds"
+_MEDICATION_TIME = "08:00"
+_MEDICATION_CONSENT = {"P-101": True}
+_MEDICATION_NOT_TAKEN = 3  # of about three weeks of doses
+
+
+async def seed_medications(session: AsyncSession, ctx: AppContext, participant: Participant, *,
+                           start: datetime, end: datetime) -> int:
+    """A daily 08:00 medication reminder set up when the participant joined (through the service,
+    so its name is encrypted and the coming doses are planned), their answer about telling the care
+    team, and a dose for every day since, as the reminder and its buttons leave them: the sent row
+    and the dose, all taken but three (one missed, two skipped: no run of misses, so no notice to
+    the clinician was due). The same participant always gets the same doses. Idempotent: a
+    participant with any reminder is left alone. Returns the doses written."""
+    if await session.scalar(select(MedicationReminder.id).where(
+            MedicationReminder.participant_id == participant.id).limit(1)) is not None:
+        return 0
+    name = _MEDICATION_NAMES.get(participant.alias, _MEDICATION_NAME)
+    reminder = await add_reminder(ctx, session, participant, name, [_MEDICATION_TIME], set(range(7)))
+    reminder.created_at = start
+    await set_consent(ctx, session, participant, _MEDICATION_CONSENT.get(participant.alias, False))
+    consent = await session.scalar(select(MedicationConsent).where(MedicationConsent.participant_id == participant.id))
+    if consent is not None:
+        consent.decided_at = start
+    zone = ZoneInfo(participant.timezone)
+    window = timedelta(minutes=ctx.settings.medications.missed_after_minutes)
+    rng = random.Random(f"iopbot-sandbox-medications:{participant.alias}")  # noqa: S311 - demo data
+    first = local_date(start, zone)
+    days = [(day, wall_time_to_utc(day, parse_hhmm(_MEDICATION_TIME), zone))
+            for day in (first + timedelta(days=n) for n in range((local_date(end, zone) - first).days + 1))]
+    days = [(day, due) for day, due in days if start < due < end]
+    # A few days not taken, spread by chance: one missed (no answer), the others skipped.
+    off = rng.sample(range(len(days)), k=min(_MEDICATION_NOT_TAKEN, len(days)))
+    missed = {n for n in off[:1] if days[n][1] + window < end}
+    written = 0
+    for n, (day, due) in enumerate(days):
+        status = DoseStatus.MISSED if n in missed else DoseStatus.SKIPPED if n in off else DoseStatus.TAKEN
+        answered = None if status == DoseStatus.MISSED else min(due + timedelta(minutes=rng.randint(1, 45)), end)
+        session.add(ScheduledAction(
+            kind=MED_REMINDER, key=reminder_key(reminder.id, day, _MEDICATION_TIME), due_at=due,
+            intended_at=due, attempts=1, participant_id=participant.id, chat_id=participant.chat_id,
+            payload={"reminder_id": reminder.id, "date": day.isoformat(), "time": _MEDICATION_TIME},
+            sent_at=due, created_at=start, status=ActionStatus.SENT))
+        session.add(MedicationDose(
+            reminder_id=reminder.id, participant_id=participant.id, local_date=day,
+            local_time=_MEDICATION_TIME, due_at=due, sent_at=due, status=status, deadline_at=due + window,
+            snoozes=0, answered_at=answered))
+        written += 1
+    await session.flush()
     return written
 
 
