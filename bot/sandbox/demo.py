@@ -69,7 +69,7 @@ class Persona:
 
 STAFF: tuple[Persona, ...] = (
     Persona("therapist", 1001, "Dana Rivera", "Dr. Rivera – therapist", "staff", THERAPIST_ALIAS,
-            "Receives safety alerts for her caseload. Try /caseload, /trends P-101, /digest, /alerts.",
+            "Receives safety alerts for her caseload. Try /caseload, /trend P-101, /goal P-101, /digest, /alerts.",
             role="therapist"),
     Persona("backup", 1002, "Kemi Okafor", "Dr. Okafor – on-call backup", "staff", "dr-okafor",
             "Paged when an alert is not acknowledged in time. Move the clock forward to see it.",
@@ -80,7 +80,7 @@ STAFF: tuple[Persona, ...] = (
 
 PARTICIPANTS: tuple[Persona, ...] = (
     Persona("alex", 2001, "Alex", "Alex (P-101) – three weeks into the program", "participant", "P-101",
-            "Enrolled three weeks ago. Try /help, /settings, or write how your day went.",
+            "Enrolled three weeks ago. Try /goals, /meds, /mydata, or write how your day went.",
             timezone="America/Chicago"),
     Persona("sam", 2002, "Sam", "Sam (P-102) – has an open safety alert", "participant", "P-102",
             "Wrote something worrying; the care team was paged. Write again and see it passed on.",
