@@ -23,11 +23,12 @@ def test_quick_benchmark_runs_everything_and_ends_with_json() -> None:
     print(done.stdout)
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(figures["results"]) == {"inbound", "outbound", "crisis", "scheduler", "safety"}
+    assert set(figures["results"]) == {"inbound", "outbound", "crisis", "scheduler", "safety", "caseload"}
     failed = {name: r["error"] for name, r in figures["results"].items() if "error" in r}
     assert not failed, failed
     assert figures["results"]["inbound"]["sqlite"]["complete"]
     assert figures["results"]["outbound"]["telegram_limits"]["delivered"] == figures["results"]["outbound"][
         "telegram_limits"]["rows"]
     assert all(v["missing_replies"] == 0 for v in figures["results"]["crisis"]["variants"])
+    assert all("error" not in r for r in figures["results"]["caseload"]["results"])
     assert figures["verdicts"], "the table has targets"
