@@ -43,7 +43,7 @@ from bot.telegram.ratelimit import TokenBucket
 log = logging.getLogger(__name__)
 
 BATCH = 5  # slots booked per round trip (at 25/s: a round trip every 0.2 s per busy worker)
-LATE = 0.1  # a slot not used within this long of its time is dropped: sent later it would bunch
+LATE = 0.05  # a slot not used within this long of its time is dropped: sent later it would bunch
 CHAT_BURST = 3  # sends a chat may get at once before the per-chat interval applies (as Telegram)
 PRUNE_EVERY_SECONDS = 60.0
 UNAVAILABLE_LOG_EVERY_SECONDS = 60.0
@@ -270,8 +270,9 @@ class SharedBudget:
         if self._waiters and (self._pump is None or self._pump.done()):
             self._pump = asyncio.create_task(self._serve(), name="send-budget")
 
-    async def chat_turn(self, chat_id: int) -> None:
-        """Wait until the chat may get its next message, whichever worker sent the last one."""
+    async def chat_turn(self, chat_id: int, before_waiting: Callable[[], None] | None = None) -> None:
+        """Wait until the chat may get its next message, whichever worker sent the last one.
+        `before_waiting` runs if it must wait (the sender hands back a slot it holds meanwhile)."""
         try:
             wait = await self.store.book_chat(chat_id, self.chat_interval, self.chat_tolerance)
         except Exception as exc:  # the database is away: the in-process chat bucket still applies
@@ -280,6 +281,8 @@ class SharedBudget:
         self.stats["chat_round_trips"] += 1
         if wait > 0:
             self.stats["chat_waits"] += 1
+            if before_waiting is not None:
+                before_waiting()
             await self._sleep(wait)
 
     async def _serve(self) -> None:

@@ -159,29 +159,39 @@ class SenderMiddleware(BaseRequestMiddleware):
 
     async def _wait_turn(self, chat_id: Any) -> None:
         urgent = _urgent.get()
-        if chat_id is not None:
-            await self.chat_buckets.get(chat_id).acquire(urgent=urgent)
+        budget = self.budget
         paid = _prepaid.get()
         if paid is not None and not paid.unused:
             paid = None  # one send per turn; a retry or a second message waits again
-        budget = self.budget
-        if budget is None:
+        if budget is None or urgent or (paid is not None and not paid.shared):
+            # In process: the whole budget of a lone process; with a shared budget, the urgent lane
+            # (or an urgent turn's send), which never waits for the database and is counted against
+            # the shared budget once sent. The global bucket then holds only urgent sends: a
+            # per-worker cap that rarely waits.
+            if chat_id is not None:
+                await self.chat_buckets.get(chat_id).acquire(urgent=urgent)
             if paid is not None:
                 paid.unused = False
-                return
-            await self.global_bucket.acquire(urgent=urgent)
-            return
-        if urgent or (paid is not None and not paid.shared):
-            # Never waits for the database: the in-process lane (it holds only urgent sends here, so
-            # it is a per-worker cap that rarely waits), then counted against the shared budget.
-            if paid is not None and not paid.shared:
-                paid.unused = False
             else:
-                await self.global_bucket.acquire(urgent=True)
-            budget.charge_soon(chat_id if isinstance(chat_id, int) else None)
+                await self.global_bucket.acquire(urgent=urgent or budget is not None)
+            if budget is not None:
+                budget.charge_soon(chat_id if isinstance(chat_id, int) else None)
             return
         if isinstance(chat_id, int):
-            await budget.chat_turn(chat_id)
+            held = paid
+
+            def hand_back() -> None:  # the chat must wait: the slot held goes to the next send meanwhile
+                if held is not None and held.unused:
+                    held.unused = False
+                    budget.give_back(held.at)
+
+            await budget.chat_turn(chat_id, hand_back)
+            if held is not None and not held.unused:
+                paid = None
+        if chat_id is not None:
+            # After the shared wait (which sees every worker's sends, so this one rarely waits): it
+            # tells this worker's urgent lane what the chat already got.
+            await self.chat_buckets.get(chat_id).acquire()
         if paid is not None and paid.at is not None and budget.fresh(paid.at):
             paid.unused = False
             return

@@ -258,16 +258,17 @@ async def test_postgres_store_books_as_the_arithmetic_says() -> None:
     engine = make_engine(create_postgres_database())
     store = PostgresBudgetStore(engine)
     try:
-        # Five slots now, the next five after them (the database's clock; a little time passes).
-        assert await store.book(5, SLOT) == pytest.approx(0.0, abs=0.01)
-        assert await store.book(5, SLOT) == pytest.approx(5 * SLOT, abs=0.05)
+        # Five slots now, the next five after them (the database's clock: the waits shrink by the
+        # little time that passes between statements, hence the tolerance on a loaded machine).
+        assert await store.book(5, SLOT) == pytest.approx(0.0, abs=0.05)
+        assert await store.book(5, SLOT) == pytest.approx(5 * SLOT, abs=0.15)
         waits = [await store.book_chat(99, 1.05, 2.1) for _ in range(5)]
-        assert waits[:3] == pytest.approx([0, 0, 0], abs=0.01)
-        assert waits[3:] == pytest.approx([1.05, 2.10], abs=0.05)
+        assert waits[:3] == pytest.approx([0, 0, 0], abs=0.05)
+        assert waits[3:] == pytest.approx([1.05, 2.10], abs=0.15)
         await store.charge(99, SLOT, 1.05)  # an urgent send: the bot's and the chat's next slot move
         await store.charge(None, SLOT, 1.05)
-        assert await store.book(1, SLOT) == pytest.approx(12 * SLOT, abs=0.05)
-        assert await store.book_chat(99, 1.05, 2.1) == pytest.approx(4 * 1.05, abs=0.05)  # 6 booked, 3 may burst
+        assert await store.book(1, SLOT) == pytest.approx(12 * SLOT, abs=0.25)
+        assert await store.book_chat(99, 1.05, 2.1) == pytest.approx(4 * 1.05, abs=0.25)  # 6 booked, 3 may burst
         assert await store.prune() == 0  # chat 99 is not idle
     finally:
         await engine.dispose()
