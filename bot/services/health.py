@@ -128,10 +128,15 @@ async def check_database_url(settings: Settings, now: datetime) -> HealthReport:
     if missing is not None:
         return HealthReport(False, None, limit, f"the database file {missing} does not exist")
     engine: AsyncEngine = make_engine(settings.database.url)
+    # Bounded as a whole too: closing a connection to a database that hangs may hang as well.
+    whole = 2 * CHECK_TIMEOUT_SECONDS + 1
     try:
-        return await check_health(make_sessionmaker(engine), now, limit)
+        return await asyncio.wait_for(check_health(make_sessionmaker(engine), now, limit), whole)
+    except TimeoutError:
+        return HealthReport(False, None, limit, f"the database did not answer within {whole:g} s")
     finally:
-        await engine.dispose()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(engine.dispose(), CHECK_TIMEOUT_SECONDS)
 
 
 def _one_line(exc: BaseException) -> str:

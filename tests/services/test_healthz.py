@@ -19,6 +19,7 @@ from bot.config import ConfigError, load_settings
 from bot.context import AppContext
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.worker_models import WorkerProcess
+from bot.services.health import check_health
 from bot.telegram.health_http import add_health_route, serve_health, start_health_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,6 +168,32 @@ async def test_http_healthz_when_the_database_does_not_answer(ctx: AppContext, t
     finally:
         await runner.cleanup()
         await engine.dispose()
+
+
+async def test_a_database_that_hangs_is_unhealthy_within_the_timeout() -> None:
+    """A server that accepts the connection and never answers (a stuck PostgreSQL, a dead network
+    path): the check gives up after its timeout instead of hanging the probe."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = make_engine(f"postgresql+asyncpg://iopbot:hunter2@127.0.0.1:{port}/iopbot")
+    try:
+        started = asyncio.get_running_loop().time()
+        report = await asyncio.wait_for(check_health(make_sessionmaker(engine), datetime.now(UTC), 120,
+                                                     answer_within=0.5), 10)
+        assert asyncio.get_running_loop().time() - started < 5
+        assert not report.healthy and not report.database_ok
+        assert report.summary() == "unhealthy: the database did not answer within 0.5 s"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        await asyncio.wait_for(engine.dispose(), 10)
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])
