@@ -19,11 +19,11 @@ COPY requirements.lock pyproject.toml ./
 COPY deploy/runtime_lock.py deploy/runtime_lock.py
 # Wheels only: no compiler in the image, and nothing built from an sdist that the lock did not hash.
 RUN python deploy/runtime_lock.py requirements.lock pyproject.toml > runtime.lock \
-    && /opt/iopbot/bin/pip install --require-hashes --only-binary :all: -r runtime.lock
+    && /opt/iopbot/bin/pip install --no-cache-dir --require-hashes --only-binary :all: -r runtime.lock
 COPY README.md LICENSE ./
 COPY bot ./bot
 # --no-deps: the lock above already holds everything pyproject.toml asks for; pip check says if not.
-RUN /opt/iopbot/bin/pip install --no-deps . \
+RUN /opt/iopbot/bin/pip install --no-cache-dir --no-deps . \
     && /opt/iopbot/bin/pip check
 
 FROM python:3.11.14-slim-bookworm
@@ -51,7 +51,7 @@ USER iopbot:iopbot
 # Webhook mode listens here ([telegram] webhook_listen_port; set webhook_listen_host = "0.0.0.0").
 EXPOSE 8443
 # Exit 0 when the database answers and a scheduler ticked within [health] max_tick_age_seconds.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 \
     CMD ["iopbot", "--config", "/app/config.toml", "healthz"]
 # SIGTERM stops the bot cleanly (updates in progress finish, scheduled rows are handed back): give
 # it 90 s (`docker stop -t 90`, compose's stop_grace_period) before a SIGKILL.
