@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.checkins import CheckinContent, Questionnaire
@@ -241,22 +241,26 @@ async def missed_in_a_row(session: AsyncSession, participant_ids: Sequence[int],
     """
     if not participant_ids:
         return {}
+    ids, since = list(participant_ids), now - timedelta(days=STREAK_LOOKBACK_DAYS)
+    in_window = (ScheduledAction.kind == CHECKIN, ScheduledAction.participant_id.in_(ids),
+                 ScheduledAction.intended_at >= since, ScheduledAction.intended_at <= now)
+    # Only the misses after each participant's last answered check-in can be in the run: read the
+    # last answered time (an aggregate) and the misses, not every row of 90 days (~18,000 for a
+    # caseload of 200; joining the two made PostgreSQL's plan slower than reading them apart).
+    last_answered = dict((await session.execute(
+        select(ScheduledAction.participant_id, func.max(ScheduledAction.intended_at))
+        .where(*in_window, ScheduledAction.status == ActionStatus.ANSWERED)
+        .group_by(ScheduledAction.participant_id))).all())
     rows = (await session.execute(
-        select(ScheduledAction.participant_id, ScheduledAction.status, ScheduledAction.payload,
-               ScheduledAction.sent_at)
-        .where(ScheduledAction.kind == CHECKIN, ScheduledAction.participant_id.in_(list(participant_ids)),
-               ScheduledAction.intended_at >= now - timedelta(days=STREAK_LOOKBACK_DAYS),
-               ScheduledAction.intended_at <= now,
-               ScheduledAction.status.in_([ActionStatus.SENT, ActionStatus.ANSWERED]))
+        select(ScheduledAction.participant_id, ScheduledAction.payload, ScheduledAction.sent_at,
+               ScheduledAction.intended_at)
+        .where(*in_window, ScheduledAction.status == ActionStatus.SENT)
         .order_by(ScheduledAction.participant_id, ScheduledAction.intended_at.desc()))).all()
     streaks: dict[int, tuple[int, str]] = {}
-    broken: set[int] = set()
-    for participant_id, status, payload, sent_at in rows:
-        if participant_id in broken:
-            continue
-        if status == ActionStatus.ANSWERED:
-            broken.add(participant_id)
-            continue
+    for participant_id, payload, sent_at, intended_at in rows:
+        answered = last_answered.get(participant_id)
+        if answered is not None and intended_at <= answered:
+            continue  # before their last answer: not in the run
         if open_after is not None and sent_at is not None and sent_at > open_after:
             continue  # still open: not missed yet
         count, latest = streaks.get(participant_id, (0, str(payload.get("date", ""))))
