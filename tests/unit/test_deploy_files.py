@@ -96,7 +96,7 @@ def test_dependencies_come_from_the_lock_with_hashes_and_without_the_test_tools(
     for args in requirement_installs:
         assert "--require-hashes" in args and "-r runtime.lock" in args, args
         assert "runtime_lock.py requirements.lock pyproject.toml > runtime.lock" in args
-    assert any("pip install --no-deps ." in a for a in installs), installs
+    assert any("pip install --no-cache-dir --no-deps ." in a for a in installs), installs
     assert "[test]" not in DOCKERFILE
 
 
@@ -289,32 +289,43 @@ def test_compose_postgres_is_pinned_with_a_volume_and_a_healthcheck() -> None:
     assert "ports" not in postgres  # never published: only the bot's containers reach it
 
 
-def test_compose_migrates_once_before_the_workers_start() -> None:
-    services = compose()["services"]
-    migrate, bot = services["migrate"], services["bot"]
+def workers() -> dict[str, dict[str, Any]]:
+    return {name: service for name, service in compose()["services"].items() if re.fullmatch(r"bot-\d+", name)}
+
+
+def test_compose_builds_and_migrates_once_before_the_workers_start() -> None:
+    migrate = compose()["services"]["migrate"]
     assert migrate["command"] == ["db", "upgrade"] and migrate["restart"] == "no"
+    assert migrate["build"] == {"context": "..", "dockerfile": "Dockerfile"}
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert bot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name, worker in workers().items():
+        assert "build" not in worker and worker["image"] == migrate["image"] and worker["pull_policy"] == "never"
+        assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+        assert worker["depends_on"]["postgres"]["condition"] == "service_healthy", name
 
 
 def test_compose_runs_several_webhook_workers_on_the_proxys_ports() -> None:
-    bot = compose()["services"]["bot"]
-    assert bot["command"] == ["run", "--mode", "webhook"]
-    replicas = bot["deploy"]["replicas"]
-    assert replicas >= 2
-    (published,) = bot["ports"]
-    ports = re.fullmatch(r"127\.0\.0\.1:(\d+)-(\d+):(\d+)", published)  # published on this host only
-    assert ports is not None, published
-    first, last, container = ports.groups()
-    assert int(last) - int(first) + 1 == replicas, "one host port per worker"
-    assert int(container) == example_settings().telegram.webhook_listen_port
-    assert nginx_upstream_ports() == list(range(int(first), int(last) + 1))
+    found = workers()
+    assert len(found) >= 2  # one at a time can be replaced while the others serve
+    host_ports = []
+    for name, worker in found.items():
+        assert worker["command"] == ["run", "--mode", "webhook"], name
+        (published,) = worker["ports"]
+        ports = re.fullmatch(r"127\.0\.0\.1:(\d+):(\d+)", published)  # published on this host only
+        assert ports is not None, published
+        host_ports.append(int(ports.group(1)))
+        assert int(ports.group(2)) == example_settings().telegram.webhook_listen_port
+        # Healthy = its own /healthz answers 200 (its own scheduler tick), which `up --wait` waits for.
+        test = worker["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"]
+        assert f"http://127.0.0.1:{ports.group(2)}/healthz" in test[3]
+    assert sorted(host_ports) == nginx_upstream_ports()
+    assert "for w in bot-1 bot-2 bot-3; do docker compose up -d --no-deps --wait" in COMPOSE
 
 
 def test_compose_secrets_come_from_env_files_only() -> None:
     services = compose()["services"]
-    for name in ("migrate", "bot"):
+    for name in ("migrate", *workers()):
         service = services[name]
         assert service["env_file"] == ["bot.env"], name
         assert "environment" not in service, f"{name}: secrets belong in bot.env, not in compose.yaml"
@@ -328,9 +339,9 @@ def test_compose_secrets_come_from_env_files_only() -> None:
 
 def test_the_compose_reader_reads_what_it_claims() -> None:
     # The checks above are only as good as parse_yaml: show it on the constructs the file uses.
-    parsed = parse_yaml("x: &a\n  k: 1\n  l: [\"p q\", r]\ns:\n  one:\n    <<: *a\n    k: 2  # own key wins\n"
-                        "  two:\n    - \"a # not a comment\"\n    - b\n")
-    assert parsed["s"]["one"] == {"k": 2, "l": ["p q", "r"]}
+    parsed = parse_yaml("x: &a\n  k: 1\n  l: [\"p q\", r]\ny: &b\n  <<: *a\n  m: 3\ns:\n  one:\n    <<: *b\n"
+                        "    k: 2  # own key wins\n  two:\n    - \"a # not a comment\"\n    - b\n")
+    assert parsed["s"]["one"] == {"k": 2, "l": ["p q", "r"], "m": 3}
     assert parsed["s"]["two"] == ["a # not a comment", "b"]
 
 
