@@ -76,23 +76,32 @@ def ensure_venv() -> None:
     stamp.touch()
 
 
-def ensure_chromium() -> None:
-    """The browser test needs Debian's chromium; install it when we can (CI runs as root)."""
-    if shutil.which("chromium") or os.environ.get("IOPBOT_SKIP_BROWSER"):
+# Debian packages some tests run (they skip, saying why, where a package is missing): the browser
+# test's chromium, and nginx for the test of deploy/nginx.conf in front of real workers.
+SYSTEM_PACKAGES = {"chromium": ["chromium", "chromium-driver"], "nginx": ["nginx-light"]}
+
+
+def ensure_system_packages() -> None:
+    """Install the Debian packages the tests use when we can (CI runs as root)."""
+    missing = [pkg for command, pkgs in SYSTEM_PACKAGES.items()
+               if not (shutil.which(command) or Path(f"/usr/sbin/{command}").exists())
+               and not (command == "chromium" and os.environ.get("IOPBOT_SKIP_BROWSER")) for pkg in pkgs]
+    if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("note: chromium is not installed; the browser test will say how to install it", flush=True)
+        print(f"note: {', '.join(missing)} not installed; the tests that need them say how to install them",
+              flush=True)
         return
-    print("installing chromium for the browser test ...", flush=True)
+    print(f"installing {', '.join(missing)} for the tests ...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"], check=False, env=env,
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=False, env=env,
                    stdout=subprocess.DEVNULL)
 
 
 def cmd_test(args: list[str]) -> int:
     ensure_venv()
-    ensure_chromium()
+    ensure_system_packages()
     # Two workers (this machine and CI have two cores); a test module stays on one worker, so the
     # bot process a module shares is started once.
     command = [str(PY), "-m", "pytest", *(args or ["-q", "-n", "2", "--dist", "loadfile"])]
