@@ -46,7 +46,7 @@ from bot.services.outreach.setup import install_outreach
 from bot.services.people import install_people
 from bot.services.scheduling import maintenance
 from bot.services.scheduling.outbox import OutboxWorker
-from bot.services.scheduling.workers import PollerElection, WorkerRegistry
+from bot.services.scheduling.workers import ParticipantOrderedOutbox, PollerElection, WorkerRegistry
 from bot.telegram.health_http import add_health_route, serve_health
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.sender import SenderMiddleware
@@ -99,7 +99,9 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
         await engine.dispose()
         raise
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
-    worker = OutboxWorker(ctx, TelegramMessenger(bot, sender))
+    # Each participant's scheduled message is sent in their advisory lock, so their next update
+    # (on any worker) sees what it wrote (bot/services/scheduling/workers.py).
+    worker = ParticipantOrderedOutbox(ctx, TelegramMessenger(bot, sender))
     # Every kind of scheduled row is registered here, with the function that sends it.
     install_escalation(worker)  # pages, alert plans, follow-ups, the line to the participant: urgent
     # Notes to staff (blocked the bot, missed check-ins, ...): a late one is still worth sending.

@@ -29,12 +29,13 @@ class WorkerBot(BotProcess):
     """`iopbot run --mode <mode>` on a shared database; in webhook mode it listens on a port of its own."""
 
     def __init__(self, workdir: Path, api_base: str, db_url: str, mode: str, *, extra_config: str = "",
-                 port: int | None = None) -> None:
+                 port: int | None = None, public_url: str | None = None) -> None:
         self.mode = mode
         self.port = port or free_port()
+        # What `iopbot webhook set` registers: the load balancer's address, the same for every worker.
         webhook = f"""
             [telegram]
-            webhook_url = "http://127.0.0.1:{self.port}/telegram/webhook"
+            webhook_url = "{public_url or self.url}"
             webhook_listen_port = {self.port}
         """
         super().__init__(workdir, api_base, db_url, extra_config=webhook + extra_config,

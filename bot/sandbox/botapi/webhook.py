@@ -53,6 +53,7 @@ class DeliveryRecord:
     status: int | None
     error: str | None
     url: str | None = None  # where it went (an upstream, when spread across workers)
+    chat_id: int | None = None  # whose update it was (the chat, or the user without a chat)
 
 
 @dataclass
@@ -285,6 +286,8 @@ class WebhookDelivery:
         if webhook.secret_token:
             headers[SECRET_HEADER] = webhook.secret_token
         body = json.dumps(entry.update)
+        lane = _lane_key(entry.update)
+        chat_id = lane[1] if isinstance(lane, tuple) and lane[0] in ("chat", "user") else None
         if self._http is None:
             self._http = ClientSession()
         for attempt in range(1, retry.max_attempts + 1):
@@ -312,7 +315,7 @@ class WebhookDelivery:
                 if self.upstreams:
                     self._down_until[url] = self._monotonic() + self.UPSTREAM_DOWN_SECONDS
             self.deliveries.append(
-                DeliveryRecord(entry.update_id, attempt, self._monotonic(), status, error, url)
+                DeliveryRecord(entry.update_id, attempt, self._monotonic(), status, error, url, chat_id)
             )
             if error is None:
                 entry.handed_out = True

@@ -27,7 +27,11 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from bot.context import AppContext
+from bot.db.models import ScheduledAction
 from bot.db.worker_models import WorkerMode, WorkerProcess
+from bot.messaging import Messenger
+from bot.services.scheduling.outbox import ActionSender, Delivered, Handled, OutboxWorker
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,44 @@ def participant_lock_key(telegram_user_id: int) -> int:
     into 32 bits (two people sharing a key only wait for each other, which is harmless)."""
     folded = telegram_user_id & 0xFFFFFFFF
     return folded - (1 << 32) if folded >= (1 << 31) else folded
+
+
+# The same fold in SQL, for a lock taken by participant id (the outbox knows no Telegram id).
+_FOLDED_USER_ID = "CAST(((telegram_user_id + 2147483648) % 4294967296) - 2147483648 AS INTEGER)"
+
+
+async def lock_participant(session: AsyncSession, participant_id: int) -> None:
+    """On PostgreSQL, this transaction waits for, then holds until it ends, the participant's
+    advisory lock: the one each of their updates takes (bot/telegram/middlewares.py claim_update).
+    Nothing on SQLite (one process; its single writer already orders the two)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    await session.execute(text(f"SELECT pg_advisory_xact_lock(:namespace, {_FOLDED_USER_ID}) "  # noqa: S608 - a constant
+                               "FROM participants WHERE id = :participant_id AND telegram_user_id IS NOT NULL"),
+                          {"namespace": PARTICIPANT_LOCK_NAMESPACE, "participant_id": participant_id})
+
+
+class ParticipantOrderedOutbox(OutboxWorker):
+    """The outbox, with each participant's scheduled message (a check-in's first question, a
+    questionnaire, a reminder) sent inside their advisory lock. Without it, on PostgreSQL, a
+    participant could tap the question's button between Telegram's 200 and the row's "sent"
+    commit, and the worker handling the tap (this one or another) would not yet see the check-in
+    it opened: the answer would be ignored. With it, the tap waits for that commit. Pages and
+    the other urgent rows are left out: they never wait for a participant's update in progress."""
+
+    def register(self, kind: str, sender: ActionSender, *, never_expire: bool = False, urgent: bool = False) -> None:
+        super().register(kind, sender if urgent else _in_participant_order(sender),
+                         never_expire=never_expire, urgent=urgent)
+
+
+def _in_participant_order(sender: ActionSender) -> ActionSender:
+    async def send(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                   row: ScheduledAction) -> Delivered | Handled | None:
+        if row.participant_id is not None:
+            await lock_participant(session, row.participant_id)
+        return await sender(ctx, messenger, session, row)
+
+    return send
 
 
 def new_worker_id() -> str:
@@ -114,8 +156,16 @@ class WorkerRegistry:
         await self._touch(now, last_tick_at=now)
 
     async def set_polling(self, polling: bool, now: datetime) -> None:
+        """Record taking or giving up the poller role. Taking it also clears the flag of a poller
+        that died without saying so (SIGKILL): holding the lock means nobody else polls."""
         self.polling = polling
         try:
+            if polling:
+                async with self.sessionmaker() as session:
+                    await session.execute(update(WorkerProcess).where(WorkerProcess.id != self.id,
+                                                                      WorkerProcess.polling.is_(True))
+                                          .values(polling=False))
+                    await session.commit()
             await self._touch(now)
         except Exception:  # a report only: the role itself is the advisory lock
             log.warning("could not record the poller role of worker %s", self.id, exc_info=True)
