@@ -3,9 +3,10 @@ the webhook does not answer 2xx, in order within a chat; a Bot API call the webh
 answer (as aiogram can) is run like Telegram runs it.
 
 With upstreams (`spread`), the server also plays the load balancer in front of several webhook
-workers: each attempt goes to the next upstream, round robin, so one chat's updates land on
-different workers and a retry after a failed attempt goes to another one; an upstream that could
-not be reached is skipped for a moment (like nginx's max_fails/fail_timeout)."""
+workers: round robin, each attempt of a chat to the worker after the one its last attempt went to,
+so one person's consecutive updates land on different workers and a retry after a failed attempt
+goes to another one; an upstream that could not be reached is skipped for a moment (like nginx's
+max_fails/fail_timeout)."""
 
 from __future__ import annotations
 
@@ -141,6 +142,7 @@ class WebhookDelivery:
         self._http: ClientSession | None = None
         self.upstreams: list[str] = []  # empty: deliver to the webhook's own URL
         self._turn = 0
+        self._lane_turns: dict[Hashable, int] = {}
         self._down_until: dict[str, float] = {}
         self.clear()
 
@@ -230,18 +232,25 @@ class WebhookDelivery:
         if not all(isinstance(u, str) and re.match(r"(?i)https?://", u) for u in urls):
             raise ValueError("upstreams must be http(s) URLs")
         self.upstreams = list(urls)
+        self._lane_turns.clear()
         self._down_until.clear()
 
-    def _target(self, webhook: Webhook) -> str:
+    def _target(self, webhook: Webhook, lane: Hashable) -> str:
+        """The next upstream for this chat: chats start round robin, and each chat's next attempt
+        goes to the next worker after its last one, so one person's consecutive updates always
+        land on different workers (a global turn could keep a chat on one worker by accident)."""
         if not self.upstreams:
             return webhook.url
-        now = self._monotonic()
-        for _ in range(len(self.upstreams)):
-            url = self.upstreams[self._turn % len(self.upstreams)]
+        now, count = self._monotonic(), len(self.upstreams)
+        if lane not in self._lane_turns:
+            self._lane_turns[lane] = self._turn
             self._turn += 1
+        for _ in range(count):
+            url = self.upstreams[self._lane_turns[lane] % count]
+            self._lane_turns[lane] += 1
             if self._down_until.get(url, 0.0) <= now:
                 return url
-        return self.upstreams[self._turn % len(self.upstreams)]  # all down: try one anyway
+        return self.upstreams[self._lane_turns[lane] % count]  # all down: try one anyway
 
     # ---- delivery ---------------------------------------------------------------------------
 
@@ -292,7 +301,7 @@ class WebhookDelivery:
             self._http = ClientSession()
         for attempt in range(1, retry.max_attempts + 1):
             status: int | None = None
-            url = self._target(webhook)
+            url = self._target(webhook, lane)
             try:
                 async with (
                     self._slots,
