@@ -29,6 +29,7 @@ from bot.telegram.handlers import (
     tracks,
 )
 from bot.telegram.handlers import flows as flow_routes
+from bot.telegram.lanes import UpdateLanes, database_slots
 from bot.telegram.middlewares import ActorMiddleware, DatabaseRetryMiddleware, UnitOfWorkMiddleware
 from bot.telegram.safety_gate import Assessor, FlagRecorder, SafetyGate, SecondOpinion
 from bot.telegram.sender import DeliveryRecorder, SenderMiddleware
@@ -41,23 +42,28 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
 
     Middleware order matters: the safety gate first (no database, so the crisis reply never
     waits for one), then holding the update while the database is unreachable, then one unit of
-    work per update, dialog state, who is asking, and the recording of whatever the gate flagged
-    inside that unit of work.
+    work per update, who is asking (with their dialog state and whether an alert of theirs is open,
+    in one statement), aiogram's dialog state (from that row), and the recording of whatever the
+    gate flagged inside that unit of work.
     """
     # One update at a time per user: dialog state is read and written under this lock.
     dp = Dispatcher(storage=DatabaseStorage(ctx.sessionmaker), events_isolation=isolation or SimpleEventIsolation())
     # aiogram registers its FSM middleware (which reads dialog state from the database) at
     # construction; move it behind the safety gate, so the crisis reply never waits for the database.
     dp.update.outer_middleware.unregister(dp.fsm)
-    dp.update.outer_middleware(SafetyGate(ctx, assessor, second_opinion))
-    # While the database is down, hold the update and try again rather than lose it.
-    dp.update.outer_middleware(DatabaseRetryMiddleware())
+    gate = SafetyGate(ctx, assessor, second_opinion)
+    dp.update.outer_middleware(gate)
+    # While the database is down, hold the update and try again rather than lose it. One update
+    # per person at a time, a few in their database work at a time, a flagged one first.
+    dp.update.outer_middleware(DatabaseRetryMiddleware(lanes=UpdateLanes(database_slots(ctx.sessionmaker))))
     dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
-    # Dialog state is read in the update's own transaction (no second connection per update). Safe
-    # from lock-order deadlocks: DatabaseRetryMiddleware already runs one update per person at a time.
-    dp.update.outer_middleware(dp.fsm)
+    # Who is writing, their dialog state and whether an alert of theirs is open: one statement.
     dp.update.outer_middleware(ActorMiddleware(ctx))
-    dp.update.outer_middleware(FlagRecorder(ctx))
+    # Dialog state is read in the update's own transaction (no second connection per update), from
+    # the row the actor lookup brought along. Safe from lock-order deadlocks: DatabaseRetryMiddleware
+    # already runs one update per person at a time.
+    dp.update.outer_middleware(dp.fsm)
+    dp.update.outer_middleware(FlagRecorder(ctx, gate))
     _include_once_more(
         dp,
         start.router,

@@ -8,8 +8,8 @@ replies sent after the commit) → Actor (staff, participant or unknown; locale)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -24,12 +24,13 @@ from bot.content.i18n import locale_for
 from bot.context import AppContext
 from bot.db.models import Participant, ProcessedUpdate, Staff
 from bot.messaging import Replies
-from bot.services.participants import find_actor
+from bot.services.inbound import who_is_writing
 from bot.services.scheduling.outbox import database_unavailable
 from bot.services.scheduling.workers import PARTICIPANT_LOCK_NAMESPACE, participant_lock_key
 from bot.telegram.filters import is_private
+from bot.telegram.lanes import DEFAULT_DATABASE_SLOTS, Ticket, UpdateLanes
 from bot.telegram.messenger import TelegramMessenger
-from bot.telegram.storage import current_session
+from bot.telegram.storage import current_session, preloaded, private_chat_key
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,12 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         messenger = TelegramMessenger(data["bot"])
         replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
         data["replies"] = replies
+        ticket: Ticket | None = data.get("lane")
         try:
-            async with self.ctx.sessionmaker() as session:
+            # A slot for the database work (DatabaseRetryMiddleware's lanes; flagged updates first),
+            # held until the commit and not while the replies wait for the sender.
+            async with (ticket.database() if ticket is not None else contextlib.nullcontext(),
+                        self.ctx.sessionmaker() as session):
                 token = current_session.set(session)
                 try:
                     user = data.get("event_from_user")
@@ -84,6 +89,8 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             # Whatever failed, the participant's button must stop spinning.
             await messenger.answer_callback(replies)
             raise
+        if ticket is not None:
+            ticket.committed()  # the person's flagged next update may start its database work
         if replies.outbox_due:
             # Before the replies: a clinician's page written in this unit of work must not wait
             # until this update's ordinary replies got through the sender's queue.
@@ -97,30 +104,34 @@ class DatabaseRetryMiddleware(BaseMiddleware):
     locked, pool exhausted), instead of dropping it: polling has already confirmed it to Telegram,
     so a dropped update is lost (a crisis message would have had its reply, but never reach a
     clinician). Register it after the safety gate and before aiogram's FSM middleware (the first
-    to read the database); one person's updates stay in order while they wait."""
+    to read the database); one person's updates stay in order while they wait.
 
-    def __init__(self, retry_for_seconds: float = 600.0) -> None:
+    It also puts each update in its lane (bot/telegram/lanes.py): one update at a time per person,
+    at most `lanes.limit` in their database work at a time, and one the safety gate flagged ahead
+    of the backlog, so its page is written and sent at once however many updates are waiting."""
+
+    def __init__(self, retry_for_seconds: float = 600.0, lanes: UpdateLanes | None = None) -> None:
         self.retry_for_seconds = retry_for_seconds
-        self._locks: weakref.WeakValueDictionary[tuple[Any, Any], asyncio.Lock] = weakref.WeakValueDictionary()
+        self.lanes = lanes or UpdateLanes(limit=DEFAULT_DATABASE_SLOTS)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat, user = data.get("event_chat"), data.get("event_from_user")
         key = (chat.id if chat else None, user.id if user else None)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
+        # A flagged message (crisis reply already sent) goes first, and is never given up: dropping
+        # it would mean no clinician is ever paged for it.
+        flagged = bool(getattr(data.get("assessment"), "flagged", False))
         loop = asyncio.get_running_loop()
         give_up_at, delay = loop.time() + self.retry_for_seconds, 0.5
-        async with lock:
+        ticket = self.lanes.ticket(key, urgent=flagged)
+        try:
+            await ticket.turn()
             while True:
                 try:
-                    return await handler(event, dict(data))  # a failed attempt's additions stay behind
+                    # A failed attempt's additions stay behind.
+                    return await handler(event, {**data, "lane": ticket})
                 except Exception as exc:
                     if not database_unavailable(exc):
                         raise
-                    # A flagged message (crisis reply already sent) is never given up: dropping it
-                    # would mean no clinician is ever paged for it.
-                    flagged = getattr(data.get("assessment"), "flagged", False)
                     if loop.time() + delay > give_up_at and not flagged:
                         log.error("update %s dropped: the database was unavailable for %.0f s",
                                   getattr(event, "update_id", "?"), self.retry_for_seconds)
@@ -129,6 +140,8 @@ class DatabaseRetryMiddleware(BaseMiddleware):
                                 getattr(event, "update_id", "?"), type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        finally:
+            ticket.finish()
 
 
 class ActorMiddleware(BaseMiddleware):
@@ -145,14 +158,24 @@ class ActorMiddleware(BaseMiddleware):
         user = data.get("event_from_user")
         actor: Staff | Participant | None = None
         if user is not None:
-            actor = await find_actor(data["session"], user.id)
+            session = data["session"]
+            key = private_chat_key(data["bot"].id, chat.id, user.id) if chat is not None else None
+            writer = await who_is_writing(session, user.id, key)
+            if key is not None:
+                preloaded(session, key, writer.dialog_state)  # aiogram's FSM reads it next, at no cost
+            actor = writer.actor
+            data["open_alert"] = writer.open_alert
+            # The safety gate's memory of who is who (it runs before any database) follows what the
+            # database says now: a staff member deactivated, or someone who left, is forgotten.
+            if actor is None:
+                self.ctx.directory.forget(user.id)
+            else:
+                self.ctx.directory.remember(user.id, actor)
         data["actor"] = actor
         if isinstance(actor, Staff) and actor.unreachable_at is not None:
             actor.unreachable_at = None  # they write again, so they have unblocked the bot: page them again
         if isinstance(actor, Staff | Participant):
             data["locale"] = actor.locale
-            if user is not None:
-                self.ctx.directory.remember(user.id, actor)
         else:
             data["locale"] = locale_for(user.language_code if user else None, self.ctx.settings.program.default_locale)
         data["ctx"] = self.ctx

@@ -99,26 +99,34 @@ class SafetyGate(BaseMiddleware):
             return await handler(event, data)
         person = self.ctx.directory.get(message.from_user.id)
         if person is not None and person.role == "staff":
+            # Staff are not assessed. Should this memory be out of date (no longer staff, and a
+            # participant now), FlagRecorder assesses the message once the database has said so.
             return await handler(event, data)
-        received_at = self.ctx.clock.now()
         if person is not None:
             locale = person.locale
         else:
             locale = locale_for(message.from_user.language_code, self.ctx.settings.program.default_locale)
+        await self.assess(event, message, text, locale, data, known=person is not None)
+        return await handler(event, data)
+
+    async def assess(self, event: Update, message: Message, text: str, locale: str, data: dict[str, Any], *,
+                     known: bool) -> None:
+        """Assess `text` and put the assessment in `data`; when flagged, the fixed crisis reply at
+        once; the second opinion (if any) in the background, for someone the bot knows."""
+        received_at = self.ctx.clock.now()
         assessment = self.assessor.assess(text, locale)
         data["assessment"] = assessment
         data["message_received_at"] = received_at
         first_time = not self._seen(event.update_id)
         if assessment.flagged and first_time:
             data["crisis_reply_sent_at"] = await self._reply(data["bot"], message.chat.id, assessment.level, locale)
-        if self.second_opinion is not None and first_time and person is not None:
+        if self.second_opinion is not None and first_time and known:
             # Never on the critical path: the reply above did not wait, and the handler won't.
             task = asyncio.create_task(self._ask_second_opinion(
                 data["bot"], message, text, locale, assessment, received_at, data.get("crisis_reply_sent_at"),
                 event.update_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        return await handler(event, data)
 
     async def _ask_second_opinion(self, bot: Bot, message: Message, text: str, locale: str, rules: Assessment,
                                   received_at: Any, reply_sent_at: Any, update_id: int) -> None:
@@ -171,8 +179,9 @@ class FlagRecorder(BaseMiddleware):
     (bot/services/escalation/paging.py).
     """
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, gate: SafetyGate | None = None) -> None:
         self.ctx = ctx
+        self.gate = gate
 
     async def __call__(
         self,
@@ -183,14 +192,26 @@ class FlagRecorder(BaseMiddleware):
         from bot.db.models import Participant
         from bot.services.escalation.record import open_escalation, record_message
 
-        assessment: Assessment | None = data.get("assessment")
         actor = data.get("actor")
         assert isinstance(event, Update)
         message = participant_message(event)
-        if assessment is None or message is None or not isinstance(actor, Participant):
+        if message is None or not isinstance(actor, Participant):
+            return await handler(event, data)
+        if data.get("assessment") is None and self.gate is not None:
+            # The gate took them for staff (its memory was older than this database read: a staff
+            # member who left and is a participant now). Every participant's text is assessed.
+            text = assessed_text(message)
+            if text is not None and is_private(message.chat):
+                await self.gate.assess(event, message, text, actor.locale, data, known=True)
+        assessment: Assessment | None = data.get("assessment")
+        if assessment is None:
             return await handler(event, data)
         session = data["session"]
-        if assessment.flagged or await open_escalation(session, actor.id) is not None:
+        # The actor lookup said whether an alert is open (same transaction); asked here otherwise.
+        open_alert = data.get("open_alert")
+        if open_alert is None:
+            open_alert = await open_escalation(session, actor.id) is not None
+        if assessment.flagged or open_alert:
             record = await record_message(
                 session, self.ctx, actor, text=assessed_text(message) or "", telegram_message_id=message.message_id,
                 assessment=assessment, received_at=data["message_received_at"],

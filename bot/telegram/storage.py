@@ -2,7 +2,9 @@
 
 Inside an update, state is read and written through the update's own session (one transaction,
 one commit point, and no second SQLite writer waiting on the first). Outside an update, each call
-uses a short session of its own.
+uses a short session of its own. The unit of work reads the row (or that there is none) with who
+is writing, in one statement (bot/services/inbound.py `who_is_writing`), and hands it over with
+`preloaded`: aiogram's own read of the state then costs no statement.
 """
 
 from __future__ import annotations
@@ -28,6 +30,20 @@ def storage_key(key: StorageKey) -> str:
     return f"{key.bot_id}:{key.chat_id}:{key.user_id}:{key.thread_id or ''}:{key.destiny}"
 
 
+def private_chat_key(bot_id: int, chat_id: int, user_id: int) -> str:
+    """The key aiogram's FSM (strategy USER_IN_CHAT, the default destiny) uses in a private chat."""
+    return storage_key(StorageKey(bot_id=bot_id, chat_id=chat_id, user_id=user_id))
+
+
+_PRELOADED = "iopbot_dialog_rows"
+
+
+def preloaded(session: AsyncSession, key: str, row: DialogState | None) -> None:
+    """What this session already knows of dialog `key`: its row, or None for "there is none" (so
+    reading it costs no statement). Read in this session's transaction, so it is as fresh as a read."""
+    session.info.setdefault(_PRELOADED, {})[key] = row
+
+
 class DatabaseStorage(BaseStorage):
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -42,14 +58,25 @@ class DatabaseStorage(BaseStorage):
             yield own, True
 
     async def _row(self, session: AsyncSession, key: StorageKey) -> DialogState | None:
-        return await session.get(DialogState, storage_key(key))
+        known: dict[str, DialogState | None] = session.info.get(_PRELOADED, {})
+        name = storage_key(key)
+        if name in known:
+            return known[name]
+        return await session.get(DialogState, name)
+
+    @staticmethod
+    def _added(session: AsyncSession, row: DialogState) -> None:
+        session.add(row)
+        known: dict[str, DialogState | None] | None = session.info.get(_PRELOADED)
+        if known is not None and row.key in known:
+            known[row.key] = row
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
         async with self._session() as (session, own):
             row = await self._row(session, key)
             if row is None:
-                session.add(DialogState(key=storage_key(key), state=value, data="{}"))
+                self._added(session, DialogState(key=storage_key(key), state=value, data="{}"))
             else:
                 row.state = value
             if own:
@@ -67,7 +94,7 @@ class DatabaseStorage(BaseStorage):
         async with self._session() as (session, own):
             row = await self._row(session, key)
             if row is None:
-                session.add(DialogState(key=storage_key(key), state=None, data=encoded))
+                self._added(session, DialogState(key=storage_key(key), state=None, data=encoded))
             else:
                 row.data = encoded
             if own:
