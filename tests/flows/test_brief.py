@@ -227,3 +227,32 @@ async def test_a_clinician_sets_a_daily_digest_time_and_it_arrives_then(inbot: I
     before = len(inbot.messages(CLIN))
     await inbot.tick(datetime(2026, 3, 4, 12, 31, tzinfo=UTC))
     assert len(inbot.messages(CLIN)) == before
+
+
+async def test_a_new_facilitator_gets_the_brief_and_the_old_one_does_not(inbot: InProcessBot) -> None:
+    ids = await _program(inbot)
+    await inbot.tick()  # briefs planned for dr-fac
+    now = inbot.clock.now()
+    async with inbot.ctx.sessionmaker() as s:  # the program re-imports its calendar: dr-other runs the group now
+        report = await import_calendar(s, inbot.ctx.settings, parse_csv(CSV.replace(",dr-fac,Mon-Wed,", ",dr-other,Mon-Wed,")),
+                                       now)
+        assert report is not None
+        await s.commit()
+    await inbot.tick(GROUP_START - timedelta(minutes=60))
+    assert _briefs(inbot, FAC) == []
+    (brief,) = _briefs(inbot, OTHER)
+    assert "P-ana" in brief["visible_text"]
+
+    # The roster behind "Mark attendance" is for those who may mark: the old facilitator, who is not
+    # these participants' clinician, is refused (and it is logged); the new one sees both.
+    occ = await _group_occurrence(inbot)
+    await inbot.say(FAC, "/help")
+    await inbot.press_data(FAC, inbot.messages(FAC)[-1]["message_id"], f"pres:{occ.id}")
+    assert "can't mark attendance" in inbot.notices(FAC)[-1]
+    async with inbot.ctx.sessionmaker() as s:
+        refused = await s.scalar(select(AuditEntry).where(AuditEntry.allowed.is_(False),
+                                                          AuditEntry.actor == f"staff:{ids['fac']}"))
+    assert refused is not None and refused.action == f"attendance:view:occurrence:{occ.id}"
+    await inbot.press(OTHER, "Mark attendance")
+    labels = [b["text"] for row in inbot.messages(OTHER)[-1]["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["▫️ P-ana", "▫️ P-ben"]

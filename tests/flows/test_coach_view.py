@@ -1,11 +1,12 @@
-"""A recovery coach's /caseload puts goals and medication reminders first; a therapist's does not."""
+"""A recovery coach's /caseload puts goals and medication reminders (when the participant agreed to
+share them) first; a therapist's does not."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from bot.db.goal_models import Goal, GoalRating
-from bot.db.medication_models import MedicationDose, MedicationReminder
+from bot.db.medication_models import MedicationConsent, MedicationDose, MedicationReminder
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
 COACH, THERAPIST, ANA, BEN = 920_001, 920_002, 7_101, 7_102
@@ -35,8 +36,16 @@ async def test_a_coach_sees_goals_and_medication_first(inbot: InProcessBot) -> N
             s.add(MedicationDose(reminder_id=reminder.id, participant_id=ana.id, local_date=due.date(),
                                  local_time="08:00", due_at=due, sent_at=due, status=status,
                                  deadline_at=due + timedelta(hours=2), answered_at=due))
+        s.add(MedicationConsent(participant_id=ana.id, agreed=True, after_missed=3, decided_at=now - timedelta(days=9)))
+        # Ben has a reminder too, but said no to his care team seeing them: nothing of it is shown.
+        bens = MedicationReminder(participant_id=ben.id, times="09:00", days="", created_at=now - timedelta(days=9))
+        s.add(bens)
+        await s.flush()
+        due = now - timedelta(days=1)
+        s.add(MedicationDose(reminder_id=bens.id, participant_id=ben.id, local_date=due.date(), local_time="09:00",
+                             due_at=due, sent_at=due, status="missed", deadline_at=due + timedelta(hours=2)))
+        s.add(MedicationConsent(participant_id=ben.id, agreed=False, after_missed=3, decided_at=now - timedelta(days=9)))
         await s.commit()
-        del ben
 
     await inbot.say(COACH, "/caseload")
     text = "\n".join(inbot.texts(COACH))
@@ -46,6 +55,7 @@ async def test_a_coach_sees_goals_and_medication_first(inbot: InProcessBot) -> N
     assert ana_entry[2] == "Medication reminders: 4 of 6 taken (1 missed, 1 skipped)"
     ben_entry = text[text.index("P-ben"):].split("\n\n")[0].splitlines()
     assert ben_entry[1] == "No goals yet: /goal P-ben adds one with them."
+    assert not any("Medication" in line for line in ben_entry)  # he did not agree to share them
 
     await inbot.say(THERAPIST, "/caseload")
     therapist_view = "\n".join(inbot.texts(THERAPIST))

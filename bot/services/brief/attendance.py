@@ -32,8 +32,11 @@ class Outcome:
 
 
 async def roster_view(ctx: AppContext, session: AsyncSession, occ: SessionOccurrence,
-                      locale: str) -> tuple[str, Keyboard]:
-    entries = await presence.roster(session, occ)
+                      staff: Staff) -> tuple[str, Keyboard]:
+    """The participants this staff member may mark (the facilitator: everyone the session is for)."""
+    locale = staff.locale
+    entries = [e for e in await presence.roster(session, occ)
+               if await _may_mark_id(session, staff, occ, e.participant_id)]
     buttons = []
     for e in entries:
         label = ctx.t(MARK_KEY[e.present], locale, alias=e.alias)
@@ -50,10 +53,12 @@ async def open_roster(ctx: AppContext, session: AsyncSession, staff: Staff,
     occ = await session.get(SessionOccurrence, occurrence_id)
     if occ is None or occ.is_cancelled:
         return Outcome(ctx.t("attendance.gone", staff.locale))
-    if occ.session.facilitator_id != staff.id and not staff.is_lead and not await _sees_anyone(session, staff, occ):
+    view = await roster_view(ctx, session, occ, staff)
+    if not view[1].inline_keyboard:  # nobody in this session they may mark
         audit(session, ctx.clock.now(), actor_label(staff), f"attendance:view:occurrence:{occ.id}", allowed=False)
         return Outcome(ctx.t("attendance.refused", staff.locale))
-    return Outcome("", await roster_view(ctx, session, occ, staff.locale))
+    audit(session, ctx.clock.now(), actor_label(staff), f"view:attendance:occurrence:{occ.id}")
+    return Outcome("", view)
 
 
 async def toggle(ctx: AppContext, session: AsyncSession, staff: Staff, occurrence_id: int,
@@ -71,12 +76,9 @@ async def toggle(ctx: AppContext, session: AsyncSession, staff: Staff, occurrenc
     current = {e.participant_id: e.present for e in await presence.roster(session, occ)}.get(participant.id)
     await presence.mark(session, occ, participant, presence.next_mark(current), staff, now)
     await session.flush()
-    return Outcome(ctx.t("attendance.saved", staff.locale), await roster_view(ctx, session, occ, staff.locale))
+    return Outcome(ctx.t("attendance.saved", staff.locale), await roster_view(ctx, session, occ, staff))
 
 
-async def _sees_anyone(session: AsyncSession, staff: Staff, occ: SessionOccurrence) -> bool:
-    for e in await presence.roster(session, occ):
-        participant = await session.get(Participant, e.participant_id)
-        if participant is not None and await presence.may_mark(session, staff, occ, participant):
-            return True
-    return False
+async def _may_mark_id(session: AsyncSession, staff: Staff, occ: SessionOccurrence, participant_id: int) -> bool:
+    participant = await session.get(Participant, participant_id)
+    return participant is not None and await presence.may_mark(session, staff, occ, participant)

@@ -1,7 +1,9 @@
 """What other features add to a participant's brief: goals and medication reminders, and the chart.
 
-Goals are in the participant's own words, so they appear only in a brief of that participant (an
-individual or family session), never in a group's brief, which names everyone in the group.
+Goals are in the participant's own words, and medication reminders are shared only with the
+participant's consent, so both appear only in a brief of that participant (an individual or family
+session, read by its facilitator and their clinician), never in a group's brief, which goes to a
+facilitator who may not be on their care team.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from bot.context import AppContext
 from bot.db.models import Participant
 from bot.services.charts.service import trend_chart
 from bot.services.goals.summary import goal_lines, goal_progress
-from bot.services.medications.summary import adherence, adherence_line
+from bot.services.medications.summary import adherence, adherence_line, adherence_shared
 
 
 async def goals_section(ctx: AppContext, session: AsyncSession, participant: Participant, since: datetime,
@@ -25,7 +27,10 @@ async def goals_section(ctx: AppContext, session: AsyncSession, participant: Par
 
 async def medication_section(ctx: AppContext, session: AsyncSession, participant: Participant, since: datetime,
                              until: datetime, locale: str) -> list[str]:
-    """"Medication reminders: 12 of 14 taken (2 missed)", when the participant set any up."""
+    """"Medication reminders: 12 of 14 taken (2 missed)", when the participant set any up and agreed
+    in /meds that their care team sees them."""
+    if not await adherence_shared(session, participant.id):
+        return []
     line = adherence_line(ctx, await adherence(session, participant.id, since, until), locale)
     return [line] if line else []
 

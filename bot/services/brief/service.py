@@ -96,6 +96,12 @@ async def plan_briefs(session: AsyncSession, ctx: AppContext, now: datetime) -> 
             for member in members:
                 readers = dict.fromkeys(x for x in (facilitator, clinicians[member]) if x)  # once each
                 wanted += [(reader, member) for reader in readers]
+        keys = [brief_key(occ.id, reader, pid) for reader, pid in wanted]
+        # A facilitator or clinician changed since the rows were planned: the old reader's brief goes.
+        await session.execute(update(ScheduledAction).where(
+            ScheduledAction.kind == BRIEF, ScheduledAction.status == ActionStatus.PENDING,
+            ScheduledAction.key.like(f"brief:{occ.id}:%"), ScheduledAction.key.not_in(keys))
+            .values(status=ActionStatus.CANCELLED, last_error="no longer a reader of this brief"))
         for reader, pid in wanted:
             key = brief_key(occ.id, reader, pid)
             if await enqueue(session, kind=BRIEF, key=key, due_at=due, intended_at=occ.start_at - before,
@@ -128,6 +134,8 @@ class BriefSender:
             raise Skip("session cancelled or gone")
         if now >= occ.start_at + timedelta(minutes=occ.duration_minutes):
             raise Skip("the session is over")
+        if not await self._still_reader(session, staff, occ, row.participant_id):
+            raise Skip("no longer the facilitator or the participant's clinician")
         locale, zone = staff.locale, staff_zone(ctx, staff)
         since = await period_start(session, occ)
         buttons = attendance_keyboard(ctx, occ, locale)
@@ -159,6 +167,18 @@ class BriefSender:
             except NotDelivered as exc:
                 log.warning("brief chart not delivered (row %s): %s", row.id, exc)
         return sent
+
+    @staticmethod
+    async def _still_reader(session: AsyncSession, staff: Staff, occ: SessionOccurrence,
+                            participant_id: int | None) -> bool:
+        """Read when due: the facilitator now (a group's brief), or also the participant's clinician
+        now (a participant's brief). A re-import may have changed either since the row was planned."""
+        if occ.session.facilitator_id == staff.id:
+            return True
+        if participant_id is None:
+            return False
+        participant = await session.get(Participant, participant_id)
+        return participant is not None and participant.therapist_id == staff.id
 
     async def _members(self, session: AsyncSession, occ: SessionOccurrence) -> list[Participant]:
         ids = (await cal.audience(session, [occ.session_id])).get(occ.session_id, set())

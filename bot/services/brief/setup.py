@@ -16,7 +16,7 @@ from bot.services.scheduling.outbox import OutboxWorker
 
 def install_brief(ctx: AppContext, worker: OutboxWorker | None = None) -> BriefSender:
     sender = ctx.parts.add(BriefSender(extra=[sections.goals_section, sections.medication_section],
-                                       group_extra=[sections.medication_section], chart=sections.chart))
+                                       chart=sections.chart))
     if worker is not None:
         planner = ctx.parts.add(BriefPlanner(ctx))
         digests = ctx.parts.add(DigestPlanner(ctx))

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.db.medication_models import DoseStatus, MedicationDose, MedicationReminder
+from bot.db.medication_models import DoseStatus, MedicationConsent, MedicationDose, MedicationReminder
 
 
 @dataclass(frozen=True)
@@ -80,3 +80,11 @@ def adherence_line(ctx: AppContext, adherence: Adherence, locale: str) -> str | 
              for name, value in (("missed", adherence.missed), ("skipped", adherence.skipped),
                                  ("pending", adherence.pending)) if value]
     return f"{line} ({', '.join(extra)})" if extra else line
+
+
+async def adherence_shared(session: AsyncSession, participant_id: int) -> bool:
+    """Whether the participant agreed (and has not withdrawn it) that their care team sees their
+    reminders: how many were taken, and a notice after missed ones in a row. Without it, staff see
+    nothing of their reminders, not even the counts."""
+    consent = await session.scalar(select(MedicationConsent).where(MedicationConsent.participant_id == participant_id))
+    return consent is not None and consent.agreed and consent.revoked_at is None
