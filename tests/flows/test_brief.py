@@ -202,7 +202,8 @@ async def test_a_clinician_sets_a_daily_digest_time_and_it_arrives_then(inbot: I
     await inbot.say(CLIN, "/digest at 25:00")
     assert "couldn't read" in inbot.last_text(CLIN)
     await inbot.say(CLIN, "/digest at 7:30 am")
-    assert inbot.last_text(CLIN) == "Your daily digest comes every day at 07:30 (America/New_York). /digest off stops it."
+    assert inbot.last_text(CLIN) == ("Your daily digest comes every day at 07:30 (America/New_York). "
+                                     "/digest off stops it.")
     async with inbot.ctx.sessionmaker() as s:  # something for the digest: an alert on Ben, still open
         s.add(Escalation(participant_id=ids["ben"], level=2, status="open", created_at=MON,
                          message_received_at=datetime(2026, 3, 3, 3, 0, tzinfo=UTC)))
@@ -234,8 +235,8 @@ async def test_a_new_facilitator_gets_the_brief_and_the_old_one_does_not(inbot: 
     await inbot.tick()  # briefs planned for dr-fac
     now = inbot.clock.now()
     async with inbot.ctx.sessionmaker() as s:  # the program re-imports its calendar: dr-other runs the group now
-        report = await import_calendar(s, inbot.ctx.settings, parse_csv(CSV.replace(",dr-fac,Mon-Wed,", ",dr-other,Mon-Wed,")),
-                                       now)
+        changed = CSV.replace(",dr-fac,Mon-Wed,", ",dr-other,Mon-Wed,")
+        report = await import_calendar(s, inbot.ctx.settings, parse_csv(changed), now)
         assert report is not None
         await s.commit()
     await inbot.tick(GROUP_START - timedelta(minutes=60))

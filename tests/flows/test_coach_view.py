@@ -44,7 +44,8 @@ async def test_a_coach_sees_goals_and_medication_first(inbot: InProcessBot) -> N
         due = now - timedelta(days=1)
         s.add(MedicationDose(reminder_id=bens.id, participant_id=ben.id, local_date=due.date(), local_time="09:00",
                              due_at=due, sent_at=due, status="missed", deadline_at=due + timedelta(hours=2)))
-        s.add(MedicationConsent(participant_id=ben.id, agreed=False, after_missed=3, decided_at=now - timedelta(days=9)))
+        s.add(MedicationConsent(participant_id=ben.id, agreed=False, after_missed=3,
+                                decided_at=now - timedelta(days=9)))
         await s.commit()
 
     await inbot.say(COACH, "/caseload")
@@ -59,4 +60,5 @@ async def test_a_coach_sees_goals_and_medication_first(inbot: InProcessBot) -> N
 
     await inbot.say(THERAPIST, "/caseload")
     therapist_view = "\n".join(inbot.texts(THERAPIST))
-    assert "P-cy" in therapist_view and "No goals yet" not in therapist_view and "Medication reminders" not in therapist_view
+    assert "P-cy" in therapist_view
+    assert "No goals yet" not in therapist_view and "Medication reminders" not in therapist_view
