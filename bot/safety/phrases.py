@@ -233,7 +233,7 @@ def _to_regex(slots: list[_Slot]) -> str:
     return "".join(parts) + r"(?!\w)"
 
 
-def _word_cost(word: str) -> int:
+def word_cost(word: str) -> int:
     """How many messages a word is likely to appear in, roughly: lower is a better anchor."""
     base = word.rstrip("*")
     if base in NEARLY_ALWAYS:
@@ -251,8 +251,8 @@ def _choose_anchor(slots: list[_Slot]) -> tuple[frozenset[str], frozenset[str]]:
     for slot in slots:
         if slot.optional or slot.gap:
             continue
-        picks = {min(alt, key=_word_cost) for alt in slot.alternatives}  # each choice's rarest word
-        cost = sum(_word_cost(word) for word in picks)
+        picks = {min(alt, key=word_cost) for alt in slot.alternatives}  # each choice's rarest word
+        cost = sum(word_cost(word) for word in picks)
         if best is None or cost < best[0]:
             best = (cost, picks)
     assert best is not None  # compile_phrase checked there is a mandatory slot

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -55,7 +55,13 @@ REQUIRED_FILE_KEYS = ("author", "reviewer", "reviewed")
 RULE_KEYS = {"id", "level", "category", "construct", "detail", "phrases", "patterns", "raises", "notes"}
 GUARD_KEYS = {"id", "kind", "window", "categories", "phrases", "patterns", "through", "notes"}
 _DETAIL = re.compile(r"[a-z0-9_ ]{1,30}")
-TOP_LEVEL = {"file", "words", "rule", "guard"}
+TOP_LEVEL = {"file", "words", "rule", "guard", "construct"}
+# [[construct]]: word classes that together make a clinical construct, in any order, in one clause.
+CONSTRUCT_KEYS = {
+    "id", "level", "category", "construct", "detail", "all", "window", "unless", "raises", "notes", "first_person",
+}
+DEFAULT_CONSTRUCT_WINDOW = 8
+MAX_CONSTRUCT_PARTS = 4
 _WORD_LIST = re.compile(r"[a-z][a-z0-9_]*")
 WORD_LIST_USE = re.compile(r"\{([^{}]*)\}")
 _ID = re.compile(r"[a-z0-9_]+")
@@ -86,6 +92,18 @@ class RuleSpec:
     where: str  # "path:line" of the [[rule]] header
     lines: TomlLines = field(repr=False, compare=False)
     index: int = 0  # the how-many-th [[rule]] in its file
+    # [[construct]] only: one phrase from each part, in any order, within `window` words of one
+    # clause; `unless`: phrases that, in the same clause near the match, mean it is not this construct.
+    parts: tuple[tuple[str, ...], ...] = ()
+    window: int = 0
+    unless: tuple[str, ...] = ()
+    # The construct's own words say it is the participant ("without me", "if i was gone"): the
+    # other-person guard does not lower it ("my kids would be better off without me").
+    first_person: bool = False
+
+    @property
+    def table(self) -> str:
+        return "construct" if self.parts else "rule"
 
 
 @dataclass(frozen=True)
@@ -200,7 +218,9 @@ def read_rule_file(path: Path, locale: str, problems: list[str]) -> RuleFile | N
         if key not in TOP_LEVEL:
             where = lines.line(key) if isinstance(data[key], dict | list) else lines.line(None, 0, key)
             checker.problem(
-                where, f"unknown section or key '{key}'; a rule file has [file], [words], [[rule]] and [[guard]] only"
+                where,
+                f"unknown section or key '{key}'; a rule file has [file], [words], [[rule]], [[construct]] and "
+                "[[guard]] only",
             )
     file_table = data.get("file")
     default_category: Category | None = None
@@ -215,6 +235,11 @@ def read_rule_file(path: Path, locale: str, problems: list[str]) -> RuleFile | N
         spec
         for index, table in enumerate(checker.table_list(data, "rule"))
         if (spec := checker.check_rule(table, index, default_category, default_construct)) is not None
+    ]
+    rules += [
+        spec
+        for index, table in enumerate(checker.table_list(data, "construct"))
+        if (spec := checker.check_construct(table, index, default_category, default_construct)) is not None
     ]
     guards = [
         guard
@@ -331,31 +356,32 @@ class _Checker:
                 )
 
     def check_rule(
-        self, table: dict[str, object], index: int, default: Category | None, default_construct: Construct | None
+        self, table: dict[str, object], index: int, default: Category | None, default_construct: Construct | None,
+        kind: str = "rule",
     ) -> RuleSpec | None:
-        header = self.lines.line("rule", index)
+        header = self.lines.line(kind, index)
         problems_before = len(self.problems)
-        self._unknown_keys(table, "rule", index, RULE_KEYS)
-        rule_id = self._id(table, "rule", index)
+        self._unknown_keys(table, kind, index, RULE_KEYS if kind == "rule" else CONSTRUCT_KEYS)
+        rule_id = self._id(table, kind, index)
         category = default
         if "category" in table:
-            category = self._category(table["category"], self.lines.line("rule", index, "category"))
+            category = self._category(table["category"], self.lines.line(kind, index, "category"))
         elif default is None:
             self.problem(header, 'the rule has no category; add category = "..." here or in [file]')
         construct = default_construct
         if "construct" in table:
-            construct = self.construct(table["construct"], self.lines.line("rule", index, "construct"))
+            construct = self.construct(table["construct"], self.lines.line(kind, index, "construct"))
         elif construct is None and category is not None:
             construct = CATEGORY_CONSTRUCT[category]
         detail = str(table.get("detail", "")).strip()
         if detail and not _DETAIL.fullmatch(detail):
-            self.problem(self.lines.line("rule", index, "detail"),
+            self.problem(self.lines.line(kind, index, "detail"),
                          f"detail {detail!r} must be a few lowercase words (a-z, 0-9, spaces; up to 30 characters)")
         raises: Level | None = None
         if "raises" in table:
             raises = self._level(
                 table["raises"],
-                self.lines.line("rule", index, "raises"),
+                self.lines.line(kind, index, "raises"),
                 (Level.CONCERN, Level.URGENT),
                 "raises",
             )
@@ -365,13 +391,16 @@ class _Checker:
         if "level" not in table:
             self.problem(header, 'the rule has no level; add level = "concern", "urgent" or "imminent"')
         else:
-            level = self._level(table["level"], self.lines.line("rule", index, "level"), allowed, "level")
+            level = self._level(table["level"], self.lines.line(kind, index, "level"), allowed, "level")
             if level is None and str(table["level"]).strip().lower() == "none":
                 self.problems[-1] += " (level \"none\" is only for markers, i.e. rules with 'raises')"
-        phrases = self._strings(table, "phrases", self.lines.line("rule", index, "phrases"))
-        patterns = self._strings(table, "patterns", self.lines.line("rule", index, "patterns"))
-        if not phrases and not patterns:
-            self.problem(header, 'the rule has no phrases and no patterns; add phrases = ["..."]')
+        phrases: tuple[str, ...] = ()
+        patterns: tuple[str, ...] = ()
+        if kind == "rule":
+            phrases = self._strings(table, "phrases", self.lines.line(kind, index, "phrases"))
+            patterns = self._strings(table, "patterns", self.lines.line(kind, index, "patterns"))
+            if not phrases and not patterns:
+                self.problem(header, 'the rule has no phrases and no patterns; add phrases = ["..."]')
         notes = table.get("notes", "")
         if (len(self.problems) > problems_before or rule_id is None or category is None or level is None
                 or construct is None):
@@ -390,6 +419,35 @@ class _Checker:
             lines=self.lines,
             index=index,
         )
+
+    def check_construct(
+        self, table: dict[str, object], index: int, default: Category | None, default_construct: Construct | None
+    ) -> RuleSpec | None:
+        """A [[construct]]: `all = [[...], [...]]`, one phrase of each part, any order, one clause."""
+        problems_before = len(self.problems)
+        spec = self.check_rule(table, index, default, default_construct, "construct")
+        line = self.lines.line("construct", index, "all")
+        parts_value = table.get("all")
+        parts: list[tuple[str, ...]] = []
+        if (not isinstance(parts_value, list) or not 2 <= len(parts_value) <= MAX_CONSTRUCT_PARTS
+                or not all(isinstance(p, list) and p and all(isinstance(w, str) and w.strip() for w in p)
+                           for p in parts_value)):
+            self.problem(line, f"'all' must be a list of 2 to {MAX_CONSTRUCT_PARTS} parts, each a non-empty list "
+                               'of phrases: all = [["{acquire}"], ["{means}"]]')
+        else:
+            parts = [tuple(w.strip() for w in p) for p in parts_value]
+        window = table.get("window", DEFAULT_CONSTRUCT_WINDOW)
+        if not isinstance(window, int) or isinstance(window, bool) or not 2 <= window <= MAX_WINDOW:
+            self.problem(self.lines.line("construct", index, "window"),
+                         f"window must be a whole number of words from 2 to {MAX_WINDOW} (got {window!r})")
+        unless = self._strings(table, "unless", self.lines.line("construct", index, "unless"))
+        first_person = table.get("first_person", False)
+        if not isinstance(first_person, bool):
+            self.problem(self.lines.line("construct", index, "first_person"), "first_person must be true or false")
+        if spec is None or len(self.problems) > problems_before:
+            return None
+        size = window if isinstance(window, int) else DEFAULT_CONSTRUCT_WINDOW  # checked above
+        return replace(spec, parts=tuple(parts), window=size, unless=unless, first_person=first_person is True)
 
     def check_guard(self, table: dict[str, object], index: int) -> GuardSpec | None:
         header = self.lines.line("guard", index)

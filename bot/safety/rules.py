@@ -25,6 +25,7 @@ Nothing here logs the text being assessed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -34,7 +35,14 @@ from pathlib import Path
 
 from bot.safety.levels import NO_RISK, Assessment, Category, Construct, Level, construct_reason
 from bot.safety.normalize import SENTENCE_END, Normalizer
-from bot.safety.phrases import PhraseError, compile_phrase, impossible_literals, pattern_literal, trie_regex
+from bot.safety.phrases import (
+    PhraseError,
+    compile_phrase,
+    impossible_literals,
+    pattern_literal,
+    trie_regex,
+    word_cost,
+)
 from bot.safety.rulefiles import (
     WORD_LIST_USE,
     GuardKind,
@@ -70,6 +78,7 @@ class Rule:
     notes: str = ""
     construct: Construct = Construct.DISTRESS
     detail: str = ""
+    first_person: bool = False  # a [[construct]] whose own words are about the participant
 
     @property
     def reason(self) -> str:
@@ -194,6 +203,23 @@ class _WordGroup:
         return found
 
 
+# Words that end a clause for a [[construct]]: its parts never straddle them ("i got pills . the
+# bridge was closed"; "i bought rope but for camping"). Sentence ends come from the normalizer.
+_CLAUSE_BREAKS = frozenset({SENTENCE_END, "but", "although", "though", "pero", "aunque", "sino"})
+_MAX_SPANS_PER_PART = 6  # a word class found more often than this in one message: its first ones
+
+
+@dataclass(frozen=True)
+class _Combo:
+    """A compiled [[construct]]: one regex per part, and the words each part needs."""
+
+    rule_index: int
+    parts: tuple[re.Pattern[str], ...]  # " (?=(body|body))": every start of the part, group 1 its span
+    needs: tuple[tuple[frozenset[str], tuple[str, ...]], ...]  # per part: (anchor words, word starts)
+    window: int
+    unless: re.Pattern[str] | None
+
+
 @dataclass
 class _Locale:
     """The compiled rules and guards of one locale."""
@@ -222,6 +248,10 @@ class _Locale:
     guard_prefixes: tuple[tuple[str, GuardKind], ...] = ()
     guard_always: frozenset[GuardKind] = frozenset()  # kinds with a pattern: always possible
     through: dict[str, frozenset[str]] = field(default_factory=dict)  # negation guard id → words in its scope
+    combos: list[_Combo] = field(default_factory=list)  # [[construct]] tables
+    combo_anchors: dict[str, list[int]] = field(default_factory=dict)  # word → combos that need it
+    combo_anchor_set: frozenset[str] = frozenset()
+    combo_always: list[int] = field(default_factory=list)  # combos without a plain anchor word
 
 
 class SafetyRules:
@@ -359,7 +389,8 @@ def _vocabulary(files: Iterable[RuleFile]) -> set[str]:
     for parsed in files:
         specs: list[RuleSpec | GuardSpec] = [*parsed.rules, *parsed.guards]
         for spec in specs:
-            for phrase in spec.phrases:
+            extra = [w for part in spec.parts for w in part] + list(spec.unless) if isinstance(spec, RuleSpec) else []
+            for phrase in [*spec.phrases, *extra]:
                 words.update(w.casefold() for w in re.findall(r"[^\W\d_]+", WORD_LIST_USE.sub(" ", phrase)))
         for listed in parsed.words.values():
             for phrase in listed:
@@ -369,6 +400,8 @@ def _vocabulary(files: Iterable[RuleFile]) -> set[str]:
 
 def _where(spec: RuleSpec | GuardSpec, table: str, key: str, value: str) -> str:
     path = spec.where.rsplit(":", 1)[0]
+    if isinstance(spec, RuleSpec) and table == "rule":
+        table = spec.table
     return f"{path}:{spec.lines.line(table, spec.index, key, value)}"
 
 
@@ -412,9 +445,12 @@ def _compile_rule(
     word_lists: dict[str, str] | None = None,
 ) -> None:
     rule = Rule(spec.id, spec.category, spec.level, spec.raises, locale, spec.where, spec.notes, spec.construct,
-                spec.detail)
+                spec.detail, spec.first_person)
     rule_index = len(target.rules)
     target.rules.append(rule)
+    if spec.parts:
+        _compile_combo(target, spec, rule_index, normalizer, problems, word_lists or {})
+        return
     for phrase in spec.phrases:
         expanded, unknown = _expand_words(phrase, word_lists or {})
         if unknown:
@@ -449,6 +485,55 @@ def _compile_rule(
             target.always.append(regex_index)
         else:
             target.literals.append((literal, regex_index))
+
+
+def _compile_combo(
+    target: _Locale, spec: RuleSpec, rule_index: int, normalizer: Normalizer, problems: list[str],
+    word_lists: dict[str, str],
+) -> None:
+    """A [[construct]]: each part (a list of phrases) becomes one regex finding every start of it."""
+    parts: list[re.Pattern[str]] = []
+    needs: list[tuple[frozenset[str], tuple[str, ...]]] = []
+    index_words: list[tuple[int, frozenset[str]]] = []  # (cost, words) of parts anchored by whole words
+
+    def compiled(phrase: str, key: str):  # type: ignore[no-untyped-def]
+        expanded, unknown = _expand_words(phrase, word_lists)
+        where = _where(spec, "construct", key, phrase)
+        if unknown:
+            problems.append(
+                f"{where}: construct '{spec.id}': phrase {phrase!r} uses "
+                f"{', '.join('{' + name + '}' for name in unknown)}, which no [words] table of this language defines; "
+                "define it in a [words] table, or write the words out"
+            )
+            return None
+        try:
+            return compile_phrase(expanded, normalizer.normalize)
+        except PhraseError as error:
+            problems.append(f"{where}: construct '{spec.id}': phrase {phrase!r}: {error}")
+            return None
+
+    for part in spec.parts:
+        phrases = [c for phrase in part if (c := compiled(phrase, "all")) is not None]
+        if len(phrases) != len(part):
+            return
+        bodies = "|".join(c.body for c in phrases)
+        parts.append(re.compile(f" (?=({bodies}))"))
+        words = frozenset(w for c in phrases for w in c.anchors)
+        starts = tuple(sorted({p for c in phrases for p in c.prefixes}))
+        needs.append((words, starts))
+        if all(c.anchors and not c.prefixes for c in phrases):
+            index_words.append((sum(word_cost(w) for w in words), words))
+    unless_bodies = [c.body for phrase in spec.unless if (c := compiled(phrase, "unless")) is not None]
+    if len(unless_bodies) != len(spec.unless):
+        return
+    unless = re.compile(f" (?:{'|'.join(unless_bodies)})") if unless_bodies else None
+    combo_index = len(target.combos)
+    target.combos.append(_Combo(rule_index, tuple(parts), tuple(needs), spec.window, unless))
+    if index_words:
+        for word in min(index_words, key=lambda pair: pair[0])[1]:
+            target.combo_anchors.setdefault(word, []).append(combo_index)
+    else:
+        target.combo_always.append(combo_index)
 
 
 def _compile_pattern(
@@ -554,6 +639,7 @@ def _context_guards(bodies: dict[GuardKind, list[tuple[GuardSpec, list[str]]]]) 
 
 def _finish_indexes(target: _Locale) -> None:
     target.anchor_set = frozenset(target.anchors)
+    target.combo_anchor_set = frozenset(target.combo_anchors)
     target.secondary = frozenset(
         index
         for index, rule_index in enumerate(target.owner)
@@ -612,6 +698,8 @@ def _raw_matches(target: _Locale, text: str, spaced: str, tokens: list[str], tok
         found += _search(target, spaced, candidates - target.secondary)
     if target.glued_regex is not None:
         found += _glued_matches(target, text, tokens)
+    if target.combos:
+        found += _combo_matches(target, text, spaced, token_set)
     if found and any(not target.rules[raw.rule_index].is_marker for raw in found):
         for group in later:
             found += group.matches(spaced, target.owner)
@@ -633,6 +721,75 @@ def _search(target: _Locale, spaced: str, candidates: Iterable[int]) -> list[_Ra
         found.append(_Raw(owner[regex_index], first.start(), first.end() - 1))
         found += [_Raw(owner[regex_index], m.start(), m.end() - 1) for m in regex.finditer(spaced, first.end())]
     return found
+
+
+def _combo_matches(target: _Locale, text: str, spaced: str, token_set: set[str]) -> list[_Raw]:
+    """[[construct]] matches: one phrase of each part, in any order, in one clause, within its window."""
+    candidates = set(target.combo_always)
+    for word in token_set.intersection(target.combo_anchor_set):
+        candidates.update(target.combo_anchors[word])
+    found: list[_Raw] = []
+    for combo_index in sorted(candidates):
+        combo = target.combos[combo_index]
+        if not all(
+            not words.isdisjoint(token_set) or any(w.startswith(starts) for w in token_set) if starts
+            else not words.isdisjoint(token_set)
+            for words, starts in combo.needs
+        ):
+            continue
+        spans: list[list[tuple[int, int]]] = []
+        for regex in combo.parts:
+            part = [match.span(1) for match in itertools.islice(regex.finditer(spaced), _MAX_SPANS_PER_PART)]
+            if not part:
+                break
+            spans.append(part)
+        else:
+            best = _closest(spaced, spans, combo.window)
+            if best is None:
+                continue
+            (start, end), gaps = best
+            start, end = start - 1, end - 1  # in text, not in " " + text
+            if combo.unless is not None and combo.unless.search(" " + _clause_around(text, start, end, combo.window)):
+                continue
+            if _negated_inside(target, gaps, target.rules[combo.rule_index].category):
+                continue  # "i have no pills", "bought a rope but not for that"
+            found.append(_Raw(combo.rule_index, start, end))
+    return found
+
+
+def _closest(
+    spaced: str, spans: list[list[tuple[int, int]]], window: int
+) -> tuple[tuple[int, int], str] | None:
+    """The shortest span holding one match of every part, without overlaps or a clause break; and
+    the words between its parts (where a negation would be about the construct)."""
+    best: tuple[int, int] | None = None
+    best_gaps = ""
+    for choice in itertools.product(*spans):
+        ordered = sorted(choice)
+        if any(ordered[i][1] > ordered[i + 1][0] for i in range(len(ordered) - 1)):
+            continue  # one word cannot be two parts
+        start, end = ordered[0][0], max(e for _, e in ordered)
+        if best is not None and end - start >= best[1] - best[0]:
+            continue
+        inside = spaced[start:end].split()
+        if len(inside) > window or not _CLAUSE_BREAKS.isdisjoint(inside):
+            continue
+        best = (start, end)
+        best_gaps = " ".join(spaced[a[1] : b[0]].strip() for a, b in itertools.pairwise(ordered))
+    return None if best is None else (best, best_gaps.strip())
+
+
+def _clause_around(text: str, start: int, end: int, window: int) -> str:
+    """The match and up to `window` words of its sentence on each side."""
+    before = " ".join(_words_before(text, start).split()[-window:])
+    after = " ".join(_words_after(text, end).split()[:window])
+    return f"{before} {text[start:end]} {after}".strip()
+
+
+def _negated_inside(target: _Locale, inner: str, category: Category) -> bool:
+    if target.context is None or not inner:
+        return False
+    return any(hit.kind == GuardKind.NEGATION for hit in target.context.hits(inner, category))
 
 
 def _glued_matches(target: _Locale, text: str, tokens: list[str]) -> list[_Raw]:
@@ -744,7 +901,7 @@ def _apply_context(
         return
     lowered = None
     others = [hit for hit in hits if hit.kind == GuardKind.OTHER_PERSON and near(hit)]
-    if others and not speaks_after(others[-1]):
+    if others and not speaks_after(others[-1]) and not finding.rule.first_person:
         lowered = others[-1].guard_id
     elif GuardKind.PAST in possible:
         lowered = _past(context, hits, before, text, finding)
