@@ -10,7 +10,12 @@ the injected clock moves (sent by whichever workers claim the rows), and everyon
 whole check-in dialog (buttons and typed answers, each step an update of its own). Asserted at the
 server: every dialog completes, every chat holds exactly the messages it should (zero duplicate
 replies), exactly one check-in question per participant (zero duplicate check-ins), every row
-sent; in the webhook run a worker is killed with SIGKILL mid-dialogs and nothing is lost.
+sent; in the webhook run a worker is killed with SIGKILL mid-dialogs and no update, answer or
+check-in is lost (the Bot API retries the updates it was handling on the others; duplicates are
+skipped). What such a kill can still cut is the reply to an update it had committed but not yet
+sent: the person then types /checkin and goes on where they left off. Those are counted and
+printed, and each must be one of the updates in flight on the killed worker (replies written with
+the update's commit and sent from there would close that window; not built yet).
 
 Scaled down from the issue's 200 participants / 2,000 updates to keep this near a minute on two
 cores: PARTICIPANTS x (2 free messages + 6 dialog steps) updates per run. The global send rate is
@@ -29,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import func, insert, select
 
@@ -362,6 +368,10 @@ async def test_three_webhook_workers_lose_nothing_and_say_nothing_twice(
     live = [w for w in await worker_rows(bots[0].db_url) if w.pid != victim.pid]
     assert len(live) == WORKERS - 1 and not any(w.polling for w in live)
     assert all(w.mode == "webhook" and w.last_tick_age is not None for w in live)
+    async with aiohttp.ClientSession() as http:  # each live worker's own GET /healthz, on its webhook port
+        for bot in (b for b in bots if b is not victim):
+            async with http.get(f"http://127.0.0.1:{bot.port}/healthz") as response:
+                assert response.status == 200, await response.text()
 
 
 @pytest.mark.parametrize("workers", ["polling"], indirect=True)
