@@ -414,3 +414,24 @@ async def _the_poller(bots: list[WorkerBot], timeout: float = 30.0) -> WorkerBot
         assert len(polling) <= 1, f"{len(polling)} workers poll at once"
         await asyncio.sleep(0.2)
     raise AssertionError("no worker took the poller role\n" + "\n".join(b.log_tail(10) for b in bots))
+
+
+async def test_a_schedule_only_worker_never_polls_and_leaves_cleanly(tmp_path: Path, botapi: FakeBotAPI,
+                                                                     control: BotAPIControl) -> None:
+    from tests.support.databases import create_sqlite_database
+
+    bot = WorkerBot(tmp_path, botapi.base_url or "", create_sqlite_database(tmp_path / "db"), "worker",
+                    extra_config=CONFIG)
+    bot.start()
+    try:
+        await bot.wait_running()
+        await asyncio.sleep(1.5)  # a poller would have asked several times by now (1 s long polls)
+        assert await control.requests(method="getUpdates") == []
+        assert await control.requests(method="setWebhook") == await control.requests(method="deleteWebhook") == []
+        assert "schedule only" in bot.log_text()
+        (row,) = await worker_rows(bot.db_url)
+        assert row.mode == "worker" and not row.polling and row.last_tick_age is not None
+    finally:
+        await bot.stop_async()
+    assert bot.proc is not None and bot.proc.returncode == 0, bot.log_tail()
+    assert await worker_rows(bot.db_url) == []  # a clean stop removes its row
