@@ -192,7 +192,10 @@ async def _poll_while_elected(running: RunningBot, election: PollerElection, reg
         await registry.set_polling(True, running.ctx.clock.now())
         polling = lost = None
         try:
-            await running.bot.delete_webhook(drop_pending_updates=False)
+            try:  # polling mode: a webhook left set would answer every getUpdates with 409
+                await running.bot.delete_webhook(drop_pending_updates=False)
+            except Exception as exc:  # aiogram's polling retries; its 409s will say so in the log
+                log.warning("could not delete the webhook before polling (%s)", type(exc).__name__)
             polling = asyncio.create_task(running.dispatcher.start_polling(
                 # The session stays open when polling stops: updates in progress and the scheduler still send.
                 running.bot, handle_signals=False, close_bot_session=False,
@@ -251,7 +254,11 @@ def _tick_recorder(registry: WorkerRegistry) -> Callable[[datetime], Awaitable[N
         nonlocal last
         moment = asyncio.get_running_loop().time()
         if moment - last >= TICK_RECORD_SECONDS:
-            await registry.ticked(now)
+            try:
+                await registry.ticked(now)
+            except Exception as exc:  # only a report: never hold up the claim that follows in this tick
+                log.warning("could not record this worker's scheduler tick (%s)", type(exc).__name__)
+                return
             last = moment
 
     return record
