@@ -126,6 +126,17 @@ def read_answers(run: FlowRun) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+async def flow_opened_since(session: AsyncSession, participant_id: int, since: datetime) -> bool:
+    """Whether a flow (a check-in, questionnaire, exercise, the weekly goal prompt) opened for the
+    participant at or after `since`, whatever its state now.
+
+    A handler waiting for typed words (a goal, a reply to staff, a reason, a medication's name)
+    asks this first: once a flow opened after its question, typed text belongs to that flow (a
+    "yes" to the safety question must page, not become a goal), or is an ordinary message."""
+    return await session.scalar(select(FlowRun.id).where(
+        FlowRun.participant_id == participant_id, FlowRun.started_at >= since).limit(1)) is not None
+
+
 def flow_callback(run_id: int, step_id: str, value: str) -> str:
     return f"{CALLBACK_PREFIX}:{run_id}:{step_id}:{value}"
 

@@ -24,7 +24,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.medication_models import (
     MED_REMINDER,
     DoseStatus,
@@ -75,14 +74,6 @@ def notify_after(ctx: AppContext, consent: MedicationConsent | None) -> int:
     if every <= 0 or consent is None or not consent.agreed or consent.revoked_at is not None:
         return 0
     return max(every, consent.after_missed)
-
-
-async def flow_started_since(session: AsyncSession, participant_id: int, since: datetime) -> bool:
-    """Whether a check-in, questionnaire or exercise opened after `since`: typed text is its answer
-    then, not the answer to a /meds question left open."""
-    return await session.scalar(select(FlowRun.id).where(
-        FlowRun.participant_id == participant_id, FlowRun.status == FlowStatus.ACTIVE,
-        FlowRun.started_at >= since).limit(1)) is not None
 
 
 # --- /meds: changing reminders and consent ----------------------------------------------------------

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.db.goal_models import Goal
 from bot.db.models import ENROLLED, Participant, Staff
+from bot.flows.engine import flow_opened_since
 from bot.messaging import Replies
 from bot.safety.levels import Assessment, Level
 from bot.services.audit import actor_label, audit
@@ -78,6 +79,14 @@ def _chat(query: CallbackQuery, person: Staff | Participant) -> int:
 def _in_window(data: dict[str, Any], now: datetime) -> bool:
     asked = data.get("asked_at")
     return bool(asked) and now - datetime.fromisoformat(str(asked)) <= TEXT_WINDOW
+
+
+async def _answers_the_question(session: AsyncSession, ctx: AppContext, actor: Participant,
+                                data: dict[str, Any]) -> bool:
+    """Typed text is the goal only within the window and if no flow opened since the question."""
+    if not _in_window(data, ctx.clock.now()):
+        return False
+    return not await flow_opened_since(session, actor.id, datetime.fromisoformat(str(data["asked_at"])))
 
 
 # --- the participant ------------------------------------------------------------------------------
@@ -175,9 +184,11 @@ async def crisis_closes_the_prompt(message: Message, actor: Participant, session
 async def typed_goal(message: Message, actor: Participant, session: AsyncSession, state: FSMContext,
                      replies: Replies, ctx: AppContext, assessment: Assessment | None = None) -> None:
     data = await state.get_data()
-    if not _in_window(data, ctx.clock.now()):
+    if not await _answers_the_question(session, ctx, actor, data):
+        # Too late, or a check-in or questionnaire opened since: its typed answers are its own (a
+        # "yes" to the safety question pages), anything else is an ordinary message again.
         await state.clear()
-        raise SkipHandler  # an ordinary message again: the fallback keeps it for the care team
+        raise SkipHandler
     if assessment is not None and assessment.level >= Level.URGENT:
         # Not a goal: the safety gate answered with the crisis reply, and the message is stored with
         # its alert. No more questions now.

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.db.medication_models import MedicationReminder
 from bot.db.models import Participant
+from bot.flows.engine import flow_opened_since
 from bot.messaging import Keyboard, Replies
 from bot.safety.levels import Assessment
 from bot.services.medications import service, views
@@ -112,7 +113,7 @@ async def _fresh(state: FSMContext, session: AsyncSession, ctx: AppContext, acto
         return False
     since = datetime.fromisoformat(str(asked))
     return (ctx.clock.now() - since <= ANSWER_WINDOW
-            and not await service.flow_started_since(session, actor.id, since))
+            and not await flow_opened_since(session, actor.id, since))
 
 
 async def _not_an_answer(state: FSMContext, session: AsyncSession, ctx: AppContext, actor: Participant,

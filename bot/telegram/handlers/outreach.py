@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.db.models import InboundMessage, Participant, Staff
 from bot.db.outreach_models import OutreachMessage
+from bot.flows.engine import flow_opened_since
 from bot.messaging import Replies, keyboard
 from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
@@ -273,6 +274,10 @@ async def typed_reply(message: Message, actor: Participant, session: AsyncSessio
     found = await outreach.open_message(session, ctx, actor, int(data.get("outreach_message") or 0), now)
     if found is None or asked is None or now - asked > REPLY_TYPING_WINDOW:
         raise SkipHandler()  # past the reply window: an ordinary message, kept for the care team
+    if await flow_opened_since(session, actor.id, asked):
+        # A check-in or questionnaire opened after Reply: its typed answers are its own (a "yes" to
+        # the safety question pages), not words for the coach.
+        raise SkipHandler()
     await _take_reply(message, actor, session, replies, ctx, found, stored_message, assessment)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.db.calendar_models import AttendanceStatus, SessionOccurrence
 from bot.db.models import Participant
+from bot.flows.engine import flow_opened_since
 from bot.messaging import Keyboard, Replies, in_rows, keyboard
 from bot.services.calendar import attendance
 from bot.services.calendar import occurrences as cal
@@ -162,9 +163,12 @@ async def typed_reason(message: Message, actor: Participant, session: AsyncSessi
     data = await state.get_data()
     asked = datetime.fromisoformat(str(data.get("asked_at"))) if data.get("asked_at") else None
     occ = await session.get(SessionOccurrence, int(data.get("occurrence") or 0))
-    if occ is None or asked is None or ctx.clock.now() - asked > REASON_WINDOW:
+    if (occ is None or asked is None or ctx.clock.now() - asked > REASON_WINDOW
+            or await flow_opened_since(session, actor.id, asked)):
+        # Too late, or a check-in or questionnaire opened since (its typed answers are its own):
+        # an ordinary message again, the fallback keeps it for the care team.
         await state.clear()
-        raise SkipHandler()  # an ordinary message again: the fallback keeps it for the care team
+        raise SkipHandler()
     await _finish(session, state, replies, ctx, actor, occ, "other", message.text)
 
 
