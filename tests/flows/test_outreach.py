@@ -293,3 +293,16 @@ async def test_a_reply_to_someone_who_left_goes_to_the_participants_clinician(in
     assert _with(inbot, THERAPIST, "P-out replied to a message from coach-ana", REPLY)
     (disclosure,) = await _rows(inbot, Disclosure, Disclosure.kind == "outreach_reply")
     assert disclosure.recipient == f"staff:{ids['therapist']}"
+
+
+async def test_during_an_open_alert_a_message_goes_at_once_even_in_quiet_hours(inbot: InProcessBot) -> None:
+    await _team(inbot)
+    inbot.clock.set(inbot.clock.now().replace(hour=3))  # 22:00 in New York: quiet hours
+    await inbot.say(PAT, CRISIS)
+    await inbot.tick()
+    assert await _rows(inbot, Escalation)  # unresolved
+    await inbot.say(THERAPIST, f"/message P-out {WORDS}")
+    said = inbot.last_text(THERAPIST)
+    assert "open safety alert, so your message goes now" in said and "7:00 AM" not in said
+    await inbot.tick()
+    assert _with(inbot, PAT, "A message from your therapist", WORDS)

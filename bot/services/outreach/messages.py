@@ -1,7 +1,8 @@
 """A coach or clinician writes to a participant (/message ALIAS text); the reply goes back to them.
 
 - The staff member's words are stored (encrypted at rest) and sent through the outbox as an
-  `outreach_message` row, after the participant's quiet hours if they are in them, signed with the
+  `outreach_message` row, after the participant's quiet hours if they are in them (at once while
+  an alert of theirs is unresolved, and the sender is told so), signed with the
   sender's role only ("your coach", "your therapist", "your care team"): minimum necessary, no
   names (staff have no display name in this bot). Reply and "I'm OK, thanks" buttons come with it.
 - Nothing is dropped silently: a participant who is paused, stopped, discharged or blocked the bot
@@ -40,6 +41,7 @@ from bot.safety.levels import Level
 from bot.services.audit import actor_label, audit, disclose
 from bot.services.calendar.occurrences import quiet_window
 from bot.services.calendar.reminders import time_text
+from bot.services.escalation.record import open_escalation
 from bot.services.scheduling.outbox import Delivered, Handled, Skip
 from bot.services.scheduling.rows import enqueue
 
@@ -107,13 +109,18 @@ class Queued:
     message: OutreachMessage
     # When the participant is in quiet hours: the local time it goes, in their zone ("8:00 AM").
     after_quiet_hours: str | None = None
+    # In quiet hours, but an alert of theirs is unresolved: it goes now, and the sender is told why.
+    now_despite_quiet_hours: bool = False
 
 
 async def queue_message(session: AsyncSession, ctx: AppContext, staff: Staff, participant: Participant,
                         text: str, now: datetime) -> Queued:
-    """Store the staff member's words and plan their delivery (after quiet hours, if in them).
-    The caller checked `may_see` and `why_not_reachable`."""
-    quiet = quiet_window(participant, now)
+    """Store the staff member's words and plan their delivery: after quiet hours, if in them,
+    unless the participant has an unresolved alert (then at once: a clinician reaching out during
+    an alert must not wait until morning). The caller checked `may_see` and `why_not_reachable`."""
+    in_quiet = quiet_window(participant, now)
+    alert_open = in_quiet is not None and await open_escalation(session, participant.id) is not None
+    quiet = None if alert_open else in_quiet
     due = quiet[1] if quiet else now
     message = OutreachMessage(participant_id=participant.id, staff_id=staff.id, text=text.strip(),
                               status=OutreachStatus.QUEUED, created_at=now, due_at=due)
@@ -123,7 +130,7 @@ async def queue_message(session: AsyncSession, ctx: AppContext, staff: Staff, pa
                   participant_id=participant.id, staff_id=staff.id, payload={"message_id": message.id})
     audit(session, now, actor_label(staff), "outreach:message", participant_id=participant.id)
     later = time_text(ctx, due, participant.timezone, staff.locale) if quiet else None
-    return Queued(message, later)
+    return Queued(message, later, now_despite_quiet_hours=alert_open)
 
 
 async def _tell_sender_not_delivered(session: AsyncSession, message: OutreachMessage, why: str,

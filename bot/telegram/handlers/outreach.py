@@ -102,7 +102,10 @@ async def _send(session: AsyncSession, ctx: AppContext, actor: Staff, person: Pa
         return
     queued = await outreach.queue_message(session, ctx, actor, person, text, ctx.clock.now())
     role = outreach.role_words(ctx, actor, person.locale)
-    if queued.after_quiet_hours:
+    if queued.now_despite_quiet_hours:
+        replies.outbox_due = True
+        replies.text(chat_id, ctx.t("outreach.queued_alert_open", actor.locale, alias=person.alias, role=role))
+    elif queued.after_quiet_hours:
         replies.text(chat_id, ctx.t("outreach.queued_quiet", actor.locale, alias=person.alias, role=role,
                                     time=queued.after_quiet_hours))
     else:
