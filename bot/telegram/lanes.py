@@ -36,12 +36,15 @@ def database_slots(sessionmaker: Any) -> int:
 
 
 class _Person:
-    __slots__ = ("last", "tickets", "urgent")
+    __slots__ = ("last", "reserved", "tickets", "urgent")
 
     def __init__(self) -> None:
         self.last: Ticket | None = None  # the newest ticket: the next one waits for it
         self.urgent = 0  # flagged updates of this person waiting or running
         self.tickets = 0
+        # A slot kept for this person's flagged update, handed on by their earlier one as it finished
+        # its database work (the backlog must not take it in between).
+        self.reserved = False
 
 
 class Ticket:
@@ -72,7 +75,7 @@ class Ticket:
         try:
             yield
         finally:
-            self._lanes._release()
+            self._lanes._release(self)
 
     def committed(self) -> None:
         """The database work is over (committed, or given up): a flagged later update may start."""
@@ -91,9 +94,16 @@ class Ticket:
         if self.urgent:
             person.urgent -= 1
         person.tickets -= 1
+        if person.reserved and person.urgent == 0:
+            person.reserved = False  # the flagged update it was kept for went without it
+            self._lanes._release(None)
         if person.tickets == 0:
             self._lanes._people.pop(self._key, None)
         self._previous = None  # no chain of finished tickets kept alive
+
+    def hold_others(self, seconds: float) -> None:
+        """This update's page was just committed: ordinary updates wait `seconds` (UpdateLanes.hold_ordinary)."""
+        self._lanes.hold_ordinary(seconds)
 
     @property
     def jumps_the_queue(self) -> bool:
@@ -136,6 +146,7 @@ class UpdateLanes:
         self._queue: list[tuple[int, int, _Waiter]] = []  # (0 urgent | 1 ordinary, arrival, waiter)
         self._arrival = itertools.count()
         self._waiting: dict[int, _Waiter] = {}  # id(person) -> its waiter in the queue
+        self._held_until = 0.0  # loop time: no ordinary update starts its database work before it
 
     def ticket(self, key: Hashable, *, urgent: bool = False) -> Ticket:
         """The next place in `key`'s line (a person: chat and user). Call `finish()` when done."""
@@ -157,8 +168,24 @@ class UpdateLanes:
     def queued(self) -> int:
         return len(self._waiting)
 
+    def hold_ordinary(self, seconds: float) -> None:
+        """Let no ordinary update start its database work for `seconds` (flagged ones still do),
+        so that a page just committed is claimed, sent and marked sent without the backlog's
+        transactions in its way (SQLite has one writer; any database, one event loop)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if until > self._held_until:
+            self._held_until = until
+            loop.call_at(until, self._wake)
+
+    def _held(self) -> bool:
+        return self._held_until > 0 and self._held_until > asyncio.get_running_loop().time()
+
     async def _acquire(self, ticket: Ticket) -> None:
-        if self.running < self.limit and not self._waiting:
+        if ticket._person.reserved:
+            ticket._person.reserved = False  # kept for it by the person's earlier update
+            return
+        if self.running < self.limit and not self._waiting and (ticket.jumps_the_queue or not self._held()):
             self.running += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -171,18 +198,24 @@ class UpdateLanes:
             await future
         except BaseException:
             if future.done() and not future.cancelled():
-                self._release()  # let in and cancelled at the same moment: hand the slot on
+                self._release(None)  # let in and cancelled at the same moment: hand the slot on
             raise
         finally:
             if self._waiting.get(person_id) is waiter:
                 del self._waiting[person_id]
 
-    def _release(self) -> None:
+    def _release(self, ticket: Ticket | None) -> None:
+        if ticket is not None and ticket._person.urgent > (1 if ticket.urgent else 0):
+            ticket._person.reserved = True  # their flagged update is next: it keeps this slot
+            return
         self.running -= 1
         self._wake()
 
     def _wake(self) -> None:
+        held = self._held()
         while self.running < self.limit and self._queue:
+            if held and self._queue[0][0] == 1:
+                break  # only flagged updates until the hold ends (then this runs again)
             _, _, waiter = heapq.heappop(self._queue)
             if waiter.future.done():
                 continue  # cancelled, or an older entry of a waiter since moved ahead

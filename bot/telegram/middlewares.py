@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
+# After a unit of work wrote a page due now, ordinary updates wait this long to start theirs: the
+# outbox claims and sends the page in a few tens of milliseconds when nothing else writes meanwhile.
+PAGE_HOLD_SECONDS = 0.25
+
 
 async def claim_update(session: AsyncSession, update_id: int, telegram_user_id: int | None, now: datetime) -> bool:
     """An update's first statements, before any dialog state is read. Its id goes in first: a
@@ -93,7 +97,10 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             ticket.committed()  # the person's flagged next update may start its database work
         if replies.outbox_due:
             # Before the replies: a clinician's page written in this unit of work must not wait
-            # until this update's ordinary replies got through the sender's queue.
+            # until this update's ordinary replies got through the sender's queue, nor behind the
+            # backlog's transactions while it is claimed and sent.
+            if ticket is not None:
+                ticket.hold_others(PAGE_HOLD_SECONDS)
             self.ctx.wake_outbox()
         await messenger.flush(replies)
         return result

@@ -17,11 +17,13 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.types import Message, TelegramObject, Update
 
+from bot.clock import Clock
 from bot.content.i18n import locale_for
 from bot.context import AppContext
 from bot.messaging import NotDelivered, say
@@ -69,11 +71,55 @@ class SecondOpinion(Protocol):
     async def assess(self, text: str, locale: str = "en", *, ref: str | None = None) -> Assessment | None: ...
 
 
+class SecondOpinionBreaker:
+    """When to ask the optional second opinion: not while `in_flight` calls are already waiting for
+    an answer, and not for `cool_down` after `failures` calls in a row got none (timed out, failed);
+    then one call at a time until one is answered. An endpoint that hangs then costs the bot a few
+    calls instead of one per message (each waiting out its timeout: at 100 messages a second, the
+    event loop that sends the pages was busy with hundreds of them). A call not made is what a
+    timed-out one would have given: no opinion; the rules' assessment stands."""
+
+    def __init__(self, clock: Clock, *, in_flight: int = 32, failures: int = 5,
+                 cool_down: timedelta = timedelta(seconds=30)) -> None:
+        self.clock = clock
+        self.max_in_flight, self.max_failures, self.cool_down = in_flight, failures, cool_down
+        self.in_flight = 0
+        self.failures = 0  # calls in a row without an answer
+        self.paused_until: datetime | None = None
+        self.skipped = 0
+
+    def allow(self) -> bool:
+        """May a call start now? If so, it counts as in flight until `done`."""
+        if self.paused_until is None:
+            ok = self.in_flight < self.max_in_flight
+        else:
+            # Paused: nothing until the cool-down is over, then one call at a time until one answers.
+            ok = self.in_flight == 0 and self.clock.now() >= self.paused_until
+        if not ok:
+            self.skipped += 1
+            return False
+        self.in_flight += 1
+        return True
+
+    def done(self, *, answered: bool) -> None:
+        self.in_flight -= 1
+        if answered:
+            self.failures, self.paused_until = 0, None
+            return
+        self.failures += 1
+        if self.failures >= self.max_failures:
+            if self.paused_until is None:
+                log.warning("second opinion paused for %.0f s: %d calls in a row got no answer",
+                            self.cool_down.total_seconds(), self.failures)
+            self.paused_until = self.clock.now() + self.cool_down
+
+
 class SafetyGate(BaseMiddleware):
     def __init__(self, ctx: AppContext, assessor: Assessor, second_opinion: SecondOpinion | None = None) -> None:
         self.ctx = ctx
         self.assessor = assessor
         self.second_opinion = second_opinion
+        self.breaker = SecondOpinionBreaker(ctx.clock)
         self._background: set[asyncio.Task[None]] = set()
         # Telegram may deliver an update twice; do not send the same crisis reply twice in a row.
         self._recent: OrderedDict[int, None] = OrderedDict()
@@ -120,7 +166,7 @@ class SafetyGate(BaseMiddleware):
         first_time = not self._seen(event.update_id)
         if assessment.flagged and first_time:
             data["crisis_reply_sent_at"] = await self._reply(data["bot"], message.chat.id, assessment.level, locale)
-        if self.second_opinion is not None and first_time and known:
+        if self.second_opinion is not None and first_time and known and self.breaker.allow():
             # Never on the critical path: the reply above did not wait, and the handler won't.
             task = asyncio.create_task(self._ask_second_opinion(
                 data["bot"], message, text, locale, assessment, received_at, data.get("crisis_reply_sent_at"),
@@ -138,7 +184,11 @@ class SafetyGate(BaseMiddleware):
 
         assert self.second_opinion is not None and message.from_user is not None
         try:
-            opinion = await self.second_opinion.assess(text, locale, ref=str(update_id))
+            opinion: Assessment | None = None
+            try:
+                opinion = await self.second_opinion.assess(text, locale, ref=str(update_id))
+            finally:
+                self.breaker.done(answered=opinion is not None)
             merged = rules.combine(opinion) if opinion is not None else rules
             if merged.level <= rules.level:
                 return
