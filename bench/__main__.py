@@ -75,20 +75,9 @@ def rows_inbound(r: dict[str, Any]) -> list[Row]:
 
 
 def rows_outbound(r: dict[str, Any]) -> list[Row]:
-    t = r["telegram_limits"]
-    c = r["capacity"]
-    return [
-        ("outbound", f"wave of {t['rows']:,} check-ins, achieved msg/s (configured {t['configured_per_second']:g}, "
-         f"server {t['server_per_second']:g})", _fmt(t.get("achieved_per_second")), "", "-"),
-        ("outbound", "achieved/configured", _fmt(t.get("ratio_to_configured")), ">= 0.95",
-         _verdict(t.get("ratio_to_configured", 0) >= 0.95 and t["complete"])),
-        ("outbound", "429 answers (early retries)", f"{t['too_many_requests']} ({t['early_retries']})", "0",
-         _verdict(t["too_many_requests"] == 0)),
-        ("outbound", f"delivered / rows (wave took {_fmt(t.get('seconds'))} s)", f"{t['delivered']:,}/{t['rows']:,}",
-         "all", _verdict(t["delivered"] == t["rows"])),
-        ("outbound", f"capacity, no limits: {c['rows']:,} check-ins, msg/s", _fmt(c.get("achieved_per_second")),
-         "", "-"),
-    ]
+    from bench import outbound_wave
+
+    return outbound_wave.rows(r)
 
 
 def rows_crisis(r: dict[str, Any]) -> list[Row]:
@@ -202,7 +191,9 @@ NOTES = {
                "bare = one-handler aiogram echo bot on the same server in the same run",
     "outbound": "check-in rows due at once, sent by the scheduler loop through the sender; server enforces "
                 "Telegram-like token buckets (30/s, 1/s per chat); the 10,000-row wave would take ~400 s at 25/s, "
-                "so 2,000 rows are sent at the real limits and the capacity is measured without limits",
+                "so 2,000 rows are sent at the real limits and the capacity is measured without limits; "
+                "'N workers, postgres': N worker processes on one PostgreSQL (scheduler only), the shared send "
+                "budget (bot/telegram/send_budget.py) or each alone; max in one second measured at the server",
     "crisis": "time from handing the message to the local Bot API to the server receiving the crisis reply / "
               "the clinician's first page; background load from 200 other participants; p99 of 30 trials is "
               "their maximum; '>N' = not sent within N ms",

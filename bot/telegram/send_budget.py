@@ -35,7 +35,8 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.config import SenderSettings
 from bot.telegram.ratelimit import TokenBucket
@@ -43,6 +44,7 @@ from bot.telegram.ratelimit import TokenBucket
 log = logging.getLogger(__name__)
 
 BATCH = 5  # slots booked per round trip (at 25/s: a round trip every 0.2 s per busy worker)
+ADMIT = 8  # ordinary sends of a worker let into their transaction to wait for their slot (connections held)
 LATE = 0.05  # a slot not used within this long of its time is dropped: sent later it would bunch
 CHAT_BURST = 3  # sends a chat may get at once before the per-chat interval applies (as Telegram)
 PRUNE_EVERY_SECONDS = 60.0
@@ -69,7 +71,8 @@ class BudgetStore(Protocol):
         ...
 
     async def book_chat(self, chat_id: int, interval: float, tolerance: float) -> float:
-        """Book the chat's next send; seconds until it may go."""
+        """Book the chat's next send if it may go now (0.0); else book nothing and say how many
+        seconds until it may."""
         ...
 
     async def charge(self, chat_id: int | None, interval: float, chat_interval: float) -> None:
@@ -100,8 +103,11 @@ class MemoryBudgetStore:
     async def book_chat(self, chat_id: int, interval: float, tolerance: float) -> float:
         self.round_trips += 1
         now = self.clock()
-        self.chats[chat_id], times = book(self.chats.get(chat_id, float("-inf")), now, 1, interval, tolerance)
-        return times[0] - now
+        next_at, times = book(self.chats.get(chat_id, float("-inf")), now, 1, interval, tolerance)
+        if times[0] > now:
+            return times[0] - now
+        self.chats[chat_id] = next_at
+        return 0.0
 
     async def charge(self, chat_id: int | None, interval: float, chat_interval: float) -> None:
         self.round_trips += 1
@@ -132,17 +138,22 @@ booked AS (
 SELECT extract(epoch FROM booked.next_at - now.t)::float8 - $2::float8 FROM booked, now
 """
 
+# Booked only if the chat may have a message now (its next_at, less the burst, has come); else the wait.
 _BOOK_CHAT = """
 WITH now AS (SELECT clock_timestamp() AS t),
+cur AS (SELECT next_at FROM chat_send_pace WHERE chat_id = $1),
 booked AS (
     INSERT INTO chat_send_pace AS c (chat_id, next_at)
     SELECT $1, t + make_interval(secs => $2::float8) FROM now
     ON CONFLICT (chat_id) DO UPDATE
         SET next_at = greatest(c.next_at, EXCLUDED.next_at - make_interval(secs => $2::float8))
                       + make_interval(secs => $2::float8)
-    RETURNING c.next_at
+        WHERE c.next_at - make_interval(secs => $3::float8) <= EXCLUDED.next_at - make_interval(secs => $2::float8)
+    RETURNING 1
 )
-SELECT greatest(0, extract(epoch FROM booked.next_at - now.t)::float8 - $2::float8 - $3::float8) FROM booked, now
+SELECT CASE WHEN EXISTS (SELECT 1 FROM booked) THEN 0::float8
+            ELSE greatest(0.001, extract(epoch FROM (SELECT next_at FROM cur) - (SELECT t FROM now))::float8
+                                 - $3::float8) END
 """
 
 _CHARGE = """
@@ -179,22 +190,46 @@ chat AS (
 SELECT (SELECT count(*) FROM bot) + (SELECT count(*) FROM chat)
 """
 
-_PRUNE = "DELETE FROM chat_send_pace WHERE next_at < clock_timestamp() - interval '1 minute'"
+_PRUNE = """
+WITH gone AS (DELETE FROM chat_send_pace WHERE next_at < clock_timestamp() - interval '1 minute' RETURNING 1)
+SELECT count(*) FROM gone
+"""
 
 
 class PostgresBudgetStore:
-    """The budget in PostgreSQL, through the bot's own connection pool: one autocommit statement
-    per booking on the driver's connection (no BEGIN/COMMIT round trips)."""
+    """The budget in PostgreSQL: one autocommit statement per booking on the driver's connection
+    (no BEGIN/COMMIT round trips), on a small pool of its own (`for_bot`)."""
 
     def __init__(self, engine: AsyncEngine, name: str = BUDGET_NAME) -> None:
         self.engine = engine
         self.name = name
 
+    @classmethod
+    def for_bot(cls, bot_engine: AsyncEngine) -> PostgresBudgetStore:
+        """A store with its own two connections to the bot's database, closed when the bot's
+        engine is disposed. Not the bot's pool: a scheduled row books its chat's turn while its
+        transaction holds a connection, and with the pool's twenty all held so, a booking would
+        wait for one of them, and they for it (measured: 30 s pool timeouts, then 429s)."""
+        engine = create_async_engine(bot_engine.url, pool_size=2, max_overflow=2, pool_timeout=ROUND_TRIP_TIMEOUT)
+
+        @event.listens_for(bot_engine.sync_engine, "engine_disposed")
+        def _dispose_with_the_bot(_: Any) -> None:
+            try:  # inside the bot engine's async dispose (a greenlet): the sync dispose may await
+                engine.sync_engine.dispose()
+            except Exception:
+                log.debug("send budget pool not disposed with the bot's engine", exc_info=True)
+
+        return cls(engine)
+
     async def _fetch(self, sql: str, *args: Any) -> Any:
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection  # asyncpg's Connection: caches the prepared statement
-            return await driver.fetchval(sql, *args, timeout=ROUND_TRIP_TIMEOUT)
+            try:
+                return await driver.fetchval(sql, *args, timeout=ROUND_TRIP_TIMEOUT)
+            except Exception:
+                raw.invalidate()  # SQLAlchemy did not see the error: a broken connection must not go back
+                raise
 
     async def book(self, count: int, interval: float) -> float:
         return float(await self._fetch(_BOOK, self.name, count * interval))
@@ -209,22 +244,22 @@ class PostgresBudgetStore:
             await self._fetch(_CHARGE_WITH_CHAT, self.name, interval, chat_id, chat_interval)
 
     async def prune(self) -> int:
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            status = await driver.execute(_PRUNE, timeout=ROUND_TRIP_TIMEOUT)
-        return int(str(status).rsplit(" ", 1)[-1] or 0)
+        return int(await self._fetch(_PRUNE))
 
 
 class SharedBudget:
     """A worker's side of the shared budget: ordinary sends wait here for a slot of the bot's rate.
 
     Waiters are served in arrival order; one pump books `BATCH` slots (or as many as are waiting)
-    per round trip and hands each out at its time. A slot handed back unused (the row was skipped)
-    goes to the next waiter if still on time; one more than `LATE` past its time is dropped."""
+    per round trip and hands each out at its time; one more than `LATE` past its time (this worker
+    was too busy) is dropped, not used late. `admit` lets at most `ADMIT` of this worker's ordinary
+    sends into their transactions at a time (the outbox's turn): they book their slot just before
+    sending, so the work between cannot make a slot late, and only a few hold a connection while
+    they wait for it."""
 
     def __init__(self, store: BudgetStore, settings: SenderSettings, *, fallback: TokenBucket,
-                 batch: int = BATCH, late: float = LATE, monotonic: Callable[[], float] = time.monotonic,
+                 batch: int = BATCH, late: float = LATE, admit: int = ADMIT,
+                 monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.store = store
         self.interval = 1.0 / settings.messages_per_second
@@ -237,6 +272,7 @@ class SharedBudget:
         self._sleep = sleep
         self._slots: list[float] = []  # booked, not handed out yet (monotonic times, ascending)
         self._waiters: deque[asyncio.Future[float | None]] = deque()
+        self._admission = asyncio.Semaphore(admit)
         self._pump: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._last_prune = monotonic()
@@ -257,33 +293,46 @@ class SharedBudget:
             await self.fallback.acquire()
         return at
 
-    def fresh(self, at: float) -> bool:
-        """Whether a slot handed out at `at` may still be used now."""
-        return self._monotonic() - at <= self.late
+    async def admit(self) -> None:
+        """Wait for a place among the `ADMIT` ordinary sends of this worker that may be in their
+        transaction (no database here); `release` when the slot is booked or nothing is sent."""
+        await self._admission.acquire()
 
-    def give_back(self, at: float | None) -> None:
-        """A slot taken but not used (nothing was sent): the next waiter may have it."""
-        if at is None or not self.fresh(at):
+    def release(self) -> None:
+        self._admission.release()
+
+    async def send_turn(self, chat_id: int | None, before_waiting: Callable[[], None] | None = None) -> None:
+        """Wait for one ordinary send's turn: a slot of the bot's rate, then the chat's turn booked
+        in that same moment (whichever worker sent the chat's last message). If the chat must wait,
+        the slot goes back to the next send of this worker and both are tried again when the chat
+        may have it, so the send goes at the time both were booked for. `before_waiting` runs
+        before such a wait (the sender lets another send into its transaction meanwhile)."""
+        while True:
+            at = await self.turn()
+            if chat_id is None:
+                return
+            try:
+                wait = await self.store.book_chat(chat_id, self.chat_interval, self.chat_tolerance)
+            except Exception as exc:  # the database is away: the in-process chat bucket still applies
+                self._unavailable(exc)
+                return
+            self.stats["chat_round_trips"] += 1
+            if wait <= 0:
+                return
+            self.stats["chat_waits"] += 1
+            self._give_back(at)
+            if before_waiting is not None:
+                before_waiting()
+            await self._sleep(wait)
+
+    def _give_back(self, at: float | None) -> None:
+        """A slot handed out but not used (its chat must wait): the next waiter may have it, on time."""
+        if at is None or self._monotonic() - at > self.late:
             return
         bisect.insort(self._slots, at)
         self.stats["given_back"] += 1
         if self._waiters and (self._pump is None or self._pump.done()):
             self._pump = asyncio.create_task(self._serve(), name="send-budget")
-
-    async def chat_turn(self, chat_id: int, before_waiting: Callable[[], None] | None = None) -> None:
-        """Wait until the chat may get its next message, whichever worker sent the last one.
-        `before_waiting` runs if it must wait (the sender hands back a slot it holds meanwhile)."""
-        try:
-            wait = await self.store.book_chat(chat_id, self.chat_interval, self.chat_tolerance)
-        except Exception as exc:  # the database is away: the in-process chat bucket still applies
-            self._unavailable(exc)
-            return
-        self.stats["chat_round_trips"] += 1
-        if wait > 0:
-            self.stats["chat_waits"] += 1
-            if before_waiting is not None:
-                before_waiting()
-            await self._sleep(wait)
 
     async def _serve(self) -> None:
         while True:

@@ -47,12 +47,13 @@ _urgent: contextvars.ContextVar[bool] = contextvars.ContextVar("iopbot_urgent_se
 
 @dataclass
 class _Turn:
-    """A turn of the global rate already waited for (SenderMiddleware.turn), used by the first send:
-    a slot of the shared budget (`at`, monotonic) or, when `at` is None, a token of the in-process bucket."""
+    """A turn taken before a transaction (SenderMiddleware.turn), for the first send inside it: a
+    token of the in-process bucket, or (`shared`) a place among the few sends of this worker let
+    into a transaction to wait for their slot of the shared budget (`admitted` until it is booked)."""
 
-    at: float | None = None
     shared: bool = False
     unused: bool = True
+    admitted: bool = False
 
 
 _prepaid: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("iopbot_prepaid_send", default=None)
@@ -137,25 +138,27 @@ class SenderMiddleware(BaseRequestMiddleware):
         """Wait for a turn of the global rate limit before opening a transaction, and send within
         the block: queueing for the rate limit then holds no database connection (PostgreSQL's pool
         ran dry during a wave, and a crisis message waited seconds for one) and no SQLite write lock.
-        With a shared budget an ordinary turn is a slot booked in it; an urgent one never waits for
-        the database (the in-process urgent lane, counted against the shared budget when sent)."""
+        With a shared budget an ordinary turn is a place among the few sends of this worker let into
+        a transaction (`SharedBudget.admit`); the slot itself is booked just before the send, so the
+        work in the transaction cannot make it late. An urgent turn never waits for the database
+        (the in-process urgent lane, counted against the shared budget when sent)."""
         budget = self.budget
         if budget is None or urgent:
             await self.global_bucket.acquire(urgent=urgent)
             paid = _Turn()
         else:
-            at = await budget.turn()
-            paid = _Turn(at, shared=at is not None)
+            await budget.admit()
+            paid = _Turn(shared=True, admitted=True)
         token = _prepaid.set(paid)
         try:
             yield
         finally:
             _prepaid.reset(token)
-            if paid.unused:  # nothing was sent (the row was skipped or handed back): not a turn spent
-                if paid.shared and budget is not None:
-                    budget.give_back(paid.at)
-                else:
-                    self.global_bucket.give_back()
+            if paid.admitted and budget is not None:
+                paid.admitted = False
+                budget.release()
+            elif paid.unused and not paid.shared:  # nothing was sent (skipped, handed back): not a turn spent
+                self.global_bucket.give_back()
 
     async def _wait_turn(self, chat_id: Any) -> None:
         urgent = _urgent.get()
@@ -170,32 +173,30 @@ class SenderMiddleware(BaseRequestMiddleware):
             # per-worker cap that rarely waits.
             if chat_id is not None:
                 await self.chat_buckets.get(chat_id).acquire(urgent=urgent)
-            if paid is not None:
+            if paid is not None and not paid.shared:
                 paid.unused = False
             else:
                 await self.global_bucket.acquire(urgent=urgent or budget is not None)
             if budget is not None:
                 budget.charge_soon(chat_id if isinstance(chat_id, int) else None)
             return
-        if isinstance(chat_id, int):
-            held = paid
+        held = paid if paid is not None and paid.admitted else None
 
-            def hand_back() -> None:  # the chat must wait: the slot held goes to the next send meanwhile
-                if held is not None and held.unused:
-                    held.unused = False
-                    budget.give_back(held.at)
+        def let_go() -> None:  # the next send of this worker may come into its transaction
+            if held is not None and held.admitted:
+                held.admitted = False
+                budget.release()
 
-            await budget.chat_turn(chat_id, hand_back)
-            if held is not None and not held.unused:
-                paid = None
+        # The slot and the chat's turn, booked just before the send (the work in the transaction
+        # before it cannot make them late); a chat that must wait lets another send in meanwhile.
+        await budget.send_turn(chat_id if isinstance(chat_id, int) else None, let_go)
         if chat_id is not None:
-            # After the shared wait (which sees every worker's sends, so this one rarely waits): it
+            # After the shared booking (which sees every worker's sends, so this rarely waits): it
             # tells this worker's urgent lane what the chat already got.
             await self.chat_buckets.get(chat_id).acquire()
-        if paid is not None and paid.at is not None and budget.fresh(paid.at):
+        if paid is not None:
             paid.unused = False
-            return
-        await budget.turn()  # no turn taken, or its slot passed while the chat waited
+        let_go()
 
     def _backoff(self, attempt: int) -> float:
         base = self.settings.backoff_base_seconds * (2 ** (attempt - 1))
@@ -266,10 +267,11 @@ class SenderMiddleware(BaseRequestMiddleware):
 def install_send_budget(sender: SenderMiddleware, engine: AsyncEngine) -> SharedBudget | None:
     """Share the send rate with every other worker through the database, when it is PostgreSQL.
 
-    Called once by the composition root after the bot is built, with the bot's own engine (its
-    pool; disposing it is all the clean-up there is). On SQLite (one process) it does nothing and
+    Called once by the composition root after the bot is built, with the bot's engine: the budget
+    opens a small pool of its own to the same database, closed when that engine is disposed (no
+    other clean-up). On SQLite (one process) it does nothing and
     the sender's in-process buckets stay the whole budget. Returns the budget, or None."""
     if engine.dialect.name != "postgresql":
         return None
-    sender.budget = SharedBudget(PostgresBudgetStore(engine), sender.settings, fallback=sender.global_bucket)
+    sender.budget = SharedBudget(PostgresBudgetStore.for_bot(engine), sender.settings, fallback=sender.global_bucket)
     return sender.budget

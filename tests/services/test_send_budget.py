@@ -156,39 +156,25 @@ async def test_an_urgent_send_counted_afterwards_moves_the_next_ordinary_slot() 
     assert store.chats[42] == pytest.approx(start + 3 * 1.05)
 
 
-async def test_a_slot_given_back_on_time_goes_to_the_next_waiter_without_a_round_trip() -> None:
-    time = FakeTime()
-    store = MemoryBudgetStore(time.monotonic)
-    shared = budget(time, store, batch=1)
-
-    async def go() -> tuple[float | None, float | None]:
-        at = await shared.turn()
-        shared.give_back(at)  # the row was skipped: nothing sent
-        again = await shared.turn()
-        return at, again
-
-    at, again = await time.run(go())
-    assert again == at and store.round_trips == 1
-
-
 async def test_a_late_slot_is_dropped_not_sent_late() -> None:
     time = FakeTime()
     store = MemoryBudgetStore(time.monotonic)
     shared = budget(time, store)
 
-    async def go() -> tuple[float | None, float | None]:
-        at = await shared.turn()  # books 1 slot
-        await time.sleep(0.5)  # the worker was busy
-        assert at is not None and not shared.fresh(at)
-        shared.give_back(at)  # too late to use: dropped
-        return at, await shared.turn()
+    async def go() -> float | None:
+        waiting = [asyncio.ensure_future(shared.turn()) for _ in range(3)]
+        await waiting[0]  # three slots booked: now, +40 ms, +80 ms
+        for other in waiting[1:]:
+            other.cancel()  # those two sends went away (a stopping worker)
+        await time.sleep(0.5)
+        return await shared.turn()  # the two left over are long past: dropped, a new one booked
 
-    at, later = await time.run(go())
-    assert at is not None and later is not None and later >= at + 0.5
-    assert store.round_trips == 2
+    later = await time.run(go())
+    assert later == pytest.approx(time.now)
+    assert shared.stats["dropped"] == 2 and store.round_trips == 2
 
 
-async def test_chat_turn_lets_three_through_then_spaces_by_the_interval() -> None:
+async def test_a_chat_gets_three_then_one_per_interval_each_send_on_a_slot_of_the_rate() -> None:
     time = FakeTime()
     store = MemoryBudgetStore(time.monotonic)
     shared = budget(time, store)
@@ -197,11 +183,12 @@ async def test_chat_turn_lets_three_through_then_spaces_by_the_interval() -> Non
     async def go() -> list[float]:
         out = []
         for _ in range(5):
-            await shared.chat_turn(7)
+            await shared.send_turn(7)
             out.append(time.now - start)
         return out
 
-    assert await time.run(go()) == pytest.approx([0, 0, 0, 1.05, 2.10])
+    assert await time.run(go()) == pytest.approx([0, SLOT, 2 * SLOT, 1.05, 2.10])
+    assert shared.stats["given_back"] == 2  # the slots held while chat 7 had to wait went back
 
 
 class BrokenStore(MemoryBudgetStore):
@@ -220,8 +207,7 @@ async def test_without_the_database_a_worker_paces_itself_and_says_so_once(caplo
     async def go() -> list[float]:
         out = []
         for _ in range(5):
-            assert await shared.turn() is None  # paced by the in-process bucket instead
-            await shared.chat_turn(1)  # no wait here: the in-process chat bucket applies instead
+            await shared.send_turn(1)  # paced by the in-process bucket; its chat bucket applies instead
             out.append(time.now - start)
         return out
 
@@ -240,6 +226,35 @@ async def test_pruning_forgets_idle_chats() -> None:
     await store.book_chat(2, 1.05, 2.1)
     time.now += 40
     assert await store.prune() == 1 and set(store.chats) == {2}
+
+
+async def test_the_outbox_turn_admits_a_few_and_books_each_slot_just_before_its_send() -> None:
+    time = FakeTime()
+    store = MemoryBudgetStore(time.monotonic)
+    sender = SenderMiddleware(SETTINGS)
+    shared = sender.budget = budget(time, store, admit=2)
+    for _ in range(3):  # chat 7 just got its burst of three from other workers
+        await store.book_chat(7, 1.05, 2.1)
+    start = time.now
+    inside: list[int] = []
+    sent: dict[int, float] = {}
+
+    async def row(chat_id: int, work: float) -> None:
+        async with sender.turn():  # as the outbox does, before its transaction
+            inside.append(chat_id)
+            await time.sleep(work)  # the row's own work in its transaction: its slot is not late for it
+            await sender._wait_turn(chat_id)
+            sent[chat_id] = time.now - start
+
+    async def go() -> None:
+        await asyncio.gather(row(7, 0.0), row(8, 0.3), row(9, 0.0), row(10, 0.0))
+
+    await time.run(go())
+    assert inside[:2] == [7, 8]  # two let in; 9 only once chat 7 had to wait and let it in
+    assert sent[7] == pytest.approx(1.05)  # chat 7's fourth message in a second waits its interval
+    assert sent[9] == pytest.approx(0.0) and sent[8] == pytest.approx(0.3)  # slots booked when sending
+    assert sent[10] == pytest.approx(SLOT)  # in while 8 still worked: the slot after 9's
+    assert shared.stats["dropped"] == 0
 
 
 # -- wiring and the PostgreSQL statements ----------------------------------------------------------
@@ -263,12 +278,12 @@ async def test_postgres_store_books_as_the_arithmetic_says() -> None:
         assert await store.book(5, SLOT) == pytest.approx(0.0, abs=0.05)
         assert await store.book(5, SLOT) == pytest.approx(5 * SLOT, abs=0.15)
         waits = [await store.book_chat(99, 1.05, 2.1) for _ in range(5)]
-        assert waits[:3] == pytest.approx([0, 0, 0], abs=0.05)
-        assert waits[3:] == pytest.approx([1.05, 2.10], abs=0.15)
+        assert waits[:3] == [0, 0, 0]  # booked
+        assert waits[3:] == pytest.approx([1.05, 1.05], abs=0.15)  # not booked: the wait for the fourth
         await store.charge(99, SLOT, 1.05)  # an urgent send: the bot's and the chat's next slot move
         await store.charge(None, SLOT, 1.05)
         assert await store.book(1, SLOT) == pytest.approx(12 * SLOT, abs=0.25)
-        assert await store.book_chat(99, 1.05, 2.1) == pytest.approx(4 * 1.05, abs=0.25)  # 6 booked, 3 may burst
+        assert await store.book_chat(99, 1.05, 2.1) == pytest.approx(2 * 1.05, abs=0.25)  # 4 booked, 3 may burst
         assert await store.prune() == 0  # chat 99 is not idle
     finally:
         await engine.dispose()
