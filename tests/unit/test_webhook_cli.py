@@ -29,7 +29,10 @@ sys.exit(code)
 def test_the_registered_kinds_are_what_the_bot_handles() -> None:
     from bot.app import build_dispatcher
 
-    dispatcher = build_dispatcher(MagicMock(), MagicMock())
+    ctx = MagicMock()
+    ctx.settings = load_settings(REPO / "config.toml", env={"BOT_TOKEN": "1:x"})
+    ctx.sessionmaker = MagicMock(kw={})  # no engine: the dispatcher is built, never run
+    dispatcher = build_dispatcher(ctx, MagicMock())
     assert sorted(ALLOWED_UPDATES) == sorted(dispatcher.resolve_used_update_types())
     assert "edited_message" in ALLOWED_UPDATES  # edits are assessed for distress too
 
