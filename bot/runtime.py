@@ -12,7 +12,7 @@ import secrets
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiogram import Bot, Dispatcher
@@ -46,7 +46,7 @@ from bot.services.outreach.setup import install_outreach
 from bot.services.people import install_people
 from bot.services.scheduling import maintenance
 from bot.services.scheduling.outbox import OutboxWorker
-from bot.services.scheduling.workers import ParticipantOrderedOutbox, PollerElection, WorkerRegistry
+from bot.services.scheduling.workers import ParticipantOrderedOutbox, PollerElection, WorkerRegistry, workers
 from bot.telegram.health_http import add_health_route, serve_health
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.sender import SenderMiddleware
@@ -237,6 +237,20 @@ async def _stop_polling(running: RunningBot) -> None:
 STOP_GRACE_SECONDS = 30.0
 
 
+async def _warn_if_sqlite_is_shared(running: RunningBot, registry: WorkerRegistry) -> None:
+    """SQLite serves one process: a second `iopbot run` on the same file would poll too (409s from
+    Telegram) and wait on the file's lock. Said once at start; PostgreSQL is for several workers."""
+    if running.engine.dialect.name != "sqlite":
+        return
+    recent = timedelta(seconds=max(10.0, 3 * running.ctx.settings.schedule.tick_seconds))
+    async with running.ctx.sessionmaker() as session:
+        others = [w for w in await workers(session, running.ctx.clock.now())
+                  if w.id != registry.id and w.seen_age < recent]
+    if others:
+        log.warning("another iopbot run (%s) uses this SQLite database: SQLite serves one process; "
+                    "run several workers on PostgreSQL", ", ".join(w.id for w in others))
+
+
 async def _until(stop: asyncio.Event) -> None:
     await stop.wait()
 
@@ -276,6 +290,7 @@ async def run(settings: Settings, mode: str | None = None) -> None:
     registry = WorkerRegistry(running.ctx.sessionmaker, role)
     await registry.register(running.ctx.clock.now())
     running.worker.add_planner("worker-tick", _tick_recorder(registry))
+    await _warn_if_sqlite_is_shared(running, registry)
     log.info("bot @%s (id %s) starting in %s mode as worker %s", me.username, me.id, role.value, registry.id)
     worker_task = asyncio.create_task(running.worker.run_forever(), name="scheduler")
     stop = asyncio.Event()

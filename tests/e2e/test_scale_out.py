@@ -431,6 +431,15 @@ async def test_a_schedule_only_worker_never_polls_and_leaves_cleanly(tmp_path: P
         assert "schedule only" in bot.log_text()
         (row,) = await worker_rows(bot.db_url)
         assert row.mode == "worker" and not row.polling and row.last_tick_age is not None
+        # A second process on the same SQLite file is told at start that SQLite serves one.
+        second = WorkerBot(tmp_path / "second", botapi.base_url or "", bot.db_url, "worker", extra_config=CONFIG)
+        second.workdir.mkdir()
+        second.start()
+        try:
+            await second.wait_running()
+            assert f"another iopbot run ({row.id}) uses this SQLite database" in second.log_text()
+        finally:
+            await second.stop_async()
     finally:
         await bot.stop_async()
     assert bot.proc is not None and bot.proc.returncode == 0, bot.log_tail()
