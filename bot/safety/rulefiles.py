@@ -59,6 +59,7 @@ TOP_LEVEL = {"file", "words", "rule", "guard", "construct"}
 # [[construct]]: word classes that together make a clinical construct, in any order, in one clause.
 CONSTRUCT_KEYS = {
     "id", "level", "category", "construct", "detail", "all", "window", "unless", "raises", "notes", "first_person",
+    "sentences",
 }
 DEFAULT_CONSTRUCT_WINDOW = 8
 MAX_CONSTRUCT_PARTS = 4
@@ -100,6 +101,9 @@ class RuleSpec:
     # The construct's own words say it is the participant ("without me", "if i was gone"): the
     # other-person guard does not lower it ("my kids would be better off without me").
     first_person: bool = False
+    # The parts may stand in different sentences of the message (still within `window` words):
+    # "you were the only ones who got it. goodbye".
+    sentences: bool = False
 
     @property
     def table(self) -> str:
@@ -442,12 +446,15 @@ class _Checker:
                          f"window must be a whole number of words from 2 to {MAX_WINDOW} (got {window!r})")
         unless = self._strings(table, "unless", self.lines.line("construct", index, "unless"))
         first_person = table.get("first_person", False)
-        if not isinstance(first_person, bool):
-            self.problem(self.lines.line("construct", index, "first_person"), "first_person must be true or false")
+        sentences = table.get("sentences", False)
+        for key, value in (("first_person", first_person), ("sentences", sentences)):
+            if not isinstance(value, bool):
+                self.problem(self.lines.line("construct", index, key), f"{key} must be true or false")
         if spec is None or len(self.problems) > problems_before:
             return None
         size = window if isinstance(window, int) else DEFAULT_CONSTRUCT_WINDOW  # checked above
-        return replace(spec, parts=tuple(parts), window=size, unless=unless, first_person=first_person is True)
+        return replace(spec, parts=tuple(parts), window=size, unless=unless, first_person=first_person is True,
+                       sentences=sentences is True)
 
     def check_guard(self, table: dict[str, object], index: int) -> GuardSpec | None:
         header = self.lines.line("guard", index)

@@ -218,6 +218,7 @@ class _Combo:
     needs: tuple[tuple[frozenset[str], tuple[str, ...]], ...]  # per part: (anchor words, word starts)
     window: int
     unless: re.Pattern[str] | None
+    sentences: bool = False  # the parts may stand in different sentences (still within the window)
 
 
 @dataclass
@@ -528,7 +529,7 @@ def _compile_combo(
         return
     unless = re.compile(f" (?:{'|'.join(unless_bodies)})") if unless_bodies else None
     combo_index = len(target.combos)
-    target.combos.append(_Combo(rule_index, tuple(parts), tuple(needs), spec.window, unless))
+    target.combos.append(_Combo(rule_index, tuple(parts), tuple(needs), spec.window, unless, spec.sentences))
     if index_words:
         for word in min(index_words, key=lambda pair: pair[0])[1]:
             target.combo_anchors.setdefault(word, []).append(combo_index)
@@ -700,7 +701,10 @@ def _raw_matches(target: _Locale, text: str, spaced: str, tokens: list[str], tok
         found += _glued_matches(target, text, tokens)
     if target.combos:
         found += _combo_matches(target, text, spaced, token_set)
-    if found and any(not target.rules[raw.rule_index].is_marker for raw in found):
+    # Markers that mean nothing alone ("tonight") are looked for only next to a risk: any rule that
+    # is not a marker, or a marker that pages alone (the means, a farewell).
+    rules = target.rules
+    if found and any(not rules[r.rule_index].is_marker or rules[r.rule_index].level >= Level.URGENT for r in found):
         for group in later:
             found += group.matches(spaced, target.owner)
         found += _search(target, spaced, candidates & target.secondary)
@@ -744,12 +748,13 @@ def _combo_matches(target: _Locale, text: str, spaced: str, token_set: set[str])
                 break
             spans.append(part)
         else:
-            best = _closest(spaced, spans, combo.window)
+            best = _closest(spaced, spans, combo.window, combo.sentences)
             if best is None:
                 continue
             (start, end), gaps = best
             start, end = start - 1, end - 1  # in text, not in " " + text
-            if combo.unless is not None and combo.unless.search(" " + _clause_around(text, start, end, combo.window)):
+            around = text if combo.sentences else _clause_around(text, start, end, combo.window)
+            if combo.unless is not None and combo.unless.search(" " + around):
                 continue
             if _negated_inside(target, gaps, target.rules[combo.rule_index].category):
                 continue  # "i have no pills", "bought a rope but not for that"
@@ -758,7 +763,7 @@ def _combo_matches(target: _Locale, text: str, spaced: str, token_set: set[str])
 
 
 def _closest(
-    spaced: str, spans: list[list[tuple[int, int]]], window: int
+    spaced: str, spans: list[list[tuple[int, int]]], window: int, sentences: bool = False
 ) -> tuple[tuple[int, int], str] | None:
     """The shortest span holding one match of every part, without overlaps or a clause break; and
     the words between its parts (where a negation would be about the construct)."""
@@ -771,8 +776,8 @@ def _closest(
         start, end = ordered[0][0], max(e for _, e in ordered)
         if best is not None and end - start >= best[1] - best[0]:
             continue
-        inside = spaced[start:end].split()
-        if len(inside) > window or not _CLAUSE_BREAKS.isdisjoint(inside):
+        inside = [word for word in spaced[start:end].split() if word != SENTENCE_END]
+        if len(inside) > window or (not sentences and not _CLAUSE_BREAKS.isdisjoint(spaced[start:end].split())):
             continue
         best = (start, end)
         best_gaps = " ".join(spaced[a[1] : b[0]].strip() for a, b in itertools.pairwise(ordered))
@@ -927,8 +932,14 @@ def _past(context: _ContextGuards, hits: list[_Hit], before: str, text: str, fin
     past += [hit for hit in after_hits if hit.kind == GuardKind.PAST and near_after(hit)]
     if not past:
         return None
-    present = [hit for hit in hits if hit.kind == GuardKind.PRESENT and near_before(hit)]
-    present += [hit for hit in after_hits if hit.kind == GuardKind.PRESENT and near_after(hit)]
+    def inside_past(hit: _Hit, found: list[_Hit]) -> bool:  # "never again": its "again" is not now
+        return any(p.kind == GuardKind.PAST and p.start <= hit.start and hit.end <= p.end for p in found)
+
+    present = [hit for hit in hits if hit.kind == GuardKind.PRESENT and near_before(hit) and not inside_past(hit, hits)]
+    present += [
+        hit for hit in after_hits
+        if hit.kind == GuardKind.PRESENT and near_after(hit) and not inside_past(hit, after_hits)
+    ]
     if present:
         return None  # "i used to cut and i do it again": when unsure, the higher level
     return past[0].guard_id
@@ -943,11 +954,17 @@ def _apply_markers(findings: list[Finding], text: str) -> None:
     if not markers:
         return
     for finding in findings:
-        if finding.rule.is_marker or finding.guard is not None or finding.level == Level.NONE:
+        if finding.guard is not None or finding.level == Level.NONE:
+            continue
+        if finding.rule.is_marker and finding.level < Level.URGENT:
             continue
         for marker in markers:
             threshold = marker.rule.raises
             if threshold is None or not threshold <= finding.level < Level.IMMINENT:
+                continue
+            # A marker that pages alone (the means, a farewell) is raised only by a time or a plan
+            # ("got a rope, doing it tonight"), never by another marker of its own kind.
+            if finding.rule.is_marker and (threshold < Level.URGENT or marker.rule.construct == finding.rule.construct):
                 continue
             if threshold >= Level.URGENT and _words_between(text, finding, marker) > NEAR_MARKER_WORDS:
                 continue
