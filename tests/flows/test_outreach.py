@@ -306,3 +306,63 @@ async def test_during_an_open_alert_a_message_goes_at_once_even_in_quiet_hours(i
     assert "open safety alert, so your message goes now" in said and "7:00 AM" not in said
     await inbot.tick()
     assert _with(inbot, PAT, "A message from your therapist", WORDS)
+
+
+async def _replied(inbot: InProcessBot, ids: dict[str, int], *, gone: tuple[str, ...] = (),
+                   unassign_coach: bool = False) -> None:
+    """The coach writes, then `gone` staff are deactivated (and the coach maybe taken off the
+    participant), then the participant replies."""
+    await inbot.say(COACH, f"/message P-out {WORDS}")
+    await inbot.tick()
+    async with inbot.ctx.sessionmaker() as s:
+        for name in gone:
+            staff = await s.scalar(select(Staff).where(Staff.alias == name))
+            assert staff is not None
+            staff.active = False
+        if unassign_coach:
+            pat = await s.get(Participant, ids["pat"])
+            assert pat is not None
+            pat.backup_id = None
+        await s.commit()
+    await inbot.press(PAT, "Reply")
+    await inbot.say(PAT, REPLY)
+    await inbot.tick()
+
+
+async def test_a_reply_nobody_on_the_team_can_take_goes_to_a_lead(inbot: InProcessBot) -> None:
+    ids = await _team(inbot)
+    await _replied(inbot, ids, gone=("coach-ana", "dr-main"))
+    assert _with(inbot, LEAD, "P-out replied to a message from coach-ana", REPLY)
+    (reply,) = await _rows(inbot, OutreachReply)
+    assert reply.forwarded_at is not None
+
+
+async def test_a_reply_nobody_can_take_is_said_plainly_to_the_participant(inbot: InProcessBot) -> None:
+    ids = await _team(inbot)
+    await _replied(inbot, ids, gone=("coach-ana", "dr-main", "lead-kim"))
+    told = inbot.last_text(PAT)
+    assert "couldn't pass your reply to anyone" in told and "988" in told
+    assert not _with(inbot, OTHER, REPLY) and not _with(inbot, COACH, "replied")
+    (reply,) = await _rows(inbot, OutreachReply)
+    assert reply.forwarded_at is None
+
+
+async def test_a_reply_goes_to_the_clinician_when_the_writer_may_no_longer_see_them(inbot: InProcessBot) -> None:
+    ids = await _team(inbot)
+    await _replied(inbot, ids, unassign_coach=True)  # the coach is still active, but not on P-out's team
+    assert not _with(inbot, COACH, "replied")
+    assert _with(inbot, THERAPIST, "P-out replied to a message from coach-ana", REPLY)
+
+
+async def test_a_reply_row_handled_twice_forwards_once(inbot: InProcessBot) -> None:
+    ids = await _team(inbot)
+    await _replied(inbot, ids)
+    assert len(_with(inbot, COACH, "P-out replied", REPLY)) == 1
+    async with inbot.ctx.sessionmaker() as s:  # as if the row were claimed again after it was sent
+        row = await s.scalar(select(ScheduledAction).where(ScheduledAction.kind == "outreach_reply"))
+        assert row is not None
+        row.status, row.due_at = "pending", inbot.clock.now()
+        await s.commit()
+    await inbot.tick()
+    assert len(_with(inbot, COACH, "P-out replied", REPLY)) == 1
+    assert len(await _rows(inbot, Disclosure, Disclosure.kind == "outreach_reply")) == 1

@@ -10,7 +10,9 @@
   row when it happens between writing and sending).
 - The reply (typed words, stored once as the participant's InboundMessage after the safety gate
   assessed them, or the quick "I'm OK") goes to the sender as an `outreach_reply` row, rendered when
-  sent, so no words wait in the outbox. If the sender has left, the participant's clinician gets it.
+  sent, so no words wait in the outbox. If the sender has left (or may no longer see the
+  participant), the clinician, the backup, then a lead or admin gets it; if nobody can, the
+  participant is told so plainly, with the crisis line. Forwarded once (`forwarded_at`).
 - Privacy (CLINICAL.md, 42 CFR Part 2): the message to the participant is not a disclosure (nothing
   about the participant goes anywhere); forwarding their reply to a staff member is: a Disclosure
   row (kind `outreach_reply`) with the recipient and time, plus an audit entry. Sending a message is
@@ -44,6 +46,7 @@ from bot.services.calendar.reminders import time_text
 from bot.services.escalation.record import open_escalation
 from bot.services.scheduling.outbox import Delivered, Handled, Skip
 from bot.services.scheduling.rows import enqueue
+from bot.services.visibility import may_see
 
 MESSAGE_KIND = "outreach_message"  # the staff member's words, to the participant
 REPLY_KIND = "outreach_reply"  # the participant's answer, to the staff member
@@ -224,21 +227,45 @@ def _can_receive(staff: Staff | None) -> bool:
             and staff.unreachable_at is None)
 
 
+async def _reply_recipient(session: AsyncSession, participant: Participant, sender: Staff) -> Staff | None:
+    """Who gets the reply: the staff member who wrote, then the participant's clinician, their
+    backup, then the program's leads and admins; the first who can receive it and may still see
+    the participant (a caseload may have changed since the message was written)."""
+    leads = (await session.scalars(
+        select(Staff).where(Staff.role.in_([StaffRole.LEAD, StaffRole.ADMIN])).order_by(Staff.id))).all()
+    seen: set[int] = set()
+    for staff in (sender, participant.therapist, participant.backup, *leads):
+        if staff is None or staff.id in seen:
+            continue
+        seen.add(staff.id)
+        if _can_receive(staff) and await may_see(session, staff, participant):
+            return staff
+    return None
+
+
 async def send_outreach_reply(ctx: AppContext, messenger: Messenger, session: AsyncSession,
-                              row: ScheduledAction) -> Delivered:
+                              row: ScheduledAction) -> Delivered | Handled:
     """ActionSender for `outreach_reply` rows: the participant's answer, to the staff member who
-    wrote (or, when they left, to the participant's clinician). A disclosure, and audited."""
-    reply = await session.get(OutreachReply, int(row.payload.get("reply_id", 0)))
+    wrote (or, when they left or may no longer see the participant, to the participant's clinician,
+    the backup, the leads and admins). A disclosure, and audited. Forwarded once, however often the
+    row is handled; when nobody can get it, the participant is told so plainly, with the crisis line."""
+    # Locked (PostgreSQL): a row handled twice at once forwards once.
+    reply = await session.get(OutreachReply, int(row.payload.get("reply_id", 0)), with_for_update=True)
     if reply is None:
         raise Skip("reply gone")
+    if reply.forwarded_at is not None:
+        raise Skip("reply already forwarded")
     message = await session.get(OutreachMessage, reply.message_id)
     assert message is not None
     participant = message.participant
     sender = message.staff
-    recipient: Staff | None = sender if _can_receive(sender) else participant.therapist
-    if not _can_receive(recipient):
-        raise Skip("neither the sender nor the participant's clinician can be reached")
-    assert recipient is not None
+    recipient = await _reply_recipient(session, participant, sender)
+    if recipient is None:
+        if participant.chat_id is None:
+            raise Skip("nobody on the care team can be reached, and the participant has no chat")
+        sent = await say(messenger, participant.chat_id, ctx.t("outreach.reply_nobody", participant.locale))
+        audit(session, ctx.clock.now(), "system", "outreach:reply_not_forwarded:nobody", participant_id=participant.id)
+        return Delivered(sent.chat_id, sent.message_id)
     locale = recipient.locale
     if recipient.id == sender.id:
         head = ctx.t("outreach.reply_head", locale, alias=participant.alias)
