@@ -47,7 +47,7 @@ from tests.support.workers import WorkerBot, free_port, register_webhook, worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-PARTICIPANTS = 60
+PARTICIPANTS = 50
 # A row's final states. Cancelled: a worker whose lease ran out while it sent the question committed
 # late, and the worker that took the row over found the check-in open ("already in progress").
 DONE = (ActionStatus.SENT, ActionStatus.ANSWERED, ActionStatus.CANCELLED)
