@@ -7,7 +7,8 @@ of the same 20 chats, as the outbox does (`sender.turn()` before each), so every
 messages from three processes at once; in the middle of the wave each process sends urgent
 messages (a crisis reply, a page). Measured at the server:
 - no 429, and never more than Telegram's 30 (the server's limit) in any one-second window; the
-  ordinary sends alone never more than the configured 25 plus one (network jitter);
+  ordinary sends alone never more than the configured 25, plus what a slot may be used late
+  (`LATE` × the rate), plus one (arrival jitter);
 - each urgent send arrived within 200 ms of being asked for;
 - no chat got more than three messages in any one second.
 Real time (the processes are separate), about 8 s with their start-up.
