@@ -296,3 +296,18 @@ async def test_goal_alone_shows_a_coach_every_participants_goals(inbot: InProces
         views = [e.participant_id for e in (await s.scalars(select(AuditEntry).where(
             AuditEntry.actor == "staff:1", AuditEntry.action == "view:goals"))).all()]
     assert views == [pid] and quiet.id not in views and other.id not in views
+
+
+async def test_staff_cannot_change_goals_of_someone_who_declined_or_left(inbot: InProcessBot) -> None:
+    pid = await _enrolled(inbot)
+    await inbot.say(DR, "/goal P-101 add Walk daily")
+    assert "Walk daily" in inbot.last_text(DR)
+    for status in ("declined", "discharged", "consent_pending"):
+        async with inbot.ctx.sessionmaker() as s:
+            await s.execute(text("UPDATE participants SET status = :s WHERE id = :i"), {"s": status, "i": pid})
+            await s.commit()
+        for command in ("/goal P-101 add Sleep by 11", "/goal P-101 edit 1 Run", "/goal P-101 done 1",
+                        "/goal P-101 add"):
+            await inbot.say(DR, command)
+            assert "not enrolled in the program now" in inbot.last_text(DR), (status, command)
+    assert await _goals(inbot) == [("Walk daily", "open")]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiogram import Dispatcher
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.clock import ManualClock
 from bot.config import Settings
@@ -171,3 +171,14 @@ async def test_track_command_when_the_program_has_no_tracks(inbot: InProcessBot)
     assert inbot.last_text(DR).startswith("This program has no tracks")
     await inbot.say(DR, "/track")
     assert inbot.last_text(DR).startswith("This program has no tracks")
+
+
+async def test_track_is_not_changed_for_someone_not_enrolled(track_bot: InProcessBot) -> None:
+    ids = await _people(track_bot)
+    async with track_bot.ctx.sessionmaker() as s:
+        await s.execute(update(Participant).where(Participant.id == ids["P-mh"]).values(status="declined"))
+        await s.commit()
+    await track_bot.say(DR, "/track P-mh substance_use")
+    assert "not enrolled in the program now" in track_bot.last_text(DR)
+    async with track_bot.ctx.sessionmaker() as s:
+        assert (await s.get(Participant, ids["P-mh"])).track == "mental_health"  # type: ignore[union-attr]

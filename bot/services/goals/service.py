@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.db.goal_models import Goal, GoalRating, GoalStatus
-from bot.db.models import Participant
+from bot.db.models import ENROLLED, Participant
 from bot.services.goals.planner import GoalPlanner
 
 MAX_OPEN = 3
@@ -35,6 +35,7 @@ class Change(enum.Enum):
     TOO_LONG = "too_long"
     EMPTY = "empty"
     GONE = "gone"  # not this participant's open goal (an old button, a goal done meanwhile)
+    NOT_ENROLLED = "not_enrolled"  # declined consent, stopped, discharged or not joined: nothing is stored
 
 
 def clean_text(text: str) -> str:
@@ -79,7 +80,10 @@ async def _schedule_changed(session: AsyncSession, ctx: AppContext, participant:
 
 async def add_goal(session: AsyncSession, ctx: AppContext, participant: Participant, text: str, by: str
                    ) -> tuple[Change, Goal | None]:
-    """A new open goal in `text` (cleaned), unless three are open or the text is empty or too long."""
+    """A new open goal in `text` (cleaned), unless three are open, the text is empty or too long, or
+    the participant is not enrolled."""
+    if participant.status not in ENROLLED:
+        return Change.NOT_ENROLLED, None
     text = clean_text(text)
     problem = check_text(text)
     if problem is not None:
@@ -97,6 +101,8 @@ async def add_goal(session: AsyncSession, ctx: AppContext, participant: Particip
 async def edit_goal(session: AsyncSession, ctx: AppContext, participant: Participant, goal_id: int, text: str,
                     by: str) -> tuple[Change, Goal | None]:
     """New words for an open goal; its ratings stay with it."""
+    if participant.status not in ENROLLED:
+        return Change.NOT_ENROLLED, None
     text = clean_text(text)
     problem = check_text(text)
     if problem is not None:
@@ -111,6 +117,8 @@ async def edit_goal(session: AsyncSession, ctx: AppContext, participant: Partici
 async def mark_done(session: AsyncSession, ctx: AppContext, participant: Participant, goal_id: int, by: str
                     ) -> tuple[Change, Goal | None]:
     """Close an open goal (kept, with its ratings); the weekly prompt stops when none is open."""
+    if participant.status not in ENROLLED:
+        return Change.NOT_ENROLLED, None
     goal = await open_goal(session, participant.id, goal_id)
     if goal is None:
         return Change.GONE, None

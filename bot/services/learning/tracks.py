@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.context import AppContext
-from bot.db.models import Participant
+from bot.db.models import Participant, ParticipantStatus
 from bot.services.audit import audit
 from bot.services.learning.drip import DripPlanner
 
@@ -24,6 +24,12 @@ NO_TRACK = "none"  # `/track ALIAS none`: back to every snippet
 
 class TrackError(Exception):
     """A track that cannot be set; the message is one line that says what to do."""
+
+
+# Declined consent, stopped or discharged: nothing new is stored for them. (Before enrollment an
+# operator may set the track ahead, as `iopbot invite --track` does; staff's /track needs ENROLLED.)
+NOT_TO_BE_CHANGED = frozenset({ParticipantStatus.DECLINED, ParticipantStatus.OPTED_OUT,
+                               ParticipantStatus.DISCHARGED})
 
 
 def configured_tracks(settings: Settings) -> tuple[str, ...]:
@@ -51,6 +57,8 @@ async def set_track(session: AsyncSession, ctx: AppContext, participant: Partici
     "staff:3" or "cli"); returns the track now stored. Raises TrackError for a name the program
     does not list. The daily read is replanned in the same transaction."""
     track = check_track(ctx.settings, name)
+    if participant.status in NOT_TO_BE_CHANGED:
+        raise TrackError(f"{participant.alias} is {participant.status}: their track stays as it is")
     now = ctx.clock.now()
     if participant.track != track:
         participant.track = track

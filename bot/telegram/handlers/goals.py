@@ -265,6 +265,9 @@ async def _staff_change(session: AsyncSession, ctx: AppContext, actor: Staff, pa
     else:
         assert goal_id is not None
         outcome, goal = await goals.mark_done(session, ctx, participant, goal_id, who)
+    if outcome is Change.NOT_ENROLLED:
+        replies.text(chat_id, ctx.t("goal.not_enrolled", locale, alias=alias))
+        return
     if outcome is Change.TOO_LONG:
         replies.text(chat_id, ctx.t("goal.too_long", locale, limit=MAX_CHARS))
         return
@@ -334,6 +337,9 @@ async def goal_command(message: Message, command: CommandObject, actor: Staff, s
     if not action:
         await _show_staff(session, ctx, actor, participant, replies, chat)
         return
+    if participant.status not in ENROLLED and action in ("add", "edit", "done"):
+        replies.text(chat, ctx.t("goal.not_enrolled", locale, alias=participant.alias))
+        return
     if action == "add":
         if tail:
             await _staff_change(session, ctx, actor, participant, replies, chat, "add", None, tail)
@@ -382,6 +388,9 @@ async def staff_add_button(query: CallbackQuery, actor: Staff, session: AsyncSes
         audit(session, ctx.clock.now(), actor_label(actor), "refused:goal_button",
               participant_id=participant.id if participant else None, allowed=False)
         replies.notice(ctx.t("common.button_expired", actor.locale))
+        return
+    if participant.status not in ENROLLED:
+        replies.notice(ctx.t("goal.not_enrolled", actor.locale, alias=participant.alias))
         return
     if await goals.count_open(session, participant.id) >= MAX_OPEN:
         replies.notice(ctx.t("goal.full", actor.locale, alias=participant.alias, limit=MAX_OPEN))

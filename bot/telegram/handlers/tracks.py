@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.db.models import Participant, Staff
+from bot.db.models import ENROLLED, Participant, Staff
 from bot.messaging import Replies
 from bot.services.audit import actor_label, audit
 from bot.services.caseload import find_participant
@@ -25,7 +25,6 @@ from bot.telegram.filters import IsStaff
 router = Router(name="tracks")
 router.message.filter(IsStaff())
 
-TRACK_COMMANDS = {"track"}
 EXAMPLE_ALIAS = "P-101"
 
 
@@ -68,6 +67,9 @@ async def track_command(message: Message, command: CommandObject, actor: Staff, 
         check_track(ctx.settings, name)
     except TrackError:
         replies.text(chat, ctx.t("tracks.unknown", locale, track=name[:40], tracks=listed))
+        return
+    if participant.status not in ENROLLED:
+        replies.text(chat, ctx.t("tracks.not_enrolled", locale, alias=participant.alias))
         return
     track = await set_track(session, ctx, participant, name, who)
     if track is None:
