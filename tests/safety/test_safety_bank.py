@@ -1,6 +1,6 @@
 """The project's own test bank (tests/safety/bank): realistic messages labelled by level and construct.
 
-dev/ is what the rules are tuned on; holdout/ is the untouched 30% (fixed by a hash of each id in
+dev/ (and dev3/, a third batch written later) is what the rules are tuned on; holdout/ is the untouched 30% (fixed by a hash of each id in
 split.py before any tuning) and is only measured; holdout2/ is a second batch by other writers,
 written after the rules and never used to tune them. The floors below are today's figures less a small
 margin, so a rule change that loses ground fails here; the issue's targets and the current figures
@@ -50,19 +50,22 @@ def test_the_holdout_split_is_the_one_fixed_by_hash() -> None:
 
 # (split, language) → floors for paging (urgent or above): recall, precision; and for the whole
 # split: the share of hard negatives that page, and of imminent messages that page nobody.
+# dev3/ is a third batch written with the [[construct]] tables and tuned on, like dev/.
 FLOORS = {
-    ("dev", "en"): (0.90, 0.93),
-    ("dev", "es"): (0.91, 0.93),
-    ("holdout", "en"): (0.35, 0.83),
-    ("holdout", "es"): (0.44, 0.85),
-    ("holdout2", "en"): (0.32, 0.84),
-    ("holdout2", "es"): (0.30, 0.88),
+    ("dev", "en"): (0.93, 0.93),
+    ("dev", "es"): (0.93, 0.93),
+    ("dev3", "en"): (0.95, 0.93),
+    ("dev3", "es"): (0.95, 0.92),
+    ("holdout", "en"): (0.43, 0.85),
+    ("holdout", "es"): (0.54, 0.88),
+    ("holdout2", "en"): (0.39, 0.87),
+    ("holdout2", "es"): (0.33, 0.88),
 }
-HARD_NEGATIVES_PAGING = {"dev": 0.045, "holdout": 0.08, "holdout2": 0.075}
-IMMINENT_PAGING_NOBODY = {"dev": 0.10, "holdout": 0.66, "holdout2": 0.76}
+HARD_NEGATIVES_PAGING = {"dev": 0.045, "dev3": 0.05, "holdout": 0.08, "holdout2": 0.075}
+IMMINENT_PAGING_NOBODY = {"dev": 0.06, "dev3": 0.03, "holdout": 0.55, "holdout2": 0.70}
 
 
-@pytest.mark.parametrize("split", ["dev", "holdout", "holdout2"])
+@pytest.mark.parametrize("split", ["dev", "dev3", "holdout", "holdout2"])
 def test_figures_do_not_fall(rules: SafetyRules, split: str) -> None:
     report = evaluate(_rows(split), rules, Level.URGENT)
     bank = report.bank
