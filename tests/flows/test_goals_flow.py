@@ -174,7 +174,8 @@ async def test_clinician_adds_and_closes_a_goal_with_the_participant(inbot: InPr
     assert "/goal P-101" in inbot.last_text(DR) and "No goals yet: P-101" in inbot.last_text(DR)
     await inbot.say(DR, "/goal p-101 add Go to two meetings a week")
     assert "Added for P-101: Go to two meetings a week" in inbot.last_text(DR)
-    assert "They got a message about it." in inbot.last_text(DR)
+    assert "They get a message about it" in inbot.last_text(DR)
+    await inbot.tick()
     assert "Your care team added a goal with you: Go to two meetings a week" in inbot.last_text(SAM)
     await inbot.say(DR, "/goal P-101")
     assert "1. Go to two meetings a week: no ratings yet" in inbot.last_text(DR)
@@ -183,11 +184,13 @@ async def test_clinician_adds_and_closes_a_goal_with_the_participant(inbot: InPr
     await inbot.say(DR, "Text my sister when cravings hit")
     assert "Added for P-101: Text my sister when cravings hit" in inbot.last_text(DR)
     await inbot.say(DR, "/goal P-101 edit 2 Text my sister or sponsor when cravings hit")
+    await inbot.tick()
     assert "It now reads: Text my sister or sponsor when cravings hit" in inbot.last_text(SAM)
     await inbot.say(DR, "/goal P-101 done 3")
     assert "P-101 has no open goal 3" in inbot.last_text(DR)
     await inbot.say(DR, "/goal P-101 done 1")
     assert "Marked done for P-101: Go to two meetings a week" in inbot.last_text(DR)
+    await inbot.tick()
     assert "marked a goal done with you: Go to two meetings a week" in inbot.last_text(SAM)
     async with inbot.ctx.sessionmaker() as s:
         goals = (await s.scalars(select(Goal).order_by(Goal.id))).all()
@@ -311,3 +314,17 @@ async def test_staff_cannot_change_goals_of_someone_who_declined_or_left(inbot: 
             await inbot.say(DR, command)
             assert "not enrolled in the program now" in inbot.last_text(DR), (status, command)
     assert await _goals(inbot) == [("Walk daily", "open")]
+
+
+async def test_a_change_made_at_night_reaches_the_participant_after_quiet_hours(inbot: InProcessBot) -> None:
+    await _enrolled(inbot)
+    night = datetime(2026, 3, 3, 7, 0, tzinfo=UTC)  # 02:00 in New York: quiet hours until 07:00
+    inbot.clock.set(night)
+    await inbot.say(DR, "/goal P-101 add Walk daily")
+    assert "Added for P-101: Walk daily" in inbot.last_text(DR)
+    await inbot.tick()
+    assert not any("added a goal with you" in t for t in inbot.texts(SAM))
+    await inbot.tick(night + timedelta(hours=4, minutes=59))
+    assert not any("added a goal with you" in t for t in inbot.texts(SAM))
+    await inbot.tick(night + timedelta(hours=5))  # 07:00 in New York
+    assert "Your care team added a goal with you: Walk daily" in inbot.last_text(SAM)

@@ -22,11 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.db.goal_models import Goal, GoalRating, GoalStatus
-from bot.db.models import ENROLLED, Participant
+from bot.db.models import ENROLLED, Participant, ScheduledAction
+from bot.messaging import Messenger, say
+from bot.services.calendar.occurrences import quiet_window
 from bot.services.goals.planner import GoalPlanner
+from bot.services.scheduling.outbox import Delivered, Skip
+from bot.services.scheduling.rows import enqueue
 
 MAX_OPEN = 3
 MAX_CHARS = 200  # a goal is a few words; a long text is a note, not a goal
+CHANGE_NOTICE = "goal_change_notice"  # "Your care team added a goal with you", after quiet hours
+NOTICE_KEYS = {"add": "goals.team_added", "edit": "goals.team_edited", "done": "goals.team_done"}
 
 
 class Change(enum.Enum):
@@ -141,3 +147,32 @@ async def goals_for_export(session: AsyncSession, participant_id: int) -> list[d
     return [{"goal": g.text, "status": g.status, "added_at": iso(g.created_at), "done_at": iso(g.done_at),
              "ratings": [{"rated_at": iso(r.rated_at), "value": r.value, "note": r.note}
                          for r in ratings if r.goal_id == g.id]} for g in goals]
+
+
+async def tell_participant_of_change(session: AsyncSession, ctx: AppContext, participant: Participant,
+                                     goal: Goal, action: str) -> bool:
+    """Plan the participant's notice of a change staff made with them ("add", "edit", "done"):
+    through the outbox, after their quiet hours if they are in them. False (nothing planned)
+    while they are paused or unreachable. The row holds ids only; the words are read when sent."""
+    if not participant.receives_messages or participant.chat_id is None:
+        return False
+    now = ctx.clock.now()
+    quiet = quiet_window(participant, now)
+    await enqueue(session, kind=CHANGE_NOTICE, key=f"goal_change:{goal.id}:{action}:{now:%Y%m%dT%H%M%S%f}",
+                  due_at=quiet[1] if quiet else now, now=now, participant_id=participant.id,
+                  payload={"goal_id": goal.id, "action": action})
+    return True
+
+
+async def send_change_notice(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                             row: ScheduledAction) -> Delivered:
+    """ActionSender for `goal_change_notice` rows: the goal's words as they are when it goes."""
+    participant = await session.get(Participant, row.participant_id or 0)
+    goal = await session.get(Goal, int(row.payload.get("goal_id", 0)))
+    key = NOTICE_KEYS.get(str(row.payload.get("action")))
+    if participant is None or goal is None or key is None:
+        raise Skip("goal or participant gone")
+    if not participant.receives_messages or participant.chat_id is None:
+        raise Skip("participant paused, stopped or unreachable")
+    sent = await say(messenger, participant.chat_id, ctx.t(key, participant.locale, text=goal.text))
+    return Delivered(sent.chat_id, sent.message_id)

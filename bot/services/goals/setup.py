@@ -12,6 +12,7 @@ from bot.db.goal_models import GOAL_PROGRESS
 from bot.services.checkins.setup import flow_engine
 from bot.services.goals.planner import GoalPlanner
 from bot.services.goals.progress import GoalProgressFlow, send_goal_progress
+from bot.services.goals.service import CHANGE_NOTICE, send_change_notice
 from bot.services.scheduling.outbox import OutboxWorker
 
 
@@ -21,5 +22,6 @@ def install_goals(ctx: AppContext, worker: OutboxWorker | None = None) -> GoalPl
     ctx.replanners.append(planner)
     if worker is not None:
         worker.register(GOAL_PROGRESS, send_goal_progress)
+        worker.register(CHANGE_NOTICE, send_change_notice)
         worker.add_planner("goal prompts", planner.tick)
     return planner

@@ -246,14 +246,6 @@ async def _show_staff(session: AsyncSession, ctx: AppContext, actor: Staff, part
     replies.text(chat_id, text, kb)
 
 
-def _tell_participant(ctx: AppContext, participant: Participant, key: str, goal: Goal, replies: Replies) -> bool:
-    """The participant hears of a change made with them (not while paused or unreachable)."""
-    if not participant.receives_messages or participant.chat_id is None:
-        return False
-    replies.text(participant.chat_id, ctx.t(key, participant.locale, text=goal.text))
-    return True
-
-
 async def _staff_change(session: AsyncSession, ctx: AppContext, actor: Staff, participant: Participant,
                         replies: Replies, chat_id: int, action: str, goal_id: int | None, text: str) -> None:
     """Add (goal_id None), change or close a goal with the participant; say how it went."""
@@ -279,8 +271,9 @@ async def _staff_change(session: AsyncSession, ctx: AppContext, actor: Staff, pa
         return
     audit(session, ctx.clock.now(), who, f"goal:{action}", participant_id=participant.id)
     said = {"add": "added", "edit": "edited", "done": "marked_done"}[action]
-    told = _tell_participant(ctx, participant, {"add": "goals.team_added", "edit": "goals.team_edited",
-                                                "done": "goals.team_done"}[action], goal, replies)
+    # Through the outbox, after the participant's quiet hours: never a goal notice at 2 a.m.
+    told = await goals.tell_participant_of_change(session, ctx, participant, goal, action)
+    replies.outbox_due = told
     replies.text(chat_id, ctx.t(f"goal.{said}", locale, alias=alias, text=goal.text) + "\n"
                  + ctx.t("goal.told" if told else "goal.not_told", locale))
 
