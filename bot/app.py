@@ -55,7 +55,9 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     dp.update.outer_middleware(gate)
     # While the database is down, hold the update and try again rather than lose it. One update
     # per person at a time, a few in their database work at a time, a flagged one first.
-    dp.update.outer_middleware(DatabaseRetryMiddleware(lanes=UpdateLanes(database_slots(ctx.sessionmaker))))
+    lanes = UpdateLanes(database_slots(ctx.sessionmaker))
+    ctx.page_listeners.append(lanes.page_sent)  # a page sent ends the hold on the backlog
+    dp.update.outer_middleware(DatabaseRetryMiddleware(lanes=lanes))
     dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
     # Who is writing, their dialog state and whether an alert of theirs is open: one statement.
     dp.update.outer_middleware(ActorMiddleware(ctx))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -95,10 +96,17 @@ class AppContext:
     parts: Parts = field(default_factory=Parts)
     # Told when a participant's schedule changes (check-ins, session reminders, daily read).
     replanners: list[Replanner] = field(default_factory=list)
+    # Told when a page reached a clinician (bot/services/escalation/paging.py): the Telegram edge
+    # holds ordinary updates back while a page just written is on its way, and stops holding then.
+    page_listeners: list[Callable[[], None]] = field(default_factory=list)
 
     def wake_outbox(self) -> None:
         for wakeup in self.outbox_wakeups:
             wakeup.set()
+
+    def page_sent(self) -> None:
+        for listener in self.page_listeners:
+            listener()
 
     def t(self, key: str, locale: str, /, **values: Any) -> str:
         """A UI text; the crisis numbers for the locale are always available as placeholders."""

@@ -59,8 +59,10 @@ class Ticket:
         # Set in order: a ticket's `committed_in_order` implies every earlier one's; same for done.
         self.committed_in_order: asyncio.Future[None] = loop.create_future()
         self.done_in_order: asyncio.Future[None] = loop.create_future()
-        self._slot: _Waiter | None = None
         self._committed = self._finished = False
+        # Set when this update opened an alert (its first page due now): once committed, the
+        # backlog waits for that page (UnitOfWorkMiddleware calls `hold_others`).
+        self.page_due = False
 
     async def turn(self) -> None:
         """Wait until the person's earlier update has committed (flagged) or is done (ordinary)."""
@@ -102,7 +104,8 @@ class Ticket:
         self._previous = None  # no chain of finished tickets kept alive
 
     def hold_others(self, seconds: float) -> None:
-        """This update's page was just committed: ordinary updates wait `seconds` (UpdateLanes.hold_ordinary)."""
+        """This update's page was just committed: ordinary updates wait until a page is sent, for
+        `seconds` at most (UpdateLanes.hold_ordinary)."""
         self._lanes.hold_ordinary(seconds)
 
     @property
@@ -147,6 +150,7 @@ class UpdateLanes:
         self._arrival = itertools.count()
         self._waiting: dict[int, _Waiter] = {}  # id(person) -> its waiter in the queue
         self._held_until = 0.0  # loop time: no ordinary update starts its database work before it
+        self._holds = 0  # pages committed and not sent yet, each holding the ordinary updates back
 
     def ticket(self, key: Hashable, *, urgent: bool = False) -> Ticket:
         """The next place in `key`'s line (a person: chat and user). Call `finish()` when done."""
@@ -169,17 +173,32 @@ class UpdateLanes:
         return len(self._waiting)
 
     def hold_ordinary(self, seconds: float) -> None:
-        """Let no ordinary update start its database work for `seconds` (flagged ones still do),
-        so that a page just committed is claimed, sent and marked sent without the backlog's
-        transactions in its way (SQLite has one writer; any database, one event loop)."""
+        """Let no ordinary update start its database work (flagged ones still do) until a page is
+        sent (`page_sent`, once for each hold) or for `seconds` at most, so that a page just
+        committed is claimed and sent without the backlog's transactions in its way (SQLite has
+        one writer; any database, one event loop)."""
         loop = asyncio.get_running_loop()
         until = loop.time() + seconds
+        self._holds += 1
         if until > self._held_until:
             self._held_until = until
             loop.call_at(until, self._wake)
 
+    def page_sent(self) -> None:
+        """A page reached its clinician: one hold less; none left, the backlog goes on at once."""
+        if self._holds > 0:
+            self._holds -= 1
+            if self._holds == 0:
+                self._held_until = 0.0
+                self._wake()
+
     def _held(self) -> bool:
-        return self._held_until > 0 and self._held_until > asyncio.get_running_loop().time()
+        if self._held_until <= 0:
+            return False
+        if self._held_until > asyncio.get_running_loop().time():
+            return True
+        self._held_until, self._holds = 0.0, 0  # the longest hold ran out: whatever was not sent
+        return False
 
     async def _acquire(self, ticket: Ticket) -> None:
         if ticket._person.reserved:

@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
-# After a unit of work wrote a page due now, ordinary updates wait this long to start theirs: the
-# outbox claims and sends the page in a few tens of milliseconds when nothing else writes meanwhile.
-PAGE_HOLD_SECONDS = 0.25
+# After a unit of work wrote a page due now, ordinary updates wait to start theirs until a page is
+# sent, this long at most: the outbox claims and sends a page in a few tens of milliseconds when
+# nothing else writes meanwhile (on an overloaded machine, up to a second or two).
+PAGE_HOLD_SECONDS = 2.0
 
 
 async def claim_update(session: AsyncSession, update_id: int, telegram_user_id: int | None, now: datetime) -> bool:
@@ -99,7 +100,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             # Before the replies: a clinician's page written in this unit of work must not wait
             # until this update's ordinary replies got through the sender's queue, nor behind the
             # backlog's transactions while it is claimed and sent.
-            if ticket is not None:
+            if ticket is not None and ticket.page_due:
                 ticket.hold_others(PAGE_HOLD_SECONDS)
             self.ctx.wake_outbox()
         await messenger.flush(replies)

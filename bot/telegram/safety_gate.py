@@ -274,4 +274,7 @@ class FlagRecorder(BaseMiddleware):
                 # The page goes now; "your care team has been told" follows from the outbox once a
                 # page was delivered (bot/services/escalation/paging.py), never before.
                 replies.outbox_due = True
+                lane = data.get("lane")
+                if record.new_escalation and lane is not None:
+                    lane.page_due = True  # the backlog waits for this first page (bot/telegram/lanes.py)
         return await handler(event, data)

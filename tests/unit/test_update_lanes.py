@@ -155,3 +155,22 @@ async def test_a_slot_kept_for_a_flagged_update_that_never_comes_is_given_back()
     await asyncio.wait_for(other, 1)
     assert log == ["hello", "sam"]
     assert lanes.running == 0 and lanes.queued == 0
+
+
+async def test_after_a_page_is_written_the_backlog_waits_until_it_is_sent() -> None:
+    lanes, log = UpdateLanes(limit=2), list[str]()
+    lanes.hold_ordinary(60.0)  # a page was just committed
+    backlog = asyncio.create_task(_update(lanes, "sam", "sam", log))
+    crisis = asyncio.create_task(_update(lanes, "kim", "kim: crisis", log, urgent=True))
+    await _settle()
+    assert log == ["kim: crisis"]  # flagged updates still go; ordinary ones wait...
+    lanes.page_sent()
+    await asyncio.wait_for(asyncio.gather(backlog, crisis), 1)  # ...until the page is out
+    assert log == ["kim: crisis", "sam"]
+
+
+async def test_a_page_that_is_never_sent_holds_the_backlog_for_a_bounded_time() -> None:
+    lanes, log = UpdateLanes(limit=2), list[str]()
+    lanes.hold_ordinary(0.05)
+    await asyncio.wait_for(_update(lanes, "sam", "sam", log), 1)
+    assert log == ["sam"]

@@ -313,6 +313,7 @@ async def send_alert_step(ctx: AppContext, messenger: Messenger, session: AsyncS
     except NotDelivered:
         # The sender already retried: page the next person now; this page is tried again shortly.
         return await _undeliverable(session, ctx, escalation, row, "delivery_failed", retry=True)
+    ctx.page_sent()  # the backlog the edge held back for this page may go on
     now = ctx.clock.now()
     escalation.unreached_in_a_row = 0
     if escalation.first_alert_sent_at is None:
