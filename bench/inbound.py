@@ -12,6 +12,10 @@ starts; the time runs from the bot's first getUpdates to the server's receipt of
   participant's note stored (encrypted column), the reply sent after commit through the sender
   middleware (its limits raised out of the way, as the server's are).
 
+Each run reports updates per second, and for the full pipeline the SQL statements per update
+(SQLAlchemy's before_cursor_execute, counted from the first poll) and this process's CPU time per
+update.
+
 The texts are everyday check-in chatter that the rules do not flag (a flagged one would add a
 crisis reply and an alert, measured by bench/crisis_latency.py instead). The bare bot runs before
 and after the full ones; both runs are reported, since the machine is shared and noisy.
@@ -23,6 +27,7 @@ import asyncio
 import itertools
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +64,12 @@ async def _queue_messages(control: Any, users: list[int], count: int) -> None:
 
 
 async def _measure(control: Any, count: int, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
-    """Wait for `count` replies; the rate from the first getUpdates to the last reply's arrival."""
+    """Wait for `count` replies; the rate from the first getUpdates to the last reply's arrival,
+    and this process's CPU time per update (all its threads: SQLite's run in threads of their own),
+    which a shared machine's other work disturbs less than the rate."""
+    cpu_before = time.process_time()
     got = await wait_for_sends(control, count, timeout)
+    cpu_ms = round((time.process_time() - cpu_before) * 1000 / count, 2)
     requests = await control.requests()
     # From the first getUpdates the server answered (a retry after a refused one is not counted).
     polls = [r["at"] for r in requests if r["method"] == "getUpdates" and r["outcome"] == "ok"]
@@ -69,7 +78,7 @@ async def _measure(control: Any, count: int, timeout: float) -> dict[str, Any]: 
         return {"updates": count, "replies": got, "updates_per_second": 0.0, "complete": False}
     seconds = sends[min(count, len(sends)) - 1] - polls[0]
     return {"updates": count, "replies": got, "seconds": round(seconds, 3),
-            "updates_per_second": round(count / seconds, 1), "complete": True}
+            "updates_per_second": round(count / seconds, 1), "cpu_ms_per_update": cpu_ms, "complete": True}
 
 
 async def bare_echo(api: BotAPIProcess, users: list[int], count: int) -> dict[str, Any]:
@@ -166,6 +175,7 @@ async def run_async(quick: bool = False) -> dict[str, Any]:
                 bare.append(await bare_echo(api, users, count))
     rates = [b["updates_per_second"] for b in bare if b["complete"]]
     out["bare_runs"] = [b["updates_per_second"] for b in bare]
+    out["bare_cpu_ms_per_update"] = [b.get("cpu_ms_per_update") for b in bare]
     out["bare_updates_per_second"] = round(sum(rates) / len(rates), 1) if rates else 0.0
     for kind in kinds:
         full = out[kind]["updates_per_second"]
