@@ -20,8 +20,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import WEEKDAYS
@@ -29,6 +27,7 @@ from bot.context import AppContext
 from bot.db.goal_models import GOAL_PROGRESS, Goal, GoalStatus
 from bot.db.models import ActionStatus, Participant, ParticipantStatus, ScheduledAction
 from bot.services.local_time import jitter_seconds, local_date, parse_hhmm, plan_daily
+from bot.services.scheduling.rows import insert_new
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,7 @@ class GoalPlanner:
                         for row in self.wanted(p.id, p.timezone, p.checkin_time, p.quiet_start, p.quiet_end, now)]
                 have = set((await session.scalars(select(ScheduledAction.key).where(
                     ScheduledAction.key.in_([r["key"] for r in rows])))).all()) if rows else set()
-                created += await _insert(session, [r for r in rows if r["key"] not in have])
+                created += await insert_new(session, [r for r in rows if r["key"] not in have])
                 await session.commit()
 
     async def replan_participant(self, session: AsyncSession, participant: Participant, now: datetime) -> None:
@@ -139,13 +138,4 @@ class GoalPlanner:
                 row.payload = want["payload"]
                 row.last_error, row.attempts, row.lease_until, row.claimed_by = None, 0, None, None
         if wanted:
-            await _insert(session, list(wanted.values()))
-
-
-async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    """Insert rows whose key is new (a lost race adds none); returns how many were added."""
-    if not rows:
-        return 0
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(insert(ScheduledAction).values(rows).on_conflict_do_nothing(index_elements=["key"]))
-    return max(0, int(result.rowcount or 0))  # type: ignore[attr-defined]
+            await insert_new(session, list(wanted.values()))

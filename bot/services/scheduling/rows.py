@@ -6,6 +6,7 @@ paying aiogram's seconds-long import.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import ActionStatus, ScheduledAction
+
+# Rows per INSERT: PostgreSQL (asyncpg) takes at most 32,767 arguments in one statement, and a
+# row has about a dozen columns.
+INSERT_CHUNK = 500
 
 
 async def enqueue(
@@ -39,3 +44,15 @@ async def enqueue(
     stmt = insert(ScheduledAction).values(**values).on_conflict_do_nothing(index_elements=["key"])
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def insert_new(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert many rows (as insert values), skipping any whose key exists (a lost race adds none),
+    in chunks of INSERT_CHUNK; returns how many were added."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    added = 0
+    for start in range(0, len(rows), INSERT_CHUNK):
+        result = await session.execute(insert(ScheduledAction).values(list(rows[start:start + INSERT_CHUNK]))
+                                       .on_conflict_do_nothing(index_elements=["key"]))
+        added += max(0, int(result.rowcount or 0))  # type: ignore[attr-defined]
+    return added
