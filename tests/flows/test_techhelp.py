@@ -167,3 +167,38 @@ async def test_spanish_and_the_phone_in_number(phone_bot: InProcessBot) -> None:
     await phone_bot.tick()
     await phone_bot.tick()
     assert "Tu facilitador ya sabe que no puedes conectarte" in phone_bot.last_text(PAT)
+
+
+async def test_with_nobody_reachable_no_tap_says_anyone_was_told(inbot: InProcessBot) -> None:
+    ids = await _program(inbot)
+    async with inbot.ctx.sessionmaker() as s:
+        clin = await s.get(Staff, ids["clin"])
+        assert clin is not None
+        clin.active = False
+        await s.commit()
+    await inbot.say(LONER, "/techhelp")
+    await inbot.press(LONER, "Tell my facilitator")
+    assert "couldn't reach anyone" in inbot.notices(LONER)[-1]
+    assert not any("Telling them now" in n for n in inbot.notices(LONER))
+    await inbot.tick()
+    assert NOBODY in inbot.last_text(LONER)
+    inbot.clock.advance(minutes=2)
+    await inbot.press(LONER, "Tell my facilitator")  # within ten minutes, and still nobody
+    assert "couldn't reach anyone" in inbot.notices(LONER)[-1]
+    assert not any("I told them" in n for n in inbot.notices(LONER))
+
+    async with inbot.ctx.sessionmaker() as s:  # the clinician is back: the next tap tells them
+        clin = await s.get(Staff, ids["clin"])
+        assert clin is not None
+        clin.active = True
+        await s.commit()
+    inbot.clock.advance(minutes=2)
+    await inbot.press(LONER, "Tell my facilitator")
+    assert "Telling them now" in inbot.notices(LONER)[-1]
+    await inbot.tick()
+    await inbot.tick()
+    assert TOLD_TEAM in inbot.last_text(LONER)
+    inbot.clock.advance(minutes=2)
+    await inbot.press(LONER, "Tell my facilitator")  # delivered a few minutes ago: not again
+    assert "I told them a few minutes ago" in inbot.notices(LONER)[-1]
+    assert sum("P-alone can't connect" in t for t in inbot.texts(CLIN)) == 1

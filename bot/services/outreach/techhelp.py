@@ -99,18 +99,22 @@ def _chain(participant: Participant, occ: SessionOccurrence | None) -> list[tupl
 
 class Outcome(StrEnum):
     TELLING = "telling"  # a notice is on its way; the participant hears once it was delivered
-    ALREADY = "already"  # told a few minutes ago
+    ALREADY = "already"  # a notice was delivered a few minutes ago
     NOBODY = "nobody"  # no facilitator or clinician can be reached: the participant is told plainly
 
 
 async def cant_connect(session: AsyncSession, ctx: AppContext, participant: Participant,
                        now: datetime) -> Outcome:
     """The participant can't get into their session: tell the facilitator (or their clinician)."""
-    recent = await session.scalar(select(ParticipantEvent.id).where(
-        ParticipantEvent.participant_id == participant.id, ParticipantEvent.kind == EVENT,
-        ParticipantEvent.at > now - REPEAT_WINDOW))
-    if recent is not None:
+    # Only a tap that reached someone (or is on its way to someone) counts: after "nobody could
+    # be reached" a second tap tries again rather than claim anyone was told.
+    recent = set((await session.scalars(select(ScheduledAction.status).where(
+        ScheduledAction.participant_id == participant.id, ScheduledAction.kind == NOTICE_KIND,
+        ScheduledAction.created_at > now - REPEAT_WINDOW))).all())
+    if ActionStatus.SENT in recent:
         return Outcome.ALREADY
+    if recent & {ActionStatus.PENDING, ActionStatus.CLAIMED}:
+        return Outcome.TELLING
     occ = await session_in_question(session, participant, now)
     session.add(ParticipantEvent(participant_id=participant.id, kind=EVENT, at=now,
                                  detail=f"occurrence:{occ.id}" if occ is not None else "no_session_today"))

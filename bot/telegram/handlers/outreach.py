@@ -313,6 +313,9 @@ async def cant_connect_button(query: CallbackQuery, actor: Participant, session:
         return
     # Who was told (or that nobody could be) follows from the outbox once a notice was delivered.
     replies.outbox_due = True
+    if outcome == techhelp.Outcome.NOBODY:  # said plainly now; the message with the crisis line follows
+        replies.notice(ctx.t("techhelp.nobody_now", actor.locale))
+        return
     replies.notice(ctx.t("techhelp.telling", actor.locale))
 
 
