@@ -366,3 +366,11 @@ async def test_a_reply_row_handled_twice_forwards_once(inbot: InProcessBot) -> N
     await inbot.tick()
     assert len(_with(inbot, COACH, "P-out replied", REPLY)) == 1
     assert len(await _rows(inbot, Disclosure, Disclosure.kind == "outreach_reply")) == 1
+
+
+async def test_the_alias_is_found_in_any_case(inbot: InProcessBot) -> None:
+    await _team(inbot)
+    await inbot.say(COACH, f"/message p-OUT {WORDS}")
+    assert "On its way to P-out" in inbot.last_text(COACH)
+    await inbot.tick()
+    assert _with(inbot, PAT, "A message from your coach", WORDS)

@@ -31,6 +31,7 @@ from bot.flows.engine import flow_opened_since
 from bot.messaging import Replies, keyboard
 from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
+from bot.services.caseload import find_participant
 from bot.services.inbound import keep_message
 from bot.services.outreach import messages as outreach
 from bot.services.outreach import techhelp
@@ -83,7 +84,7 @@ async def _allowed_participant(session: AsyncSession, ctx: AppContext, actor: St
                                chat_id: int, action: str) -> Participant | None:
     """The participant `alias` if this staff member may see them; otherwise refuse (one answer for
     "no such alias" and "not yours", so aliases outside the caseload are not revealed) and audit."""
-    found = await session.scalar(select(Participant).where(Participant.alias == alias))
+    found = await find_participant(session, alias)  # the alias in any case, as in /goal and /trend
     if found is None or not await may_see(session, actor, found):
         audit(session, ctx.clock.now(), actor_label(actor), f"refused:{action}",
               participant_id=found.id if found else None, allowed=False)
