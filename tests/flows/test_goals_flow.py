@@ -328,3 +328,15 @@ async def test_a_change_made_at_night_reaches_the_participant_after_quiet_hours(
     assert not any("added a goal with you" in t for t in inbot.texts(SAM))
     await inbot.tick(night + timedelta(hours=5))  # 07:00 in New York
     assert "Your care team added a goal with you: Walk daily" in inbot.last_text(SAM)
+
+
+async def test_a_goal_typed_with_a_concern_is_no_goal_and_the_supportive_reply_stands(inbot: InProcessBot) -> None:
+    await _enrolled(inbot)
+    await inbot.say(SAM, "/goals")
+    await _add(inbot, "I used to cut, 200 days clean")
+    texts = inbot.texts(SAM)
+    assert not any("Saved. Your goal" in t for t in texts)
+    assert await _goals(inbot) == []
+    assert not any("911" in t for t in texts[-2:])  # a concern: supportive, not the crisis reply
+    await inbot.say(SAM, "Walk daily")  # the question ended: an ordinary message, no goal
+    assert await _goals(inbot) == []

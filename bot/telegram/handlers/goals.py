@@ -189,11 +189,11 @@ async def typed_goal(message: Message, actor: Participant, session: AsyncSession
         # "yes" to the safety question pages), anything else is an ordinary message again.
         await state.clear()
         raise SkipHandler
-    if assessment is not None and assessment.level >= Level.URGENT:
-        # Not a goal: the safety gate answered with the crisis reply, and the message is stored with
-        # its alert. No more questions now.
+    if assessment is not None and assessment.flagged:
+        # Not a goal (as with /meds): the safety gate answered (the crisis or supportive reply),
+        # and the message goes on as any message, kept for the care team. No more questions now.
         await state.clear()
-        return
+        raise SkipHandler
     who, locale, chat = actor_label(actor), actor.locale, message.chat.id
     goal_id = data.get("goal")
     if goal_id:
