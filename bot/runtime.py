@@ -49,7 +49,7 @@ from bot.services.scheduling.outbox import OutboxWorker
 from bot.services.scheduling.workers import ParticipantOrderedOutbox, PollerElection, WorkerRegistry, workers
 from bot.telegram.health_http import add_health_route, serve_health
 from bot.telegram.messenger import TelegramMessenger
-from bot.telegram.sender import SenderMiddleware
+from bot.telegram.sender import SenderMiddleware, install_send_budget
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
         await engine.dispose()
         raise
     bot, sender = build_bot(ctx, DatabaseDeliveryRecorder(ctx))
+    # One send rate for all workers: shared through PostgreSQL, in-process on SQLite (bot/telegram/send_budget.py).
+    install_send_budget(sender, engine)
     # Each participant's scheduled message is sent in their advisory lock, so their next update
     # (on any worker) sees what it wrote (bot/services/scheduling/workers.py).
     worker = ParticipantOrderedOutbox(ctx, TelegramMessenger(bot, sender))
