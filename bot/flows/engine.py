@@ -26,7 +26,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.db.checkin_models import FlowRun, FlowStatus
+from bot.db.checkin_models import CheckinAnswer, FlowRun, FlowStatus
+from bot.db.instrument_models import InstrumentAnswer
 from bot.db.models import Participant
 from bot.messaging import Keyboard, Replies, in_rows, keyboard
 
@@ -128,13 +129,22 @@ def read_answers(run: FlowRun) -> dict[str, Any]:
 
 async def flow_opened_since(session: AsyncSession, participant_id: int, since: datetime) -> bool:
     """Whether a flow (a check-in, questionnaire, exercise, the weekly goal prompt) opened for the
-    participant at or after `since`, whatever its state now.
+    participant at or after `since`, whatever its state now, or a check-in or questionnaire that
+    opened earlier was answered since (resumed with /checkin, answered with its buttons).
 
     A handler waiting for typed words (a goal, a reply to staff, a reason, a medication's name)
-    asks this first: once a flow opened after its question, typed text belongs to that flow (a
+    asks this first: once a flow is in use after its question, typed text belongs to that flow (a
     "yes" to the safety question must page, not become a goal), or is an ordinary message."""
-    return await session.scalar(select(FlowRun.id).where(
-        FlowRun.participant_id == participant_id, FlowRun.started_at >= since).limit(1)) is not None
+    for query in (
+        select(FlowRun.id).where(FlowRun.participant_id == participant_id, FlowRun.started_at >= since),
+        select(CheckinAnswer.id).where(CheckinAnswer.participant_id == participant_id,
+                                       CheckinAnswer.answered_at >= since),
+        select(InstrumentAnswer.id).where(InstrumentAnswer.participant_id == participant_id,
+                                          InstrumentAnswer.answered_at >= since),
+    ):
+        if await session.scalar(query.limit(1)) is not None:
+            return True
+    return False
 
 
 def flow_callback(run_id: int, step_id: str, value: str) -> str:

@@ -65,3 +65,20 @@ async def test_yes_typed_to_the_safety_question_pages_whatever_was_left_open(inb
     assert await _count(inbot, Escalation) == 1
     assert await _count(inbot, Goal) == 0 and await _count(inbot, OutreachReply) == 0
     assert not any("How are you doing" not in t and "P-101 replied" in t for t in inbot.texts(COACH))
+
+
+async def test_a_checkin_opened_before_the_goal_question_and_resumed_after_it_keeps_its_answers(
+        inbot: InProcessBot) -> None:
+    await _enrolled(inbot)
+    await inbot.say(SAM, "/checkin")  # opened first, left open
+    inbot.clock.advance(minutes=2)
+    await _leave_open(inbot, "goal")
+    inbot.clock.advance(minutes=2)
+    await inbot.say(SAM, "/checkin")  # resumed after the question
+    for label in ("3", "1", "8", "Yes"):
+        await inbot.press(SAM, label)
+    await inbot.say(SAM, "yes")
+    assert "988" in inbot.texts(SAM)[-2]
+    await inbot.tick()
+    assert any("Safety alert: URGENT" in t for t in inbot.texts(DR))
+    assert await _count(inbot, Goal) == 0
