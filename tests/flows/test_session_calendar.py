@@ -279,3 +279,24 @@ async def test_sessions_command_and_a_run_of_absences_reaches_the_clinician(inbo
     assert not any("in a row" in t for t in inbot.texts(FAC))  # the clinician's, not the facilitator's
     await inbot.press(SYD, "Can't attend")  # a stale button of a session already answered
     assert "You already told us you can't make it to this session." in inbot.texts(SYD)[-1]
+
+
+async def test_a_checkin_after_the_reason_question_keeps_its_typed_answers(inbot: InProcessBot) -> None:
+    ids = await _program(inbot)
+    await inbot.tick(MON + timedelta(hours=5, minutes=45))
+    inbot.clock.advance(minutes=1)
+    await inbot.press(CHI, "Can't attend")
+    await inbot.press(CHI, "Other")
+    assert inbot.last_text(CHI) == "Tell me in a few words, or tap Skip."
+    inbot.clock.advance(minutes=1)
+    await inbot.say(CHI, "/checkin")
+    for label in ("3", "1", "8", "Yes"):
+        await inbot.press(CHI, label)
+    assert "thoughts of hurting yourself" in inbot.last_text(CHI)
+    await inbot.say(CHI, "yes")
+    assert "988" in inbot.texts(CHI)[-2]
+    await inbot.tick()
+    assert any("Safety alert: URGENT" in t for t in inbot.texts(CAL))
+    async with inbot.ctx.sessionmaker() as s:
+        answer = await s.scalar(select(Attendance).where(Attendance.participant_id == ids["chi"]))
+        assert answer is None or answer.note != "yes"
