@@ -2,13 +2,15 @@
 
 - A participant keeps up to three goals with buttons: add, change, done (done asks once more). A
   typed goal is a message like any other: the safety gate assessed it before it got here. A
-  crisis sentence gets the crisis reply from the gate and is not kept as a goal; the message itself
-  is stored with its alert (FlagRecorder).
+  flagged sentence (a concern too) gets the gate's reply and is not kept as a goal; the message
+  itself is kept for the care team (with its alert when it has one). Once a check-in or
+  questionnaire is in use after the question, typed text is its answer, not the goal.
 - Staff see a participant's goals with the weekly trajectory (`/goal ALIAS`) and add, change or
   close one with them, by button or in one line (`/goal ALIAS add TEXT`, `edit N TEXT`, `done N`).
   `/goal` alone lists the open goals of everyone they may see (a coach with forty participants).
   Only staff who may see the participant (services/visibility.py); anyone else gets the same
-  answer as for an unknown alias, and the refusal is audited. The participant is told of a change.
+  answer as for an unknown alias, and the refusal is audited. Only while the participant is
+  enrolled. The participant is told of a change through the outbox, after their quiet hours.
 - The weekly prompt's buttons and typed answers go through the flow engine (handlers/flows.py);
   here only: a crisis message while it is open closes it (no more questions then).
 """
