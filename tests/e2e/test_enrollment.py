@@ -98,7 +98,7 @@ async def test_participant_settings_pause_export_and_stop(shared_bot: BotProcess
     await sam.say("21:00")
     await sam.wait_for_message("On which days")
     await sam.press("Every day")
-    await sam.wait_for_message("may I tell your care team")
+    await sam.wait_for_message("May your care team see how many reminders")
     await sam.press("No")
     await sam.wait_for_message("Saved. I'll remind you at 21:00, every day")
     await clinician.say("/message P-101 How did this week's groups go for you?")

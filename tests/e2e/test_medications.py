@@ -65,7 +65,7 @@ async def _add(person: Person, name: str, at: str, consent: str) -> None:
     await person.say(at)
     await person.wait_for_message("On which days")
     await person.press("Every day")
-    await person.wait_for_message("may I tell your care team")
+    await person.wait_for_message("May your care team see how many reminders")
     await person.press(consent)
     await person.wait_for_message(f"Saved. I'll remind you at {at}, every day")
 

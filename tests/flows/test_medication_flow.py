@@ -62,7 +62,7 @@ async def _add(inbot: InProcessBot, user: int, name: str | None, times: str, day
             await inbot.press(user, day)
         await inbot.press(user, "Done")
     if consent is not None:
-        assert "may I tell your care team" in inbot.last_text(user)
+        assert "May your care team see how many reminders you mark taken" in inbot.last_text(user)
         await inbot.press(user, consent)
     return inbot.last_text(user)
 
@@ -100,7 +100,7 @@ async def test_reminder_arrives_at_local_time_and_taken_is_recorded(inbot: InPro
     overview = inbot.last_text(SAM)
     assert "1. morning pill: 08:00, 21:30, every day" in overview
     assert "Last 7 days: 1 of 1 taken" in overview
-    assert "Your care team is told if you miss 3 in a row" in overview
+    assert "Your care team sees how many reminders you mark taken, and is told if you miss 3 in a row" in overview
     assert "does not give advice" in overview
     async with inbot.ctx.sessionmaker() as s:
         figures = await adherence(s, sam, START, ny(4, 0, 0))
@@ -176,7 +176,7 @@ async def test_three_missed_in_a_row_tell_the_clinician_once_with_consent_only(i
     await inbot.press(SAM, "Taken")
     await inbot.say(SAM, "/meds")
     await inbot.press(SAM, "Stop telling my care team")
-    assert "Your care team is not told" in inbot.last_text(SAM)
+    assert "Your care team does not see your reminders" in inbot.last_text(SAM)
     await _miss_days(inbot, range(9, 13))
     assert len([t for t in inbot.texts(DR) if "missed" in t]) == 1
 
@@ -276,9 +276,9 @@ async def test_in_spanish_with_a_name_that_looks_like_markup(inbot: InProcessBot
     assert reminder["visible_text"] == "⏰ 08:00: tu recordatorio de <b>B12</b> & D."
     assert _buttons(reminder) == ["✅ Tomada", "⏰ Posponer 15 min", "Saltar"]
     await inbot.say(SAM, "/meds", language_code="es")
-    assert "Tu equipo de cuidado no recibe avisos" in inbot.last_text(SAM)
+    assert "Tu equipo de cuidado no ve tus recordatorios" in inbot.last_text(SAM)
     await inbot.press(SAM, "Avisar a mi equipo tras 3")
-    assert "Tu equipo de cuidado recibe un aviso si no respondes 3 seguidos" in inbot.last_text(SAM)
+    assert "Tu equipo de cuidado ve cuántos recordatorios marcas como tomados y recibe un aviso si no respondes 3 seguidos" in inbot.last_text(SAM)
 
 
 async def test_discharge_stops_reminders_even_for_alumni(inbot: InProcessBot) -> None:
