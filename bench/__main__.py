@@ -69,8 +69,10 @@ def rows_inbound(r: dict[str, Any]) -> list[Row]:
         out.append(("inbound", f"full pipeline {kind}, updates/s ({_fmt(k.get('sql_statements_per_update'))} SQL "
                     "statements per update)", _fmt(k["updates_per_second"]), "", "-"))
         ratio = k.get("ratio_to_bare")
-        out.append(("inbound", f"full/bare ratio, {kind}", _fmt(ratio), ">= 0.5",
-                    _verdict(None if ratio is None else ratio >= 0.5)))
+        # Issue 16's targets: 0.5 on PostgreSQL, 0.35 on SQLite (one writer at a time).
+        target = 0.35 if kind == "sqlite" else 0.5
+        out.append(("inbound", f"full/bare ratio, {kind}", _fmt(ratio), f">= {target}",
+                    _verdict(None if ratio is None else ratio >= target)))
     return out
 
 
@@ -88,8 +90,8 @@ def rows_crisis(r: dict[str, Any]) -> list[Row]:
                     f"{_fmt(v['reply_p50_ms'])} / {_fmt(v['reply_p99_ms'])}", "p99 <= 200",
                     _verdict(_ms_ok(v["reply_p99_ms"], 200))))
         out.append(("crisis", f"alert p50 / p99 ms ({label})",
-                    f"{_fmt(v['alert_p50_ms'])} / {_fmt(v['alert_p99_ms'])}", "p99 <= 200",
-                    _verdict(_ms_ok(v["alert_p99_ms"], 200))))
+                    f"{_fmt(v['alert_p50_ms'])} / {_fmt(v['alert_p99_ms'])}", "p99 <= 500",
+                    _verdict(_ms_ok(v["alert_p99_ms"], 500))))  # the clinician's page (issue 16)
     return out
 
 
