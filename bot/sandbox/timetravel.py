@@ -44,6 +44,7 @@ KIND_LABELS = {
     # Participants' own rhythm
     "instrument": "a weekly questionnaire",
     "goal_progress": "the weekly question on goals",
+    "goal_change_notice": "a note that a goal was changed with the clinician",
     "med_reminder": "a medication reminder",
     "exercise_step": "the next step of an exercise",
     "content_drip": "a daily read",
