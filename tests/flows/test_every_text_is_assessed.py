@@ -96,6 +96,8 @@ async def test_captions_forwarded_text_and_words_after_start_are_assessed(inbot:
         assert any("988" in t and "911" in t for t in texts), (chat, texts)
         assert any(TOLD in t for t in texts), (chat, texts)
     assert "I can only read text" not in "\n".join(inbot.texts(SAM))  # its caption was read
+    # Words typed after /start are not a broken link: the crisis reply is not followed by one.
+    assert not any("This link doesn't work" in t for t in inbot.texts(LEE)), inbot.texts(LEE)
     assert not any("988" in t for t in inbot.texts(ANA)), inbot.texts(ANA)
     escalations = await _escalations(inbot)
     assert sorted(escalations) == [f"P-{SAM}", f"P-{KIM}", f"P-{LEE}"]

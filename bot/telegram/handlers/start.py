@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.db.models import Participant, ParticipantStatus, Staff
 from bot.messaging import Replies
+from bot.safety.levels import Assessment
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
 from bot.telegram.handlers.help import send_help
@@ -23,7 +24,7 @@ router = Router(name="start")
 @router.message(CommandStart(deep_link=True))
 async def start_with_link(message: Message, command: CommandObject, actor: Staff | Participant | None,
                           session: AsyncSession, state: FSMContext, replies: Replies, ctx: AppContext,
-                          locale: str) -> None:
+                          locale: str, assessment: Assessment | None = None) -> None:
     user = message.from_user
     assert user is not None
     now = ctx.clock.now()
@@ -32,6 +33,8 @@ async def start_with_link(message: Message, command: CommandObject, actor: Staff
     )
     if result is enrollment.Redeemed.INVALID:
         audit(session, now, actor_label(actor, user.id), "start:invalid_link", allowed=False)
+        if assessment is not None and assessment.flagged:
+            return  # words typed after /start, not a link: the crisis reply stands alone
         replies.text(message.chat.id, ctx.t("start.invalid_link", locale))
         return
     if result is enrollment.Redeemed.ALREADY_ENROLLED:
