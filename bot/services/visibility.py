@@ -20,3 +20,13 @@ async def may_see(session: AsyncSession, staff: Staff, participant: Participant)
     found = await session.scalar(
         select(Participant.id).where(Participant.id == participant.id, visible_participants(staff)))
     return found is not None
+
+
+EXAMPLE_ALIAS = "P-101"  # for a usage hint when the staff member sees nobody yet
+
+
+async def example_alias(session: AsyncSession, staff: Staff) -> str:
+    """An alias from this staff member's own caseload for a usage hint, so it can be copied."""
+    alias = await session.scalar(select(Participant.alias).where(visible_participants(staff))
+                                 .order_by(Participant.alias).limit(1))
+    return alias or EXAMPLE_ALIAS

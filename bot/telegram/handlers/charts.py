@@ -11,7 +11,6 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
@@ -20,19 +19,11 @@ from bot.messaging import Replies
 from bot.services.audit import actor_label, audit
 from bot.services.caseload import find_participant
 from bot.services.charts import chart_filename, disclose_chart, trend_chart
-from bot.services.visibility import may_see, visible_participants
+from bot.services.visibility import example_alias, may_see
 from bot.telegram.filters import IsEnrolledParticipant, IsStaff
 
 router = Router(name="charts")
 
-EXAMPLE_ALIAS = "P-101"
-
-
-async def _example_alias(session: AsyncSession, staff: Staff) -> str:
-    """An alias from this clinician's own caseload for the usage hint, so it can be copied."""
-    alias = await session.scalar(select(Participant.alias).where(visible_participants(staff))
-                                 .order_by(Participant.alias).limit(1))
-    return alias or EXAMPLE_ALIAS
 
 
 @router.message(Command("trend"), IsStaff())
@@ -41,7 +32,7 @@ async def trend_command(message: Message, command: CommandObject, actor: Staff, 
     now, who, locale = ctx.clock.now(), actor_label(actor), actor.locale
     alias = next(iter((command.args or "").split()), "")
     if not alias:
-        replies.text(message.chat.id, ctx.t("chart.usage", locale, example=await _example_alias(session, actor)))
+        replies.text(message.chat.id, ctx.t("chart.usage", locale, example=await example_alias(session, actor)))
         return
     participant = await find_participant(session, alias)
     if participant is None or not await may_see(session, actor, participant):
@@ -50,7 +41,7 @@ async def trend_command(message: Message, command: CommandObject, actor: Staff, 
         audit(session, now, who, "refused:/trend", participant_id=participant.id if participant else None,
               allowed=False)
         replies.text(message.chat.id, ctx.t("chart.not_on_caseload", locale, alias=alias[:80],
-                                            example=await _example_alias(session, actor)))
+                                            example=await example_alias(session, actor)))
         return
     png, caption = await trend_chart(ctx, session, participant, now, locale)
     audit(session, now, who, "view:trend", participant_id=participant.id)

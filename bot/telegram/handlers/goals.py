@@ -50,7 +50,7 @@ from bot.services.goals.views import (
     staff_view,
 )
 from bot.services.staff_time import staff_zone
-from bot.services.visibility import may_see, visible_participants
+from bot.services.visibility import EXAMPLE_ALIAS, example_alias, may_see, visible_participants
 from bot.telegram.filters import IsEnrolledParticipant, IsStaff
 
 router = Router(name="goals")
@@ -58,7 +58,6 @@ router = Router(name="goals")
 # Typed words are taken as the goal this long after the question; later text is an ordinary
 # message again (a question left open must not swallow a check-in answer typed hours later).
 TEXT_WINDOW = timedelta(minutes=30)
-EXAMPLE_ALIAS = "P-101"
 
 
 class GoalInput(StatesGroup):
@@ -218,12 +217,6 @@ async def typed_goal(message: Message, actor: Participant, session: AsyncSession
 
 # --- staff ----------------------------------------------------------------------------------------
 
-async def _example_alias(session: AsyncSession, staff: Staff) -> str:
-    alias = await session.scalar(select(Participant.alias).where(visible_participants(staff))
-                                 .order_by(Participant.alias).limit(1))
-    return alias or EXAMPLE_ALIAS
-
-
 async def _refuse(session: AsyncSession, ctx: AppContext, actor: Staff, replies: Replies, chat_id: int,
                   alias: str, participant: Participant | None) -> None:
     # One answer for "no such alias" and "not on your caseload": the reply must not tell a
@@ -231,7 +224,7 @@ async def _refuse(session: AsyncSession, ctx: AppContext, actor: Staff, replies:
     audit(session, ctx.clock.now(), actor_label(actor), "refused:/goal",
           participant_id=participant.id if participant else None, allowed=False)
     replies.text(chat_id, ctx.t("goal.not_on_caseload", actor.locale, alias=alias[:80],
-                                example=await _example_alias(session, actor)))
+                                example=await example_alias(session, actor)))
 
 
 async def _visible(session: AsyncSession, actor: Staff, participant: Participant | None) -> bool:

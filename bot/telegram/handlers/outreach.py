@@ -21,7 +21,6 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
@@ -35,12 +34,11 @@ from bot.services.caseload import find_participant
 from bot.services.inbound import keep_message
 from bot.services.outreach import messages as outreach
 from bot.services.outreach import techhelp
-from bot.services.visibility import may_see, visible_participants
+from bot.services.visibility import example_alias, may_see
 from bot.telegram.filters import IsEnrolledParticipant, IsStaff
 
 router = Router(name="outreach")
 
-EXAMPLE_ALIAS = "P-101"
 # Typed words are taken as the message this long after /message ALIAS asked for them; later text
 # is not sent to anyone (a question left open must not send words typed for something else).
 COMPOSE_WINDOW = timedelta(minutes=15)
@@ -74,12 +72,6 @@ def _chat(query: CallbackQuery, person: Staff | Participant) -> int:
 
 # --- staff: /message ------------------------------------------------------------------------------
 
-async def _example_alias(session: AsyncSession, actor: Staff) -> str:
-    alias = await session.scalar(select(Participant.alias).where(visible_participants(actor))
-                                 .order_by(Participant.alias).limit(1))
-    return alias or EXAMPLE_ALIAS
-
-
 async def _allowed_participant(session: AsyncSession, ctx: AppContext, actor: Staff, alias: str, replies: Replies,
                                chat_id: int, action: str) -> Participant | None:
     """The participant `alias` if this staff member may see them; otherwise refuse (one answer for
@@ -89,7 +81,7 @@ async def _allowed_participant(session: AsyncSession, ctx: AppContext, actor: St
         audit(session, ctx.clock.now(), actor_label(actor), f"refused:{action}",
               participant_id=found.id if found else None, allowed=False)
         replies.text(chat_id, ctx.t("outreach.not_on_caseload", actor.locale, alias=alias[:80],
-                                    example=await _example_alias(session, actor)))
+                                    example=await example_alias(session, actor)))
         return None
     return found
 
@@ -140,7 +132,7 @@ async def message_command(message: Message, command: CommandObject, actor: Staff
     alias, _, text = (command.args or "").strip().partition(" ")
     if not alias:
         replies.text(message.chat.id, ctx.t("outreach.usage", actor.locale,
-                                            example=await _example_alias(session, actor)))
+                                            example=await example_alias(session, actor)))
         return
     person = await _allowed_participant(session, ctx, actor, alias, replies, message.chat.id, "/message")
     if person is None:
@@ -198,7 +190,7 @@ async def typed_message(message: Message, actor: Staff, session: AsyncSession, s
               participant_id=person.id if person else None, allowed=False)
         replies.text(message.chat.id, ctx.t("outreach.not_on_caseload", actor.locale,
                                             alias=person.alias if person else "?",
-                                            example=await _example_alias(session, actor)))
+                                            example=await example_alias(session, actor)))
         return
     await _send(session, ctx, actor, person, text, replies, message.chat.id)
 

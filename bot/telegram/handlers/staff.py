@@ -11,11 +11,10 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.db.models import Participant, Staff
+from bot.db.models import Staff
 from bot.messaging import Keyboard, Replies, in_rows, keyboard
 from bot.services.audit import actor_label, audit, disclose
 from bot.services.caseload import (
@@ -29,14 +28,13 @@ from bot.services.coaching import coach_lines, sees_coach_view
 from bot.services.outreach.messages import message_button
 from bot.services.staff_time import staff_zone
 from bot.services.timeparse import find_timezone
-from bot.services.visibility import may_see, visible_participants
+from bot.services.visibility import example_alias, may_see
 from bot.telegram.filters import IsStaff
 
 router = Router(name="staff")
 router.message.filter(IsStaff())
 router.callback_query.filter(IsStaff())
 
-EXAMPLE_ALIAS = "P-101"
 
 
 def _send(replies: Replies, chat_id: int, messages: list[str]) -> None:
@@ -55,20 +53,13 @@ async def caseload_command(message: Message, actor: Staff, session: AsyncSession
     _send(replies, message.chat.id, caseload_messages(ctx, rows, actor.locale, first))
 
 
-async def _example_alias(session: AsyncSession, staff: Staff) -> str:
-    """An alias from this clinician's own caseload for the usage hint, so it can be copied."""
-    alias = await session.scalar(select(Participant.alias).where(visible_participants(staff))
-                                 .order_by(Participant.alias).limit(1))
-    return alias or EXAMPLE_ALIAS
-
-
 @router.message(Command("trends"))
 async def trends_command(message: Message, command: CommandObject, actor: Staff, session: AsyncSession,
                          replies: Replies, ctx: AppContext) -> None:
     now, who, locale = ctx.clock.now(), actor_label(actor), actor.locale
     alias = next(iter((command.args or "").split()), "")
     if not alias:
-        replies.text(message.chat.id, ctx.t("trends.usage", locale, example=await _example_alias(session, actor)))
+        replies.text(message.chat.id, ctx.t("trends.usage", locale, example=await example_alias(session, actor)))
         return
     participant = await find_participant(session, alias)
     if participant is None or not await may_see(session, actor, participant):
@@ -77,7 +68,7 @@ async def trends_command(message: Message, command: CommandObject, actor: Staff,
         audit(session, now, who, "refused:/trends", participant_id=participant.id if participant else None,
               allowed=False)
         replies.text(message.chat.id, ctx.t("trends.not_on_caseload", locale, alias=alias[:80],
-                                            example=await _example_alias(session, actor)))
+                                            example=await example_alias(session, actor)))
         return
     trends = await participant_trends(session, participant, now, expire_hours=ctx.settings.checkin.expire_hours)
     audit(session, now, who, "view:trends", participant_id=participant.id)

@@ -10,29 +10,20 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.db.models import ENROLLED, Participant, Staff
+from bot.db.models import ENROLLED, Staff
 from bot.messaging import Replies
 from bot.services.audit import actor_label, audit
 from bot.services.caseload import find_participant
 from bot.services.learning.tracks import NO_TRACK, TrackError, check_track, set_track
-from bot.services.visibility import may_see, visible_participants
+from bot.services.visibility import example_alias, may_see
 from bot.telegram.filters import IsStaff
 
 router = Router(name="tracks")
 router.message.filter(IsStaff())
 
-EXAMPLE_ALIAS = "P-101"
-
-
-async def _example_alias(session: AsyncSession, staff: Staff) -> str:
-    """An alias from this staff member's own caseload for the hint, so it can be copied."""
-    alias = await session.scalar(select(Participant.alias).where(visible_participants(staff))
-                                 .order_by(Participant.alias).limit(1))
-    return alias or EXAMPLE_ALIAS
 
 
 @router.message(Command("track"))
@@ -47,7 +38,7 @@ async def track_command(message: Message, command: CommandObject, actor: Staff, 
     alias, _, name = (command.args or "").strip().partition(" ")
     name = name.strip()
     if not alias:
-        replies.text(chat, ctx.t("tracks.usage", locale, example=await _example_alias(session, actor),
+        replies.text(chat, ctx.t("tracks.usage", locale, example=await example_alias(session, actor),
                                  track=tracks[0], tracks=listed))
         return
     participant = await find_participant(session, alias)
@@ -55,7 +46,7 @@ async def track_command(message: Message, command: CommandObject, actor: Staff, 
         audit(session, now, who, "refused:/track", participant_id=participant.id if participant else None,
               allowed=False)
         replies.text(chat, ctx.t("tracks.not_on_caseload", locale, alias=alias[:80],
-                                 example=await _example_alias(session, actor), track=tracks[0]))
+                                 example=await example_alias(session, actor), track=tracks[0]))
         return
     if not name:
         audit(session, now, who, "view:track", participant_id=participant.id)
