@@ -9,11 +9,13 @@ from bot.db import (  # noqa: F401
     checkin_models,
     content_models,
     goal_models,
+    group_models,
     instrument_models,
     medication_models,
     models,
     outreach_models,
     send_models,
+    support_models,
     worker_models,
 )
 from bot.db.models import Base
