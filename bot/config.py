@@ -53,12 +53,16 @@ class ProgramSettings:
     consent_scope: str = "check-in answers, messages to the bot, session attendance"
 
 
+# A process's role (`[telegram] mode`, or `iopbot run --mode`): bot/db/worker_models.py WorkerMode.
+TELEGRAM_MODES = ("polling", "webhook", "worker")
+
+
 @dataclass(frozen=True)
 class TelegramSettings:
     api_base: str = "https://api.telegram.org"
     # Used to print invite links; when empty, `iopbot invite` asks Telegram (getMe).
     bot_username: str = ""
-    mode: str = "polling"  # polling | webhook
+    mode: str = "polling"  # polling | webhook | worker (schedule only); `iopbot run --mode` overrides it
     webhook_url: str = ""
     webhook_listen_host: str = "127.0.0.1"
     webhook_listen_port: int = 8443
@@ -579,8 +583,10 @@ def _validate(s: Settings, where: str) -> None:
     if t.bot_username and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", t.bot_username):
         raise ConfigError(f"{where} [telegram] bot_username must be a Telegram username without @ "
                           f"(letters, digits, _), not {t.bot_username!r}")
-    if t.mode not in ("polling", "webhook"):
-        raise ConfigError(f"{where} [telegram] mode must be \"polling\" or \"webhook\", not {t.mode!r}")
+    if t.mode not in TELEGRAM_MODES:
+        raise ConfigError(f"{where} [telegram] mode must be one of {', '.join(repr(m) for m in TELEGRAM_MODES)} "
+                          f"(polling: polls when elected, one process per bot; webhook: serves the webhook; "
+                          f"worker: the schedule only), not {t.mode!r}")
     if t.mode == "webhook" and not t.webhook_url:
         raise ConfigError(f"{where} [telegram] webhook_url is required when mode = \"webhook\"")
     # Telegram delivers webhooks only over HTTPS; plain http is allowed for this machine alone

@@ -14,8 +14,9 @@ import sys
 from typing import Any
 
 from bot.cli.base import settings_from
+from bot.config import TELEGRAM_MODES
 
-MODES = ("polling", "webhook", "worker")
+MODES = TELEGRAM_MODES
 
 
 def cmd_run(args: argparse.Namespace) -> int:
