@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,7 +68,15 @@ def staff_when(ctx: AppContext, occ: SessionOccurrence, locale: str, start: date
             f"{start.astimezone(ZoneInfo(tz)).tzname()}")
 
 
-def reminder_text(ctx: AppContext, participant: Participant, occ: SessionOccurrence, now: datetime) -> str:
+class Reader(Protocol):
+    """Whoever a reminder is for: a participant, or a participant's support person (family
+    sessions, bot/services/support/reminders.py)."""
+
+    timezone: str
+    locale: str
+
+
+def reminder_text(ctx: AppContext, participant: Reader, occ: SessionOccurrence, now: datetime) -> str:
     tz, locale = participant.timezone, participant.locale
     values = dict(kind=kind_text(ctx, occ.session.kind, locale), time=time_text(ctx, occ.start_at, tz, locale))
     start_day = occ.start_at.astimezone(ZoneInfo(tz)).date()

@@ -1,6 +1,6 @@
-"""Every crisis text a participant gets, in one place. Fixed templates from content/<locale>/ui.toml,
-never generated: the reply to a flagged message, the line once their care team was paged, and the
-line when nobody could be reached."""
+"""Every crisis text a participant (or a support person) gets, in one place. Fixed templates from
+content/<locale>/ui.toml, never generated: the reply to a flagged message, the line once their care
+team was paged, and the line when nobody could be reached."""
 
 from __future__ import annotations
 
@@ -29,3 +29,13 @@ def team_told_text(ctx: AppContext, locale: str) -> str:
 def not_reached_text(ctx: AppContext, locale: str) -> str:
     """Nobody could be paged: the crisis numbers and the program's after-hours line, plainly."""
     return _with_after_hours(ctx, "crisis.team_not_reached", locale)
+
+
+def support_team_told_text(ctx: AppContext, locale: str) -> str:
+    """To a support person, once a page about what they wrote was delivered."""
+    return ctx.t("support.team_told", locale)
+
+
+def support_not_reached_text(ctx: AppContext, locale: str) -> str:
+    """To a support person, when nobody on the care team could be paged."""
+    return _with_after_hours(ctx, "support.team_not_reached", locale)

@@ -16,6 +16,10 @@ CRISIS_LINE_KIND = "crisis_line"  # to the participant: care team told, or nobod
 
 # Why a page is sent (payload "reason"); the chain's own pages have none.
 CHAIN, RAISED, REASSIGNED, COVERAGE, FINAL, REMINDER = "", "raised", "reassigned", "coverage", "final", "reminder"
+# The source of an escalation a support person's words opened (#17): "support:self" (their own
+# distress) or "support:participant" (worry about the participant). Paged to the participant's care
+# team like any other; the participant's own messages never attach to it, nor do its lines go to them.
+SUPPORT_SOURCE = "support:"
 # What a plan row plans.
 UNACKNOWLEDGED, UNRESOLVED_STAGE = "unack", "unres"
 

@@ -17,9 +17,10 @@ from bot.db.models import (
     ScheduledAction,
     Staff,
 )
+from bot.db.support_models import SupportAlert, SupportMessage, SupportPerson
 from bot.messaging import Keyboard, keyboard
 from bot.safety.levels import Level
-from bot.services.escalation.kinds import ALERT_KIND, CHAIN, COVERAGE, FINAL, REASSIGNED, REMINDER
+from bot.services.escalation.kinds import ALERT_KIND, CHAIN, COVERAGE, FINAL, REASSIGNED, REMINDER, SUPPORT_SOURCE
 from bot.services.labels import constructs_text, outcome_text
 from bot.services.staff_time import staff_clock_text
 
@@ -73,6 +74,8 @@ async def alert_text(session: AsyncSession, ctx: AppContext, escalation: Escalat
     participant = escalation.participant
     role = _role(escalation, staff, reason)
     categories = ", ".join(c.replace("_", " ") for c in escalation.categories.split(",") if c) or "-"
+    if escalation.source.startswith(SUPPORT_SOURCE):
+        return await _support_alert_text(session, ctx, escalation, staff, page, role, categories)
     text = ctx.t(
         "alert.text", staff.locale, level=Level(escalation.level).label.upper(), alias=participant.alias,
         categories=categories, constructs=constructs_text(ctx, escalation.reasons.split(","), staff.locale),
@@ -85,6 +88,33 @@ async def alert_text(session: AsyncSession, ctx: AppContext, escalation: Escalat
         words = await session.scalar(
             select(InboundMessage.text).where(InboundMessage.escalation_id == escalation.id)
             .order_by(InboundMessage.id).limit(1))
+        if words:
+            text += "\n\n" + ctx.t("alert.quote", staff.locale, words=words[:500])
+    return text
+
+
+async def _support_alert_text(session: AsyncSession, ctx: AppContext, escalation: Escalation, staff: Staff,
+                              page: int, role: str, categories: str) -> str:
+    """A support person's words opened this alert: whose support person (the name the participant
+    gave them, and their alias), and whether it is about their own distress or the participant."""
+    link = await session.get(SupportAlert, escalation.id)
+    person = await session.get(SupportPerson, link.support_person_id) if link is not None else None
+    about = "participant" if escalation.source.endswith("participant") else "self"
+    text = ctx.t(
+        "support.alert_text", staff.locale, level=Level(escalation.level).label.upper(),
+        alias=escalation.participant.alias, who=person.name if person is not None else "-",
+        support_alias=person.alias if person is not None else "-",
+        about=ctx.t(f"support.alert_about_{about}", staff.locale, alias=escalation.participant.alias),
+        categories=categories, constructs=constructs_text(ctx, escalation.reasons.split(","), staff.locale),
+        received=staff_clock_text(ctx, staff, escalation.message_received_at),
+        role=ctx.t(f"alert.role_{role}", staff.locale), step=page,
+    )
+    if escalation.follow_up_count:
+        text += "\n" + ctx.t("support.alert_follow_ups", staff.locale, count=escalation.follow_up_count)
+    if ctx.settings.privacy.quote_in_alerts:
+        words = await session.scalar(
+            select(SupportMessage.text).where(SupportMessage.escalation_id == escalation.id)
+            .order_by(SupportMessage.id).limit(1))
         if words:
             text += "\n\n" + ctx.t("alert.quote", staff.locale, words=words[:500])
     return text

@@ -43,10 +43,16 @@ from bot.db.models import (
     Staff,
     StaffRole,
 )
+from bot.db.support_models import SupportAlert, SupportPerson
 from bot.messaging import Messenger, NotDelivered, Unreachable, say
 from bot.safety.levels import Level
 from bot.services.audit import audit, disclose
-from bot.services.escalation.crisis import not_reached_text, team_told_text
+from bot.services.escalation.crisis import (
+    not_reached_text,
+    support_not_reached_text,
+    support_team_told_text,
+    team_told_text,
+)
 from bot.services.escalation.kinds import (
     ALERT_KIND,
     CHAIN,
@@ -57,6 +63,7 @@ from bot.services.escalation.kinds import (
     PLAN_KIND,
     RAISED,
     REMINDER,
+    SUPPORT_SOURCE,
     UNACKNOWLEDGED,
     UNRESOLVED_STAGE,
     record_event,
@@ -213,9 +220,11 @@ async def _tell_participant(session: AsyncSession, ctx: AppContext, escalation: 
         if escalation.team_told_at is not None:
             return
         escalation.team_told_at = now
+    # A support person's alert: the line goes to them (send_crisis_line), never to the participant.
+    by_support_person = escalation.source.startswith(SUPPORT_SOURCE)
     await enqueue(session, kind=CRISIS_LINE_KIND, key=f"esc:{escalation.id}:line:{line}", due_at=now,
-                  participant_id=escalation.participant_id, escalation_id=escalation.id,
-                  payload={"line": line}, now=now)
+                  participant_id=None if by_support_person else escalation.participant_id,
+                  escalation_id=escalation.id, payload={"line": line}, now=now)
 
 
 
@@ -266,7 +275,8 @@ async def send_follow_up_notice(ctx: AppContext, messenger: Messenger, session: 
         raise Skip("nobody holds the alert yet")
     assert staff.chat_id is not None
     participant = escalation.participant
-    text = ctx.t("notice.follow_up", staff.locale, alias=participant.alias, new=new, count=escalation.follow_up_count)
+    key = "support.follow_up" if escalation.source.startswith(SUPPORT_SOURCE) else "notice.follow_up"
+    text = ctx.t(key, staff.locale, alias=participant.alias, new=new, count=escalation.follow_up_count)
     message = await say(messenger, staff.chat_id, text, urgent=True)
     now = ctx.clock.now()
     escalation.follow_up_notified = escalation.follow_up_count
@@ -405,7 +415,11 @@ async def run_alert_plan(ctx: AppContext, messenger: Messenger, session: AsyncSe
 
 async def send_crisis_line(ctx: AppContext, messenger: Messenger, session: AsyncSession,
                            row: ScheduledAction) -> Delivered:
-    """The participant's line about their alert: told, or nobody reached (then where help is)."""
+    """The participant's line about their alert: told, or nobody reached (then where help is); for
+    a support person's alert, theirs."""
+    escalation = await session.get(Escalation, row.escalation_id) if row.escalation_id else None
+    if escalation is not None and escalation.source.startswith(SUPPORT_SOURCE):
+        return await _support_person_line(ctx, messenger, session, row, escalation)
     participant = await session.get(Participant, row.participant_id) if row.participant_id else None
     if participant is None or participant.chat_id is None:
         raise Skip("participant has no chat")
@@ -416,3 +430,19 @@ async def send_crisis_line(ctx: AppContext, messenger: Messenger, session: Async
     if row.escalation_id:
         record_event(session, row.escalation_id, ctx.clock.now(), f"participant_{line}")
     return Delivered(participant.chat_id, message.message_id)
+
+
+async def _support_person_line(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction,
+                               escalation: Escalation) -> Delivered:
+    """The line about a support person's alert goes to them: the care team was told, or nobody
+    could be reached (then where help is). Never to the participant."""
+    link = await session.get(SupportAlert, escalation.id)
+    person = await session.get(SupportPerson, link.support_person_id) if link is not None else None
+    if person is None or person.chat_id is None or person.unreachable_at is not None:
+        raise Skip("support person has no chat")
+    line = str(row.payload.get("line"))
+    text = support_team_told_text(ctx, person.locale) if line == "team_told" else support_not_reached_text(
+        ctx, person.locale)
+    message = await say(messenger, person.chat_id, text, urgent=True)
+    record_event(session, escalation.id, ctx.clock.now(), f"support_person_{line}")
+    return Delivered(person.chat_id, message.message_id)

@@ -22,10 +22,11 @@ from bot.db.models import (
     Participant,
     ScheduledAction,
 )
+from bot.db.support_models import SupportAlert
 from bot.messaging import Replies
 from bot.safety.levels import Assessment, Level
 from bot.services.escalation.crisis import crisis_reply_text
-from bot.services.escalation.kinds import ALERT_KIND, PLAN_KIND, record_event
+from bot.services.escalation.kinds import ALERT_KIND, PLAN_KIND, SUPPORT_SOURCE, record_event
 from bot.services.escalation.paging import ack_wait, page_holder, page_step, plan_follow_up_notice
 from bot.services.inbound import keep_message
 
@@ -37,12 +38,19 @@ class FlagRecord:
     new_escalation: bool
 
 
-async def open_escalation(session: AsyncSession, participant_id: int, *, lock: bool = False) -> Escalation | None:
-    """The participant's unresolved escalation (open or acknowledged), if any. `lock`: for update
+async def open_escalation(session: AsyncSession, participant_id: int, *, lock: bool = False,
+                          support_person_id: int | None = None) -> Escalation | None:
+    """The participant's unresolved escalation (open or acknowledged), if any; with
+    `support_person_id`, the one that support person's words opened. `lock`: for update
     (PostgreSQL), so that two workers handling two of their messages count both."""
     query = (select(Escalation)
              .where(Escalation.participant_id == participant_id, Escalation.status.in_(UNRESOLVED))
              .order_by(Escalation.id.desc()).limit(1))
+    if support_person_id is None:
+        query = query.where(Escalation.source.not_like(f"{SUPPORT_SOURCE}%"))
+    else:
+        query = query.join(SupportAlert, SupportAlert.escalation_id == Escalation.id).where(
+            SupportAlert.support_person_id == support_person_id)
     if lock:
         query = query.with_for_update(of=Escalation)
     return await session.scalar(query)
@@ -84,6 +92,7 @@ async def escalate(
     crisis_reply_sent_at: datetime | None,
     source: str,
     follow_up: bool,
+    support_person_id: int | None = None,
 ) -> tuple[Escalation | None, bool]:
     """The one place that decides what a new assessment does to a participant's escalation.
 
@@ -91,9 +100,11 @@ async def escalate(
     acknowledged it, or the first one reachable), with the shorter clock; otherwise (when
     `follow_up`) the holder is told the participant wrote again, at most once per interval.
     None: urgent or imminent opens one with its first page. Returns (escalation, new).
+    `support_person_id`: a support person's words, about (or on behalf of) `participant`: their own
+    escalation, paged to the participant's care team.
     """
     now = ctx.clock.now()
-    current = await open_escalation(session, participant.id, lock=True)
+    current = await open_escalation(session, participant.id, lock=True, support_person_id=support_person_id)
     if current is not None:
         if follow_up:
             current.follow_up_count += 1
@@ -125,6 +136,8 @@ async def escalate(
     )
     session.add(escalation)
     await session.flush()
+    if support_person_id is not None:
+        session.add(SupportAlert(escalation_id=escalation.id, support_person_id=support_person_id))
     record_event(session, escalation.id, now, "opened", detail=f"level:{Level(escalation.level).label}:{source}")
     await page_step(session, ctx, escalation, participant, step=0, due=now)
     return escalation, True

@@ -1,0 +1,120 @@
+"""A support person's week: the line the participant chose to share, then their own check-in
+("how are you doing?", 0-10 and an optional line), once a week at WEEKLY_TIME in their time zone,
+on the weekday they joined, from a week after they joined.
+
+Both are rows planned ahead by `WeeklyPlanner` (keys by the local date, so a restart neither loses
+nor repeats one) and rendered when sent: the update reads what is shared at that moment (nothing
+after a revocation: the rows are cancelled then too). A score at or below LOW_SCORE tells the
+participant's clinician as a concern (no page); the optional line passes the safety gate like any
+message (bot/services/support/safety.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import AppContext
+from bot.db.support_models import SupportCheckin, SupportPerson, SupportStatus
+from bot.services.calendar.recurrence import local_to_utc
+from bot.services.scheduling.rows import enqueue
+from bot.services.support.safety import tell_clinician
+from bot.services.support.service import person_key
+
+log = logging.getLogger(__name__)
+
+UPDATE_KIND = "support_update"  # the weekly line the participant shares
+CHECKIN_KIND = "support_checkin"  # "how are you doing?"
+WEEKLY_TIME = time(18, 0)
+# The check-in comes a minute after the update, so the two arrive in that order.
+CHECKIN_AFTER_UPDATE = timedelta(minutes=1)
+LOW_SCORE = 2  # a week rated this or lower tells the participant's clinician (a concern)
+SCORES = range(11)
+
+
+def next_week_slot(person: SupportPerson, now: datetime) -> datetime:
+    """The next weekly time after `now`, never before a week after they joined."""
+    tz = ZoneInfo(person.timezone)
+    joined = person.consented_at or now
+    weekday = joined.astimezone(tz).weekday()
+    base = max(now, joined + timedelta(days=6))
+    day = base.astimezone(tz).date()
+    while True:
+        if day.weekday() == weekday:
+            when = local_to_utc(datetime.combine(day, WEEKLY_TIME), tz)
+            if when > base:
+                return when
+        day += timedelta(days=1)
+
+
+def local_day(person: SupportPerson, when: datetime) -> date:
+    return when.astimezone(ZoneInfo(person.timezone)).date()
+
+
+async def plan_week(session: AsyncSession, person: SupportPerson, now: datetime) -> bool:
+    """The person's next update and check-in rows (idempotent). True when rows were added."""
+    when = next_week_slot(person, now)
+    day = local_day(person, when)
+    added = await enqueue(session, kind=UPDATE_KIND, key=person_key(person.id, f"update:{day}"), due_at=when,
+                          payload={"support_person_id": person.id}, now=now)
+    added |= await enqueue(session, kind=CHECKIN_KIND, key=person_key(person.id, f"checkin:{day}"),
+                           due_at=when + CHECKIN_AFTER_UPDATE, payload={"support_person_id": person.id}, now=now)
+    return added
+
+
+class WeeklyPlanner:
+    """Plans every active support person's next week, from the tick (at most once a plan interval)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._last: datetime | None = None
+
+    async def tick(self, now: datetime) -> None:
+        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
+        if self._last is not None and self._last <= now < self._last + interval:
+            return
+        try:
+            async with self.ctx.sessionmaker() as session:
+                people = (await session.scalars(select(SupportPerson).where(
+                    SupportPerson.status == SupportStatus.ACTIVE))).unique().all()
+                added = sum([await plan_week(session, person, now) for person in people])
+                await session.commit()
+        except Exception:
+            log.exception("planning support persons' weeks failed")  # the next tick tries again
+            return
+        self._last = now
+        if added:
+            log.info("support persons: %s weeks planned", added)
+
+
+async def open_checkin(session: AsyncSession, person: SupportPerson, now: datetime) -> SupportCheckin:
+    """This week's check-in row (one per local day; asked again, the same row)."""
+    day = local_day(person, now)
+    checkin = await session.scalar(select(SupportCheckin).where(
+        SupportCheckin.support_person_id == person.id, SupportCheckin.local_date == day))
+    if checkin is None:
+        checkin = SupportCheckin(support_person_id=person.id, local_date=day, asked_at=now, level=0)
+        session.add(checkin)
+        await session.flush()
+    return checkin
+
+
+async def record_score(session: AsyncSession, person: SupportPerson, checkin: SupportCheckin, score: int,
+                       now: datetime) -> None:
+    """Their 0-10. A low one tells the participant's clinician (about the support person, no page)."""
+    if score not in SCORES:
+        raise ValueError(f"score {score} is not 0-10")
+    first = checkin.score is None
+    checkin.score, checkin.answered_at = score, now
+    if first and score <= LOW_SCORE:
+        await tell_clinician(session, person, now, about=False, reason="low_score")
+
+
+def record_note(checkin: SupportCheckin, text: str, level: int) -> None:
+    """Their optional line (encrypted at rest), with the level the safety gate gave it."""
+    checkin.note = text
+    checkin.level = max(checkin.level or 0, level)
