@@ -18,6 +18,7 @@ from bot.telegram.handlers import (
     edits,
     fallback,
     goals,
+    groups,
     help,
     medications,
     onboarding,
@@ -68,6 +69,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     dp.update.outer_middleware(FlagRecorder(ctx, gate))
     _include_once_more(
         dp,
+        groups.router,  # first: every update of a group chat, and nothing else sees one (#17, peer groups)
         start.router,
         help.router,
         onboarding.router,

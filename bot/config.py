@@ -282,6 +282,34 @@ class HealthSettings:
     listen_host: str = "127.0.0.1"
 
 
+GROUP_PROMPT_EVERY = ("off", "daily", "weekly")
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    # Cohort group chats (README "Peer groups"). The confidentiality agreement's version: a new
+    # version asks every member to accept it again before their next join.
+    agreement_version: str = "2026-12-01"
+    # The bot never deletes a group message on its own at concern or urgent level (a facilitator's
+    # button hides it); at imminent level it may, when this is true.
+    delete_imminent: bool = False
+    # A discussion prompt from content/<locale>/group_prompts/: "off", "daily" or "weekly" (on
+    # `prompt_day`), at `prompt_time` in the program's default time zone.
+    prompt_every: str = "weekly"
+    prompt_day: str = "monday"
+    prompt_time: str = "18:00"
+    # The bot posts nothing in the group between these times (the program's default time zone);
+    # a prompt or notice due then waits until the end. Crisis replies go to private chats anyway.
+    quiet_start: str = "21:00"
+    quiet_end: str = "09:00"
+    # Telegram allows about 20 messages a minute in one group; the bot keeps below this.
+    messages_per_minute: int = 18
+    # A join link is good for this many hours, and for one person.
+    invite_hours: float = 24.0
+    # /mute ALIAS without a number of hours mutes for this long.
+    mute_hours: float = 24.0
+
+
 @dataclass(frozen=True)
 class CrisisResources:
     """Fixed lines of the crisis reply for one locale. No generated text, ever."""
@@ -327,6 +355,7 @@ class Settings:
     content: ContentSettings = field(default_factory=ContentSettings)
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     discharge: DischargeSettings = field(default_factory=DischargeSettings)
+    groups: GroupSettings = field(default_factory=GroupSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     crisis: dict[str, CrisisResources] = field(
         default_factory=lambda: {"en": CrisisResources(), "es": CrisisResources()}
@@ -413,6 +442,7 @@ SECTIONS: dict[str, type] = {
     "content": ContentSettings,
     "coverage": CoverageSettings,
     "discharge": DischargeSettings,
+    "groups": GroupSettings,
     "health": HealthSettings,
     "logging": LoggingSettings,
 }
@@ -503,6 +533,9 @@ RANGES: dict[tuple[str, str], Range] = {
     ("content", "drip_minutes_after_checkin"): Range(0, 720),
     ("coverage", "invite_warning_days"): Range(0, 90),
     ("discharge", "alumni_every_days"): Range(1, 60),
+    ("groups", "messages_per_minute"): Range(1, 20),
+    ("groups", "invite_hours"): Range(0, 168, above_low=True),
+    ("groups", "mute_hours"): Range(0, 8760, above_low=True),
     ("health", "max_tick_age_seconds"): Range(0, 86400, above_low=True),
     ("health", "listen_port"): Range(0, 65535, zero_means="off"),
 }
@@ -664,6 +697,7 @@ def _validate(s: Settings, where: str) -> None:
         for key in ("emergency_number", "call_or_text"):
             _check_text(getattr(crisis, key), f"{where} [crisis.{locale}] {key}", example='"988"')
         _check_url(crisis.chat_url, f"{where} [crisis.{locale}] chat_url")
+    _check_groups(s.groups, where)
     _check_health(s, where)
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR, not {s.logging.level!r}")
@@ -679,6 +713,20 @@ def _check_health(s: Settings, where: str) -> None:
     if h.listen_port and h.listen_port == s.telegram.webhook_listen_port and s.telegram.mode == "webhook":
         raise ConfigError(f"{where} [health] listen_port ({h.listen_port}) is the webhook's port: in webhook mode "
                           "/healthz is served there already; set listen_port = 0 or another port")
+
+
+def _check_groups(g: GroupSettings, where: str) -> None:
+    if g.prompt_every not in GROUP_PROMPT_EVERY:
+        raise ConfigError(f"{where} [groups] prompt_every must be one of {', '.join(GROUP_PROMPT_EVERY)}, "
+                          f"not {g.prompt_every!r}")
+    if g.prompt_day not in WEEKDAYS:
+        raise ConfigError(f"{where} [groups] prompt_day must be one of {', '.join(WEEKDAYS)}, not {g.prompt_day!r}")
+    for key in ("prompt_time", "quiet_start", "quiet_end"):
+        if not _HHMM.match(getattr(g, key)):
+            raise ConfigError(f"{where} [groups] {key} must be a 24-hour time like \"21:00\", "
+                              f"not {getattr(g, key)!r}")
+    _check_text(g.agreement_version, f"{where} [groups] agreement_version", pattern=r"[A-Za-z0-9._-]{1,40}",
+                example='"2026-12-01"')
 
 
 def _check_instruments(i: InstrumentSettings, where: str) -> None:

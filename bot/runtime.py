@@ -39,6 +39,7 @@ from bot.services.escalation.coverage import install_coverage
 from bot.services.escalation.notices import send_staff_notice
 from bot.services.escalation.setup import install_escalation
 from bot.services.goals.setup import install_goals
+from bot.services.groups.setup import install_groups
 from bot.services.instruments.setup import install_instruments
 from bot.services.learning.setup import install_content
 from bot.services.medications.setup import install_medications
@@ -47,6 +48,7 @@ from bot.services.people import install_people
 from bot.services.scheduling import maintenance
 from bot.services.scheduling.outbox import OutboxWorker
 from bot.services.scheduling.workers import ParticipantOrderedOutbox, PollerElection, WorkerRegistry, workers
+from bot.telegram.group_admin import TelegramGroupAdmin
 from bot.telegram.health_http import add_health_route, serve_health
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.sender import SenderMiddleware, install_send_budget
@@ -119,6 +121,8 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_medications(ctx, worker)  # medication reminders and missed-dose notices (services/medications/setup.py)
     install_outreach(ctx, worker)  # the care team's messages to a participant (bot/services/outreach/setup.py)
     install_brief(ctx, worker)  # pre-session briefs and the daily digest (bot/services/brief/setup.py)
+    # Cohort group chats: joins, removals, paced posts and prompts (bot/services/groups/setup.py).
+    install_groups(ctx, worker, TelegramGroupAdmin(bot))
     # Housekeeping on its own interval (bot/services/scheduling/maintenance.py).
     worker.add_periodic("prune-processed-updates", maintenance.EVERY_SECONDS,
                         functools.partial(maintenance.prune_processed_updates, ctx))

@@ -48,6 +48,10 @@ def check_content(
         problems += check_ui_texts(content_dir)
     if any(content_dir.glob("*/safety/*.toml")):
         problems += check_safety_rules(content_dir)
+    if any(content_dir.glob("*/group_prompts/*")):  # cohort group chats' discussion prompts
+        from bot.content.group_prompts import load_group_prompts
+
+        problems += load_group_prompts(content_dir)[1]
     return sorted(set(problems))
 
 

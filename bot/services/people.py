@@ -37,6 +37,7 @@ from bot.db.models import (
 from bot.services.audit import audit
 from bot.services.enrollment import cancel_future_actions, tell_clinician
 from bot.services.escalation.coverage import in_care_statuses
+from bot.services.groups.membership import leave_groups
 from bot.services.scheduling.rows import enqueue
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ async def discharge(session: AsyncSession, participant: Participant, now: dateti
     stopped = await cancel_future_actions(session, participant.id, now)
     await revoke_open_invites(session, now, participant_id=participant.id)
     kind = "alumni" if alumni else "discharged"
+    await leave_groups(session, participant, now, kind)  # out of the cohort's group chat, at once
     session.add(ParticipantEvent(participant_id=participant.id, kind=kind, at=now))
     audit(session, now, OPERATOR, kind, participant_id=participant.id)
     if was_reachable:

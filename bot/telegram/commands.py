@@ -14,6 +14,7 @@ PARTICIPANT_COMMANDS = frozenset({
     "goals",  # goals.py
     "meds",  # medications.py
     "mytrend",  # charts.py
+    "group",  # groups.py: the group chat's agreement and their own join link
 })
 
 STAFF_COMMANDS = frozenset({
@@ -22,4 +23,7 @@ STAFF_COMMANDS = frozenset({
     "goal",  # goals.py: a participant's goals
     "trend",  # charts.py: the chart
     "track",  # tracks.py: the program track
+    # groups.py: their links to the cohorts' group chats; /linkgroup's usage (it is sent in the group
+    # itself); a facilitator's /mute, /unmute, /remove and /readmit of a participant there
+    "group", "linkgroup", "mute", "unmute", "remove", "readmit",
 })

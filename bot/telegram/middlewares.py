@@ -158,9 +158,10 @@ class ActorMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat = data.get("event_chat")
-        if chat is not None and not is_private(chat):
-            # Private chats only: in a group or channel, a person's export, notes or caseload would
-            # go to everyone there (and the safety gate assesses private chats only). Not answered.
+        if chat is not None and not is_private(chat) and chat.type not in ("group", "supergroup"):
+            # Private chats and groups only (a channel is ignored). A group's updates reach only the
+            # groups router (bot/telegram/handlers/groups.py, first), which never answers in the
+            # group: a person's export, notes or caseload must not go to everyone there.
             log.info("update %s from a %s chat ignored", getattr(event, "update_id", "?"), chat.type)
             return None
         user = data.get("event_from_user")

@@ -141,6 +141,9 @@ class SafetyGate(BaseMiddleware):
         assert isinstance(event, Update)
         message = participant_message(event)
         text = assessed_text(message) if message is not None else None
+        if message is not None and text is not None and message.from_user is not None and in_group(message):
+            await self.assess_in_group(event, message, text, data)  # a cohort's group chat (README "Peer groups")
+            return await handler(event, data)
         if message is None or text is None or not is_private(message.chat) or message.from_user is None:
             return await handler(event, data)
         person = self.ctx.directory.get(message.from_user.id)
@@ -164,9 +167,11 @@ class SafetyGate(BaseMiddleware):
         data["assessment"] = assessment
         data["message_received_at"] = received_at
         first_time = not self._seen(event.update_id)
-        if assessment.flagged and first_time:
-            data["crisis_reply_sent_at"] = await self._reply(data["bot"], message.chat.id, assessment.level, locale)
-        if self.second_opinion is not None and first_time and known and self.breaker.allow():
+        if assessment.flagged and first_time and not data.get("about_someone_else"):
+            data["crisis_reply_sent_at"] = await self._reply(data["bot"], private_chat_of(message), assessment.level,
+                                                             locale, in_group=in_group(message))
+        if self.second_opinion is not None and first_time and known and not data.get("about_someone_else") \
+                and self.breaker.allow():
             # Never on the critical path: the reply above did not wait, and the handler won't.
             task = asyncio.create_task(self._ask_second_opinion(
                 data["bot"], message, text, locale, assessment, received_at, data.get("crisis_reply_sent_at"),
@@ -194,7 +199,8 @@ class SafetyGate(BaseMiddleware):
                 return
             log.warning("second opinion raised update %s from %s to %s", update_id, rules.level.label,
                         merged.level.label)
-            reply_sent_at = await self._reply(bot, message.chat.id, merged.level, locale) or reply_sent_at
+            reply_sent_at = await self._reply(bot, private_chat_of(message), merged.level, locale,
+                                              in_group=in_group(message)) or reply_sent_at
             async with self.ctx.sessionmaker() as session:
                 participant = await session.scalar(
                     select(Participant).where(Participant.telegram_user_id == message.from_user.id))
@@ -210,14 +216,60 @@ class SafetyGate(BaseMiddleware):
         except Exception:
             log.exception("second opinion for update %s could not be applied", update_id)
 
-    async def _reply(self, bot: Bot, chat_id: int, level: Level, locale: str) -> Any:
+    async def _reply(self, bot: Bot, chat_id: int, level: Level, locale: str, *, in_group: bool = False) -> Any:
+        text = crisis_reply_text(self.ctx, level, locale)
+        if in_group:  # in their private chat, never in the group: say which words it answers
+            text = self.ctx.t("groups.crisis_preface", locale) + "\n\n" + text
         try:
-            await say(TelegramMessenger(bot), chat_id, crisis_reply_text(self.ctx, level, locale), urgent=True)
+            await say(TelegramMessenger(bot), chat_id, text, urgent=True)
         except NotDelivered as exc:
             # Recorded by the sender; the escalation still goes ahead so a human follows up.
             log.error("crisis reply to chat %s failed: %s", chat_id, str(exc)[:120])
             return None
         return self.ctx.clock.now()
+
+
+    # --- a cohort's group chat (README "Peer groups"; bot/services/groups/) ----------------------
+
+    async def assess_in_group(self, event: Update, message: Message, text: str, data: dict[str, Any], *,
+                              locale: str | None = None) -> None:
+        """A message in a group: assessed like a private one (`assess`), the crisis reply going to
+        the writer's private chat. From the gate (no database): only in a group known to be linked,
+        and only for a participant the bot remembers; staff never. FlagRecorder calls it with the
+        `locale` once the database has said the group is linked and who is writing, if the gate could
+        not. A reply to someone else's message that speaks to them and not about the writer is a
+        peer's worry: assessed, but no crisis reply and no page for the writer."""
+        from bot.services.groups.chats import LinkedGroups
+        from bot.services.groups.watch import is_peer_worry
+
+        assert message.from_user is not None
+        if locale is None:
+            linked = self.ctx.parts.find(LinkedGroups)
+            person = self.ctx.directory.get(message.from_user.id)
+            if linked is None or message.chat.id not in linked or person is None or person.role == "staff":
+                return
+            locale = person.locale
+        target = message.reply_to_message
+        replying_to_other = (target is not None and target.from_user is not None and not target.from_user.is_bot
+                             and target.from_user.id != message.from_user.id
+                             and target.message_id != message.message_thread_id)
+        data["about_someone_else"] = is_peer_worry(text, replying_to_someone_else=replying_to_other)
+        await self.assess(event, message, text, locale, data, known=True)
+
+
+GROUP_CHATS = frozenset({"group", "supergroup"})
+
+
+def in_group(message: Message) -> bool:
+    return getattr(message.chat, "type", None) in GROUP_CHATS
+
+
+def private_chat_of(message: Message) -> int:
+    """Where the crisis reply to `message` goes: its chat, or for a group message, the writer's
+    private chat with the bot (a user's private chat has their user id)."""
+    if in_group(message) and message.from_user is not None:
+        return message.from_user.id
+    return message.chat.id
 
 
 class FlagRecorder(BaseMiddleware):
@@ -245,6 +297,9 @@ class FlagRecorder(BaseMiddleware):
         actor = data.get("actor")
         assert isinstance(event, Update)
         message = participant_message(event)
+        if message is not None and in_group(message):
+            await self._group_message(event, message, data)
+            return await handler(event, data)
         if message is None or not isinstance(actor, Participant):
             return await handler(event, data)
         if data.get("assessment") is None and self.gate is not None:
@@ -278,3 +333,41 @@ class FlagRecorder(BaseMiddleware):
                 if record.new_escalation and lane is not None:
                     lane.page_due = True  # the backlog waits for this first page (bot/telegram/lanes.py)
         return await handler(event, data)
+
+    async def _group_message(self, event: Update, message: Message, data: dict[str, Any]) -> None:
+        """A message in a group chat: only a linked group's are looked at (`data["group_chat"]`
+        for the groups router). A participant's text is assessed if the gate could not, and a
+        flagged one is recorded and pages exactly as a private one would; the cohort's facilitators
+        are told (bot/services/groups/watch.py). A peer's worry pages nobody about the writer."""
+        from bot.db.models import Participant
+        from bot.services.escalation.record import record_message
+        from bot.services.groups.chats import group_chat
+        from bot.services.groups.watch import flag_in_group
+
+        session, actor = data["session"], data.get("actor")
+        chat = await group_chat(session, message.chat.id)
+        data["group_chat"] = chat
+        text = assessed_text(message)
+        if chat is None or chat.cohort_id is None or not isinstance(actor, Participant) or text is None:
+            return
+        if data.get("assessment") is None and self.gate is not None:
+            await self.gate.assess_in_group(event, message, text, data, locale=actor.locale)
+        assessment: Assessment | None = data.get("assessment")
+        if assessment is None or not assessment.flagged:
+            return
+        about_other = bool(data.get("about_someone_else"))
+        inbound = None
+        replies = data["replies"]
+        if not about_other:
+            record = await record_message(
+                session, self.ctx, actor, text=text, telegram_message_id=message.message_id, assessment=assessment,
+                received_at=data["message_received_at"], crisis_reply_sent_at=data.get("crisis_reply_sent_at"),
+                source="group")
+            data["stored_message"], inbound = record.inbound, record.inbound
+            lane = data.get("lane")
+            if record.new_escalation and lane is not None:
+                lane.page_due = True  # the backlog waits for this first page (bot/telegram/lanes.py)
+        await flag_in_group(session, self.ctx, chat, actor, telegram_message_id=message.message_id,
+                            assessment=assessment, inbound=inbound, about_other=about_other,
+                            now=data["message_received_at"])
+        replies.outbox_due = True  # the page and the facilitators' notice go now

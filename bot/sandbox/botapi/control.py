@@ -65,6 +65,16 @@ def control_routes(api: FakeBotAPI) -> list[web.RouteDef]:
         web.get(f"{c}/webhook", _json_route(lambda b, r: api.webhook())),
         web.put(f"{c}/webhook/upstreams", _json_route(lambda b, r: api.spread_webhook(b.get("urls", [])))),
         web.get(f"{c}/commands", _json_route(lambda b, r: api.commands())),
+        web.post(f"{c}/groups", _json_route(lambda b, r: api.create_group(**b))),
+        web.get(f"{c}/groups/{{chat_id}}", _json_route(lambda b, r: api.group(_chat_of(r)))),
+        web.put(f"{c}/groups/{{chat_id}}/bot_admin", _json_route(
+            lambda b, r: api.set_bot_admin(_chat_of(r), **b))),
+        web.post(f"{c}/groups/{{chat_id}}/messages", _json_route(
+            lambda b, r: api.group_message(_chat_of(r), **b))),
+        web.post(f"{c}/groups/{{chat_id}}/members", _json_route(lambda b, r: api.add_to_group(_chat_of(r), **b))),
+        web.delete(f"{c}/groups/{{chat_id}}/members/{{user_id}}", _json_route(
+            lambda b, r: api.leave_group(_chat_of(r), int(r.match_info["user_id"])))),
+        web.post(f"{c}/join", _json_route(lambda b, r: api.join_with_link(**b))),
     ]
 
 
@@ -276,3 +286,43 @@ class BotAPIControl:
 
     async def reset(self) -> None:
         await self._call("POST", "/reset")
+
+    # ---- group mode -----------------------------------------------------------------------------
+
+    async def create_group(self, chat_id: int, owner_id: int, *, title: str = "Group", bot_admin: bool = True,
+                           members: list[int] | None = None) -> dict[str, Any]:
+        body = {"chat_id": chat_id, "owner_id": owner_id, "title": title, "bot_admin": bot_admin,
+                "members": members or []}
+        result: dict[str, Any] = await self._call("POST", "/groups", body=body)
+        return result
+
+    async def group(self, chat_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", f"/groups/{chat_id}")
+        return result
+
+    async def set_bot_admin(self, chat_id: int, admin: bool = True, *, by: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("PUT", f"/groups/{chat_id}/bot_admin",
+                                                  body={"admin": admin, "by": by})
+        return result
+
+    async def group_message(self, chat_id: int, user_id: int, text: str, *, reply_to_message_id: int | None = None,
+                            first_name: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"user_id": user_id, "text": text}
+        body.update({k: v for k, v in (("reply_to_message_id", reply_to_message_id), ("first_name", first_name))
+                     if v is not None})
+        result: dict[str, Any] = await self._call("POST", f"/groups/{chat_id}/messages", body=body)
+        return result
+
+    async def join_with_link(self, user_id: int, invite_link: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", "/join", body={"user_id": user_id,
+                                                                        "invite_link": invite_link})
+        return result
+
+    async def add_to_group(self, chat_id: int, user_id: int, *, by: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", f"/groups/{chat_id}/members",
+                                                  body={"user_id": user_id, "by": by})
+        return result
+
+    async def leave_group(self, chat_id: int, user_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("DELETE", f"/groups/{chat_id}/members/{user_id}")
+        return result

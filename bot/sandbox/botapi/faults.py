@@ -30,6 +30,9 @@ class RateLimits:
     global_burst: float = 30.0
     per_chat_per_second: float = 1.0
     per_chat_burst: float = 3.0
+    # A group (a negative chat id): at most this many messages in any 60 seconds, on top of the
+    # per-chat bucket (Telegram: about 20 a minute in one group).
+    per_group_per_minute: int = 20
     # A send to a chat before the retry_after it was given has passed gets 429 again (Telegram
     # lengthens the ban of such clients); independent of `enabled`, so scripted 429s honour it too.
     enforce_retry_after: bool = True
@@ -40,6 +43,8 @@ class RateLimits:
         rates, bursts = (self.global_per_second, self.per_chat_per_second), (self.global_burst, self.per_chat_burst)
         if min(rates) <= 0 or min(bursts) < 1:
             raise ControlError("rate limits need per_second > 0 and burst >= 1")
+        if self.per_group_per_minute < 1:
+            raise ControlError("rate limits need per_group_per_minute >= 1")
 
 
 FaultKind = Literal["retry_after", "forbidden", "server_error", "slow"]
@@ -108,6 +113,23 @@ class _Allowance(TokenBucket):
         self._tokens -= 1
 
 
+class _Window:
+    """At most `limit` delivered sends in any `seconds`: a sliding window (Telegram's group limit is
+    per minute, and a token bucket would let a full burst plus a minute's refill through)."""
+
+    def __init__(self, limit: int, seconds: float, *, monotonic: Callable[[], float]) -> None:
+        self.limit, self.seconds, self._monotonic = limit, seconds, monotonic
+        self._sent: list[float] = []
+
+    def seconds_until_token(self) -> float:
+        now = self._monotonic()
+        self._sent = [t for t in self._sent if t > now - self.seconds]
+        return 0.0 if len(self._sent) < self.limit else self._sent[-self.limit] + self.seconds - now
+
+    def charge(self) -> None:
+        self._sent.append(self._monotonic())
+
+
 class Gate:
     """Screens each call before it does anything: scripted faults first, then a blocked user, then
     the random mix, then the flood limits of send methods. `sleep` is the server's (it ends early
@@ -134,6 +156,7 @@ class Gate:
         self.limits = self._default_limits
         self._global_bucket: _Allowance | None = None
         self._chat_buckets: dict[int, _Allowance] = {}
+        self._group_windows: dict[int, _Window] = {}
         self._banned_until: dict[int, float] = {}
         self.too_many_requests = 0
         self.early_retries = 0
@@ -146,8 +169,9 @@ class Gate:
         self.limits = limits
         self._global_bucket = None  # refilled full under the new numbers
         self._chat_buckets.clear()
+        self._group_windows.clear()
 
-    async def screen(self, record: RequestRecord) -> list[_Allowance]:
+    async def screen(self, record: RequestRecord) -> list[_Allowance | _Window]:
         """Faults, blocked users and rate limits, applied before a call does anything. Returns the
         rate-limit buckets to charge if the call succeeds."""
         method, chat_id = record.method, record.chat_id
@@ -181,7 +205,7 @@ class Gate:
             return self._check_rate(chat_id)
         return []
 
-    def _check_rate(self, chat_id: int) -> list[_Allowance]:
+    def _check_rate(self, chat_id: int) -> list[_Allowance | _Window]:
         limits, now = self.limits, self._monotonic()
         ban_left = self._banned_until.get(chat_id, -math.inf) - now
         if limits.enforce_retry_after and ban_left > 0:
@@ -197,10 +221,17 @@ class Gate:
             chat_bucket = self._chat_buckets[chat_id] = _Allowance(
                 limits.per_chat_per_second, limits.per_chat_burst, monotonic=self._monotonic
             )
-        wait = max(self._global_bucket.seconds_until_token(), chat_bucket.seconds_until_token())
+        charged: list[_Allowance | _Window] = [self._global_bucket, chat_bucket]
+        if chat_id < 0:  # a group
+            window = self._group_windows.get(chat_id)
+            if window is None:
+                window = self._group_windows[chat_id] = _Window(limits.per_group_per_minute, 60.0,
+                                                                monotonic=self._monotonic)
+            charged.append(window)
+        wait = max(bucket.seconds_until_token() for bucket in charged)
         if wait > 0:
             raise too_many_requests(max(1, math.ceil(wait)), outcome="rate_limited")
-        return [self._global_bucket, chat_bucket]
+        return charged
 
     def note_refusal(self, record: RequestRecord, error: BotAPIError) -> None:
         """A call answered with an error: a retry_after bans the chat's sends until it has passed."""

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
 from bot.sandbox.botapi.errors import BotAPIError, bad_request
+from bot.sandbox.botapi.groups import Groups
 from bot.sandbox.botapi.params import Params
 from bot.sandbox.botapi.state import Chats
 from bot.sandbox.botapi.text import CAPTION_LIMIT, MESSAGE_LIMIT, checked_text
@@ -29,8 +30,10 @@ class BotMethods:
     """The handlers of the Bot API methods, over the chats, the update queue and the webhook.
     `table` maps a lower-cased method name to (its proper name, its handler)."""
 
-    def __init__(self, chats: Chats, updates: UpdateQueue, webhook: WebhookDelivery, shutdown: Shutdown) -> None:
+    def __init__(self, chats: Chats, updates: UpdateQueue, webhook: WebhookDelivery, shutdown: Shutdown,
+                 groups: Groups) -> None:
         self._chats = chats
+        self._groups = groups
         self._updates = updates
         self._webhook = webhook
         self._shutdown = shutdown
@@ -57,13 +60,14 @@ class BotMethods:
                 ("deleteMyCommands", self._delete_my_commands),
                 ("getChat", self._get_chat),
                 ("getFile", self._get_file),
+                *groups.table(),  # group mode: links, join requests, bans, restrictions, members
             )
         }
 
     async def _get_me(self, params: Params) -> dict[str, Any]:
         return {
             **self._chats.bot_user,
-            "can_join_groups": False,
+            "can_join_groups": True,
             "can_read_all_group_messages": False,
             "supports_inline_queries": False,
         }
@@ -101,6 +105,7 @@ class BotMethods:
 
     async def _send_message(self, params: Params) -> dict[str, Any]:
         chat_id = params.chat_id()
+        self._groups.check_can_post(chat_id)
         text, parse_mode, visible = _message_text(params)
         message = self._chats.add_bot_message(
             chat_id, text=text, visible_text=visible, parse_mode=parse_mode, reply_markup=self._chats.markup(params)
@@ -173,6 +178,8 @@ class BotMethods:
         user_message = chat.user_messages.get(message_id) if chat else None
         if message is not None and not message.deleted:
             message.deleted = True
+        elif user_message is not None and not user_message["deleted"] and chat_id in self._groups.groups:
+            self._groups.delete_user_message(chat_id, user_message)  # an admin's right, within 48 hours
         elif user_message is not None and not user_message["deleted"]:
             user_message["deleted"] = True  # bots may delete what a user sent them in private chats
         else:

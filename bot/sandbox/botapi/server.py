@@ -21,6 +21,7 @@ from bot.sandbox.botapi.calls import RequestLog, RequestRecord
 from bot.sandbox.botapi.control import control_routes
 from bot.sandbox.botapi.errors import BotAPIError, ControlError, wait_timeout
 from bot.sandbox.botapi.faults import Fault, FaultMix, Gate, RateLimits
+from bot.sandbox.botapi.groups import Groups
 from bot.sandbox.botapi.methods import BotMethods
 from bot.sandbox.botapi.params import Params, read_params
 from bot.sandbox.botapi.state import CallbackRecord, Chats, ChatState, StoredFile
@@ -76,7 +77,10 @@ class FakeBotAPI:
             log_size=request_log_size,
         )
         self._updates.on_enqueue = self._webhook.offer
-        self._methods = BotMethods(self._chats, self._updates, self._webhook, self._shutdown)
+        self._groups = Groups(self._chats, self._updates.push)
+        self._chats.describe_group = lambda chat_id: (
+            self._groups.chat_json(chat_id) if chat_id in self._groups.groups else None)
+        self._methods = BotMethods(self._chats, self._updates, self._webhook, self._shutdown, self._groups)
         self._gate = Gate(rate_limits or RateLimits(), monotonic=monotonic, sleep=self._shutdown.sleep)
         self._request_seq = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -84,6 +88,7 @@ class FakeBotAPI:
 
     def _clear_test_state(self) -> None:
         self._chats.clear()
+        self._groups.clear()
         self._updates.clear()
         self._gate.clear()
         self._webhook.clear()
@@ -365,6 +370,43 @@ class FakeBotAPI:
 
     def commands(self) -> dict[str, list[dict[str, Any]]]:
         return dict(self._methods.commands)
+
+    # ---- group mode (bot/sandbox/botapi/groups.py) -------------------------------------------
+
+    def create_group(self, chat_id: int, owner_id: int, *, title: str = "Group", bot_admin: bool = True,
+                     members: list[int] | None = None) -> dict[str, Any]:
+        """A supergroup made by `owner_id` (its creator), who adds the bot, as an administrator
+        unless `bot_admin` is false (the bot gets my_chat_member), with `members` already in it."""
+        return self._groups.create(chat_id, title, owner_id=owner_id, bot_admin=bot_admin, members=members)
+
+    def set_bot_admin(self, chat_id: int, admin: bool = True, *, by: int) -> dict[str, Any]:
+        self._groups.set_bot_admin(chat_id, admin, by=by)
+        return self._groups.view(chat_id)
+
+    def group_message(self, chat_id: int, user_id: int, text: str, *, reply_to_message_id: int | None = None,
+                      first_name: str | None = None) -> dict[str, Any]:
+        """A member writes in the group. Returns {update_id, message}."""
+        if not isinstance(text, str) or not text:
+            raise ControlError("text must be a non-empty string")
+        return self._groups.write(chat_id, user_id, text, reply_to_message_id=reply_to_message_id,
+                                  first_name=first_name)
+
+    def join_with_link(self, user_id: int, invite_link: str, *, first_name: str | None = None) -> dict[str, Any]:
+        """A user opens an invite link: a chat_join_request for a link that asks for approval."""
+        return self._groups.request_join(user_id, invite_link, first_name=first_name)
+
+    def add_to_group(self, chat_id: int, user_id: int, *, by: int) -> dict[str, Any]:
+        """An admin adds someone directly (no join request)."""
+        self._groups.add(chat_id, user_id, by=by)
+        return self._groups.view(chat_id)
+
+    def leave_group(self, chat_id: int, user_id: int) -> dict[str, Any]:
+        self._groups.leave(chat_id, user_id)
+        return self._groups.view(chat_id)
+
+    def group(self, chat_id: int) -> dict[str, Any]:
+        """Members and their status, pending join requests, decisions, invite links."""
+        return self._groups.view(chat_id)
 
     async def reset(self) -> None:
         """Forget everything tests set up or observed. The bot's own setup (webhook, commands) and

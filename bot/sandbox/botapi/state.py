@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -131,6 +132,8 @@ class Chats:
         # Kept across clear(): ids of callback queries and files only grow.
         self._callback_seq = itertools.count(1)
         self._file_seq = itertools.count(1)
+        # A group chat's shape, from the groups (bot/sandbox/botapi/groups.py); None: a private chat.
+        self.describe_group: Callable[[int], dict[str, Any] | None] = lambda chat_id: None
         self.clear()
 
     def clear(self) -> None:
@@ -155,6 +158,9 @@ class Chats:
     # ---- the Bot API's JSON shapes ----------------------------------------------------------
 
     def chat_json(self, chat_id: int) -> dict[str, Any]:
+        group = self.describe_group(chat_id)
+        if group is not None:
+            return group
         user = self.users.get(chat_id, {})
         chat = {"id": chat_id, "type": "private", "first_name": user.get("first_name", f"User {chat_id}")}
         chat.update({k: user[k] for k in ("last_name", "username") if k in user})

@@ -13,6 +13,7 @@ from bot.db.models import Participant, ParticipantStatus
 from bot.messaging import Replies, keyboard
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
+from bot.services.groups.membership import leave_groups
 from bot.services.participants import export_own_data
 from bot.services.scheduling.hooks import participant_schedule_changed
 from bot.telegram.filters import IsEnrolledParticipant
@@ -70,6 +71,7 @@ async def stop_answer(query: CallbackQuery, actor: Participant, session: AsyncSe
         return
     await state.clear()
     await enrollment.opt_out(session, actor, ctx.clock.now())
+    await leave_groups(session, actor, ctx.clock.now(), "opted_out")  # out of the cohort's group chat, at once
     replies.outbox_due = True  # the clinician's notice goes out now, not at the next tick
     replies.text(actor.chat_id or 0, ctx.t("stop.done", actor.locale))
 
