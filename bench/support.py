@@ -290,18 +290,23 @@ async def live_bot(settings: Any, *, clock: Any = None, polling: bool = True, wo
         if worker:
             tasks.append(asyncio.create_task(running.worker.run_forever(), name="bench-scheduler"))
         if polling:
+            # As `iopbot run` polls: the offset confirms a batch only once it is committed.
+            from bot.telegram.polling import CommittedOffsetPoller
+
             dp = running.dispatcher
-            tasks.append(asyncio.create_task(dp.start_polling(
-                running.bot, handle_signals=False, close_bot_session=False,
-                polling_timeout=settings.telegram.polling_timeout_seconds,
-                allowed_updates=dp.resolve_used_update_types()), name="bench-polling"))
+            poller = CommittedOffsetPoller(dp, running.bot, timeout=settings.telegram.polling_timeout_seconds,
+                                           allowed_updates=dp.resolve_used_update_types())
+            tasks.append(asyncio.create_task(poller.run(), name="bench-polling"))
         yield LiveBot(running, tasks)
     finally:
         if polling:
-            await stop_polling(running.dispatcher, tasks[-1])
+            poller.stop()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(tasks[-1], 10)
+            await asyncio.sleep(1.2)  # > polling_timeout: the server's pending getUpdates has ended
             # Updates still being handled (an overloaded run leaves hundreds) must not run on into
             # the next benchmark, against a closed database.
-            pending = list(running.dispatcher._handle_update_tasks)
+            pending = list(poller.in_progress)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -314,6 +319,11 @@ async def live_bot(settings: Any, *, clock: Any = None, polling: bool = True, wo
         if second is not None:
             with contextlib.suppress(Exception):
                 await second.aclose()
+        from bot.services.scheduling.replies import ReplyLedger
+
+        ledger = running.ctx.parts.find(ReplyLedger)
+        if ledger is not None:
+            await ledger.close()
         # The routers are module-level objects: detach them so the next benchmark can assemble again.
         for router in running.dispatcher.sub_routers:
             router._parent_router = None

@@ -10,6 +10,7 @@ from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 
 from bot.context import AppContext
+from bot.services.scheduling.replies import ReplyLedger
 from bot.telegram.handlers import (
     alerts,
     brief,
@@ -59,7 +60,10 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     lanes = UpdateLanes(database_slots(ctx.sessionmaker))
     ctx.page_listeners.append(lanes.page_sent)  # a page sent ends the hold on the backlog
     dp.update.outer_middleware(DatabaseRetryMiddleware(lanes=lanes))
-    dp.update.outer_middleware(UnitOfWorkMiddleware(ctx))
+    # The replies are written with the update's commit and their row deleted once sent (one ledger
+    # per process: its deletions of many updates share a statement).
+    ledger = ctx.parts.find(ReplyLedger) or ctx.parts.add(ReplyLedger(ctx.sessionmaker))
+    dp.update.outer_middleware(UnitOfWorkMiddleware(ctx, ledger))
     # Who is writing, their dialog state and whether an alert of theirs is open: one statement.
     dp.update.outer_middleware(ActorMiddleware(ctx))
     # Dialog state is read in the update's own transaction (no second connection per update), from

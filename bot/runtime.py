@@ -47,10 +47,12 @@ from bot.services.outreach.setup import install_outreach
 from bot.services.people import install_people
 from bot.services.scheduling import maintenance
 from bot.services.scheduling.outbox import OutboxWorker
+from bot.services.scheduling.replies import REPLY_KIND, ReplyLedger, send_cut_replies
 from bot.services.scheduling.workers import ParticipantOrderedOutbox, PollerElection, WorkerRegistry, workers
 from bot.telegram.group_admin import TelegramGroupAdmin
 from bot.telegram.health_http import add_health_route, serve_health
 from bot.telegram.messenger import TelegramMessenger
+from bot.telegram.polling import CommittedOffsetPoller
 from bot.telegram.sender import SenderMiddleware, install_send_budget
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,9 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_escalation(worker)  # pages, alert plans, follow-ups, the line to the participant: urgent
     # Notes to staff (blocked the bot, missed check-ins, ...): a late one is still worth sending.
     worker.register("staff_notice", send_staff_notice, never_expire=True)
+    # An update's replies cut by a worker's death (written with its commit, not sent): sent by any
+    # worker once their lease runs out, however late (bot/services/scheduling/replies.py).
+    worker.register(REPLY_KIND, send_cut_replies, never_expire=True)
     install_checkins(ctx, worker)  # flow engine, check-in senders and planner (bot/services/checkins/setup.py)
     install_instruments(ctx, worker)  # weekly PHQ-9, GAD-7: flow kind, sender, planner (services/instruments/setup.py)
     install_calendar(ctx, worker)  # session reminders, notices and their planner (bot/services/calendar/reminders.py)
@@ -126,6 +131,8 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     # Housekeeping on its own interval (bot/services/scheduling/maintenance.py).
     worker.add_periodic("prune-processed-updates", maintenance.EVERY_SECONDS,
                         functools.partial(maintenance.prune_processed_updates, ctx))
+    worker.add_periodic("prune-reply-rows", maintenance.EVERY_SECONDS,
+                        functools.partial(maintenance.prune_reply_rows, ctx))
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = safety_rules if safety_rules is not None else SafetyRules.load(settings.content_dir)
     second_opinion = LlmSecondOpinion.from_settings(settings)  # None unless [llm] enabled = true
@@ -191,23 +198,23 @@ async def _check_webhook_registered(running: RunningBot) -> None:
 async def _poll_while_elected(running: RunningBot, election: PollerElection, registry: WorkerRegistry,
                               stop: asyncio.Event) -> None:
     """Polling mode: wait for the poller role, poll while holding it, and when it is lost (the
-    database connection that held it failed) stop polling and wait for it again. Until `stop`."""
+    database connection that held it failed) stop polling and wait for it again. Until `stop`.
+
+    The offset confirms a batch to Telegram only once it is committed (bot/telegram/polling.py):
+    a poller killed mid-batch leaves the batch for the next poller."""
     s = running.ctx.settings
     while await election.acquire(stop):
         log.info("worker %s holds the poller role: polling", registry.id)
         await registry.set_polling(True, running.ctx.clock.now())
+        poller = CommittedOffsetPoller(running.dispatcher, running.bot, timeout=s.telegram.polling_timeout_seconds,
+                                       allowed_updates=running.dispatcher.resolve_used_update_types())
         polling = lost = None
         try:
             try:  # polling mode: a webhook left set would answer every getUpdates with 409
                 await running.bot.delete_webhook(drop_pending_updates=False)
-            except Exception as exc:  # aiogram's polling retries; its 409s will say so in the log
+            except Exception as exc:  # the poller retries; its 409s will say so in the log
                 log.warning("could not delete the webhook before polling (%s)", type(exc).__name__)
-            polling = asyncio.create_task(running.dispatcher.start_polling(
-                # The session stays open when polling stops: updates in progress and the scheduler still send.
-                running.bot, handle_signals=False, close_bot_session=False,
-                polling_timeout=s.telegram.polling_timeout_seconds,
-                allowed_updates=running.dispatcher.resolve_used_update_types(),
-            ), name="polling")
+            polling = asyncio.create_task(poller.run(), name="polling")
             lost = asyncio.create_task(election.wait_lost(), name="poller-role")
             stopping = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({polling, lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -215,7 +222,7 @@ async def _poll_while_elected(running: RunningBot, election: PollerElection, reg
             if polling in done:
                 polling.result()  # polling ended by itself: an error worth stopping for
                 return
-            await _stop_polling(running)
+            await _stop_polling(poller)
             await polling
             if stop.is_set():
                 return
@@ -228,12 +235,11 @@ async def _poll_while_elected(running: RunningBot, election: PollerElection, reg
             await registry.set_polling(False, running.ctx.clock.now())
 
 
-async def _stop_polling(running: RunningBot) -> None:
-    """Stop fetching, then let the updates already fetched finish: Telegram counts them as
-    delivered, so one cut off here would be lost (a crisis message never reaching a clinician)."""
-    with contextlib.suppress(RuntimeError):  # polling had not started
-        await running.dispatcher.stop_polling()
-    in_flight = set(running.dispatcher._handle_update_tasks)  # aiogram keeps no public handle
+async def _stop_polling(poller: CommittedOffsetPoller) -> None:
+    """Stop fetching, then let the updates already fetched finish (those not committed yet are
+    also still at Telegram: the next poller would get them again, and skip what was committed)."""
+    poller.stop()
+    in_flight = poller.in_progress
     if in_flight:
         log.info("waiting for %d update(s) in progress", len(in_flight))
         await asyncio.wait(in_flight, timeout=STOP_GRACE_SECONDS)
@@ -334,6 +340,9 @@ async def run(settings: Settings, mode: str | None = None) -> None:
     for task in (main, worker_task, *([health] if health else [])):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    ledger = running.ctx.parts.find(ReplyLedger)
+    if ledger is not None:
+        await ledger.close()  # the reply rows of replies sent are deleted before the pool closes
     await registry.unregister()
     if main in done and not main.cancelled() and main.exception():
         raise main.exception()  # type: ignore[misc]

@@ -1,8 +1,9 @@
 """Outer middlewares: one unit of work per update, and who is asking.
 
 Order (outermost first, after aiogram's own): SafetyGate (no database: the crisis reply must go
-out even when the database is down) → UnitOfWork (dedup by update_id, one session, one commit,
-replies sent after the commit) → Actor (staff, participant or unknown; locale).
+out even when the database is down) → UnitOfWork (dedup by update_id and the person's lock in one
+statement, one session, one commit with the replies written into it, replies sent after the commit)
+→ Actor (staff, participant or unknown; locale).
 """
 
 from __future__ import annotations
@@ -10,26 +11,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
-from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.i18n import locale_for
 from bot.context import AppContext
-from bot.db.models import Participant, ProcessedUpdate, Staff
-from bot.messaging import Replies
+from bot.db.models import Participant, Staff
+from bot.db.types import UTCDateTime
+from bot.messaging import NotDelivered, Replies
 from bot.services.inbound import who_is_writing
 from bot.services.scheduling.outbox import database_unavailable
+from bot.services.scheduling.replies import (
+    DurableReplies,
+    ReplyLedger,
+    record_progress,
+    still_ours,
+    worth_recording,
+    write_replies,
+)
 from bot.services.scheduling.workers import PARTICIPANT_LOCK_NAMESPACE, participant_lock_key
 from bot.telegram.filters import is_private
 from bot.telegram.lanes import DEFAULT_DATABASE_SLOTS, Ticket, UpdateLanes
 from bot.telegram.messenger import TelegramMessenger
+from bot.telegram.polling import SETTLED
 from bot.telegram.storage import current_session, preloaded, private_chat_key
 
 log = logging.getLogger(__name__)
@@ -43,28 +54,43 @@ PAGE_HOLD_SECONDS = 2.0
 
 
 async def claim_update(session: AsyncSession, update_id: int, telegram_user_id: int | None, now: datetime) -> bool:
-    """An update's first statements, before any dialog state is read. Its id goes in first: a
-    duplicate (Telegram's redelivery, or the same update on another worker) fails the unique key
-    and is skipped (False: nothing done, the session rolled back); on PostgreSQL the second insert
-    waits for the first transaction and fails once it commits. Then, on PostgreSQL, the sender's
-    transaction-level advisory lock: two updates of one person handled on two workers run one
-    after the other, each reading the dialog state the other left (released at commit). SQLite has
-    one process, where DatabaseRetryMiddleware's per-person lock already does this."""
-    session.add(ProcessedUpdate(update_id=update_id, received_at=now))
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        return False
+    """An update's first statement, before any dialog state is read: on PostgreSQL, the sender's
+    transaction-level advisory lock, then the update's id, in one statement (one round trip). Two
+    updates of one person handled on two workers run one after the other, each reading the dialog
+    state the other left (the lock is released at commit); a duplicate (Telegram's redelivery, or
+    the same update on another worker) waits for that lock, finds its id and is skipped (False:
+    nothing done). SQLite has one process, where DatabaseRetryMiddleware's per-person lanes already
+    order a person's updates; there the statement is only the insert."""
+    values = {"update_id": update_id, "received_at": now}
     if telegram_user_id is not None and session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
-                              {"namespace": PARTICIPANT_LOCK_NAMESPACE, "key": participant_lock_key(telegram_user_id)})
-    return True
+        result = await session.execute(_CLAIM_LOCKED, {**values, "namespace": PARTICIPANT_LOCK_NAMESPACE,
+                                                       "key": participant_lock_key(telegram_user_id)})
+    else:
+        result = await session.execute(_CLAIM, values)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# The lock is taken as the SELECT produces the row, before the insert meets a duplicate's id.
+_CLAIM_LOCKED = text(
+    "INSERT INTO processed_updates (update_id, received_at) "
+    "SELECT :update_id, :received_at FROM (SELECT pg_advisory_xact_lock(:namespace, :key)) AS person "
+    "ON CONFLICT (update_id) DO NOTHING").bindparams(bindparam("received_at", type_=UTCDateTime()))
+_CLAIM = text("INSERT INTO processed_updates (update_id, received_at) VALUES (:update_id, :received_at) "
+              "ON CONFLICT (update_id) DO NOTHING").bindparams(bindparam("received_at", type_=UTCDateTime()))
 
 
 class UnitOfWorkMiddleware(BaseMiddleware):
-    def __init__(self, ctx: AppContext) -> None:
+    """One session, one transaction, one commit per update; then its replies are sent.
+
+    The replies are written with the commit (bot/services/scheduling/replies.py): a reply row
+    claimed by this worker, sent right after the commit and then deleted. A worker killed in
+    between leaves the row, and the outbox of any worker sends it once its lease runs out: the
+    update's redelivery is a skipped duplicate, and the reply still arrives, once."""
+
+    def __init__(self, ctx: AppContext, ledger: ReplyLedger | None = None) -> None:
         self.ctx = ctx
+        self.ledger = ledger or ReplyLedger(ctx.sessionmaker)
+        self.token = f"replies:{secrets.token_hex(8)}"  # this process's claim on the reply rows it writes
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
@@ -72,6 +98,7 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         replies = Replies(callback_query_id=event.callback_query.id if event.callback_query else None)
         data["replies"] = replies
         ticket: Ticket | None = data.get("lane")
+        durable: DurableReplies | None = None
         try:
             # A slot for the database work (DatabaseRetryMiddleware's lanes; flagged updates first),
             # held until the commit and not while the replies wait for the sender.
@@ -84,9 +111,16 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                                               self.ctx.clock.now()):
                         log.info("update %s already handled; skipped", event.update_id)
                         replies.clear()
+                        # Handled by a worker that may have died before sending the replies: the
+                        # outbox sends them once their lease runs out (now, if it has).
+                        self.ctx.wake_outbox()
                         return None
                     data["session"] = session
                     result = await handler(event, data)
+                    if replies.items:
+                        durable = await write_replies(
+                            session, event.update_id, replies.items, now=self.ctx.clock.now(),
+                            lease=timedelta(seconds=self.ctx.settings.schedule.lease_seconds), token=self.token)
                     await session.commit()
                 finally:
                     current_session.reset(token)
@@ -96,6 +130,9 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             raise
         if ticket is not None:
             ticket.committed()  # the person's flagged next update may start its database work
+        settled = data.get(SETTLED)
+        if settled is not None:
+            settled()  # committed, replies with it: the poller may confirm it to Telegram
         if replies.outbox_due:
             # Before the replies: a clinician's page written in this unit of work must not wait
             # until this update's ordinary replies got through the sender's queue, nor behind the
@@ -103,8 +140,38 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             if ticket is not None and ticket.page_due:
                 ticket.hold_others(PAGE_HOLD_SECONDS)
             self.ctx.wake_outbox()
-        await messenger.flush(replies)
+        await self._deliver(messenger, replies, durable)
         return result
+
+    async def _deliver(self, messenger: TelegramMessenger, replies: Replies, durable: DurableReplies | None) -> None:
+        """Answer the button, then send every reply in order. A failure is logged (the sender already
+        retried and recorded it) and the rest still go. Then the reply row goes."""
+        await messenger.answer_callback(replies)
+        items, replies.items = list(replies.items), []
+        for item in items:
+            if durable is not None and self.ctx.clock.now() - durable.written_at > durable.lease / 2 \
+                    and not await self._still_ours(durable):
+                log.warning("replies of %s were taken over by another worker (their lease ran out); not sent here",
+                            durable.key)
+                return
+            try:
+                await messenger.send(item)
+            except NotDelivered as exc:
+                log.warning("reply not delivered (%s): %s", type(item).__name__, str(exc)[:120])
+            if durable is not None:
+                durable.sent += 1
+                if worth_recording(items, durable.sent):
+                    with contextlib.suppress(Exception):  # only narrows a repeat after a crash
+                        await record_progress(self.ctx, durable, items)
+        if durable is not None:
+            await self.ledger.done(durable.key)
+
+    async def _still_ours(self, durable: DurableReplies) -> bool:
+        try:
+            return await still_ours(self.ctx, durable)
+        except Exception as exc:  # the database is away: send (a repeat at worst, never a loss)
+            log.warning("could not renew the lease of %s (%s); sending", durable.key, type(exc).__name__)
+            return True
 
 
 class DatabaseRetryMiddleware(BaseMiddleware):
