@@ -96,7 +96,7 @@ def post_sender(prompts: PromptLibrary) -> Any:
             lock = _locks[int(row.payload["group"])] = asyncio.Lock()
         async with lock:
             chat = await session.scalar(select(GroupChat).where(GroupChat.id == int(row.payload["group"]))
-                                        .with_for_update())
+                                        .with_for_update(of=GroupChat))  # not its cohort (an outer join)
             key = str(row.payload["text"])
             if chat is None or chat.bot_status in ("left", "kicked"):
                 raise Skip("the bot is not in the group")
