@@ -28,6 +28,7 @@ from bot.telegram.handlers import (
     sessions,
     staff,
     start,
+    support,
     tracks,
 )
 from bot.telegram.handlers import flows as flow_routes
@@ -75,6 +76,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
         dp,
         groups.router,  # first: every update of a group chat, and nothing else sees one (#17, peer groups)
         start.router,
+        support.router,  # then: support persons (#17; neither staff nor participants), the participant's /support
         help.router,
         onboarding.router,
         participant.router,

@@ -50,6 +50,7 @@ from bot.services.scheduling.outbox import OutboxWorker
 from bot.services.scheduling.replies import REPLY_KIND, ReplyLedger, send_cut_replies
 from bot.services.scheduling.workers import ParticipantOrderedOutbox, PollerElection, WorkerRegistry, workers
 from bot.telegram.group_admin import TelegramGroupAdmin
+from bot.services.support.setup import install_support
 from bot.telegram.health_http import add_health_route, serve_health
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.polling import CommittedOffsetPoller
@@ -130,6 +131,7 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_groups(ctx, worker, TelegramGroupAdmin(bot))
     # Housekeeping on its own interval (bot/services/scheduling/maintenance.py).
     worker.add_periodic("prune-processed-updates", maintenance.EVERY_SECONDS,
+    install_support(ctx, worker)  # support persons: weekly check-in, family reminders (services/support/setup.py)
                         functools.partial(maintenance.prune_processed_updates, ctx))
     worker.add_periodic("prune-reply-rows", maintenance.EVERY_SECONDS,
                         functools.partial(maintenance.prune_reply_rows, ctx))

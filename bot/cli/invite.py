@@ -1,4 +1,4 @@
-"""`iopbot invite staff|participant` prints a single-use enrollment link; `iopbot invite revoke`
+"""`iopbot invite staff|participant|support` prints a single-use enrollment link; `iopbot invite revoke`
 makes a person's unused links stop working (bot/services/enrollment.py, bot/services/people.py).
 
 No aiogram unless the link needs the bot's username and the config does not name it: then one
@@ -83,6 +83,50 @@ def cmd_invite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_invite_support(args: argparse.Namespace) -> int:
+    """`iopbot invite support --participant ALIAS [--name NAME] [--share attendance,checkins]`: staff set
+    up a support person with the participant (their consent to what is shared is recorded as given
+    to the program, and the participant is told in Telegram and may change or stop it)."""
+    from sqlalchemy import func, select
+
+    from bot.clock import clock_from_environment
+    from bot.db.models import Participant
+    from bot.services.support import service
+
+    settings = settings_from(args)
+    now = clock_from_environment().now()
+    try:
+        shares = service.parse_shares(args.share or "")
+    except service.SupportError as exc:
+        print(f"error: --share: {exc}", file=sys.stderr)
+        return 2
+
+    async def work(session: Any) -> tuple[Any, Any]:
+        participant = await session.scalar(select(Participant).where(
+            func.lower(Participant.alias) == args.participant.strip().lower()))
+        if participant is None:
+            raise service.SupportError(f"no participant with alias {args.participant!r}")
+        person, issued = await service.invite(session, now, settings, participant, args.name, shares,
+                                              by=service.OPERATOR)
+        await service.notify_participant(session, person, "invited", now)
+        return person, issued
+
+    try:
+        person, issued = asyncio.run(with_session(settings, work))
+    except service.SupportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    username = asyncio.run(_bot_username(settings))
+    print(f"support person: {person.alias} (for {args.participant}); "
+          f"shares: {service.shares_text(shares) or 'nothing'}")
+    print(f"link:    {issued.link(username)}" if username
+          else "link:    (set [telegram] bot_username or BOT_TOKEN to print the link)")
+    print(f"token:   {issued.token}")
+    print(f"expires: {issued.expires_at:%Y-%m-%d %H:%M} UTC (single use). The participant is told in Telegram "
+          "and can change or stop it with /support.")
+    return 0
+
+
 def cmd_revoke(args: argparse.Namespace) -> int:
     from bot.clock import clock_from_environment
     from bot.services.people import PeopleError, revoke_invites
@@ -116,5 +160,13 @@ def register(sub: Any, add: Any) -> None:
     part.add_argument("--track", metavar="NAME",
                       help="their program track, one of [content] tracks in config.toml: picks their daily read "
                            "(default: none, every snippet)")
+    support = add("support", cmd_invite_support,
+                  "invite a participant's support person (family or friend), with the participant", invite)
+    support.add_argument("--participant", required=True, help="the participant's alias")
+    support.add_argument("--name", help="who they are to the participant: a first name or \"mom\" (stored "
+                                        "encrypted; default: their alias, e.g. P-101-S1)")
+    support.add_argument("--share", default="", metavar="attendance,checkins",
+                         help="what the participant shares with them (default: nothing); never answers, "
+                              "messages, scores or alerts")
     revoke = add("revoke", cmd_revoke, "make a person's unused invite links stop working", invite)
     revoke.add_argument("alias")

@@ -80,6 +80,11 @@ class SupportPerson(Base):
     participant: Mapped[Participant] = relationship(lazy="joined")
 
     @property
+    def label(self) -> str:
+        """How the participant and staff see them: the name the participant gave, else the alias."""
+        return self.name or self.alias
+
+    @property
     def receives_messages(self) -> bool:
         return self.status == SupportStatus.ACTIVE and self.chat_id is not None and self.unreachable_at is None
 

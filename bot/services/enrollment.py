@@ -24,6 +24,8 @@ from bot.db.models import (
     Staff,
     StaffRole,
 )
+from bot.db.support_models import BOUND as SUPPORT_BOUND
+from bot.db.support_models import SupportPerson
 from bot.services.scheduling.rows import enqueue
 
 
@@ -188,7 +190,10 @@ async def redeem_invite(
     taken_participant = await session.scalar(
         select(Participant).where(Participant.telegram_user_id == telegram_user_id)
     )
-    if taken_staff is not None or taken_participant is not None:
+    taken_support = await session.scalar(  # a family member or friend already supporting someone (#17)
+        select(SupportPerson.id).where(SupportPerson.telegram_user_id == telegram_user_id,
+                                       SupportPerson.status.in_(SUPPORT_BOUND)).limit(1))
+    if taken_staff is not None or taken_participant is not None or taken_support is not None:
         # One Telegram account, one role: a staff member's personal chat must never hold a caseload
         # and a participant record at once. The link stays unused for the right person.
         return Redeemed.ALREADY_ENROLLED, taken_staff or taken_participant

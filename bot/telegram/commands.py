@@ -14,6 +14,7 @@ PARTICIPANT_COMMANDS = frozenset({
     "goals",  # goals.py
     "meds",  # medications.py
     "mytrend",  # charts.py
+    "support",  # support.py: invite family or friends, choose what they see, stop it
     "group",  # groups.py: the group chat's agreement and their own join link
 })
 
@@ -26,4 +27,11 @@ STAFF_COMMANDS = frozenset({
     # groups.py: their links to the cohorts' group chats; /linkgroup's usage (it is sent in the group
     # itself); a facilitator's /mute, /unmute, /remove and /readmit of a participant there
     "group", "linkgroup", "mute", "unmute", "remove", "readmit",
+})
+
+# A participant's support person (support.py), besides /start and /help. Any other command is
+# refused to them and audited; these are refused to everyone else (/stop is everyone's own).
+SUPPORT_PERSON_COMMANDS = frozenset({
+    "family",  # the family reads
+    "stop",  # stop getting messages
 })

@@ -309,6 +309,9 @@ class FlagRecorder(BaseMiddleware):
             if text is not None and is_private(message.chat):
                 await self.gate.assess(event, message, text, actor.locale, data, known=True)
         assessment: Assessment | None = data.get("assessment")
+        if message is not None and actor is None and data.get("assessment") is not None:
+            await self._support_person_text(message, data)
+            return await handler(event, data)
         if assessment is None:
             return await handler(event, data)
         session = data["session"]
@@ -371,3 +374,26 @@ class FlagRecorder(BaseMiddleware):
                             assessment=assessment, inbound=inbound, about_other=about_other,
                             now=data["message_received_at"])
         replies.outbox_due = True  # the page and the facilitators' notice go now
+
+    async def _support_person_text(self, message: Message, data: dict[str, Any]) -> None:
+        """Neither staff nor a participant: a support person (#17)? Their words were assessed and
+        answered by the gate like anyone's; here a flagged one (or any, while an alert of theirs
+        is open) is stored and reaches the participant's care team (bot/services/support/safety.py)."""
+        from bot.services.support.safety import record_support_text
+        from bot.services.support.service import find_by_telegram
+
+        if message.from_user is None:
+            return
+        person = await find_by_telegram(data["session"], message.from_user.id)
+        data["support_person"] = person  # the support router need not look again
+        if person is None:
+            return
+        record = await record_support_text(
+            data["session"], self.ctx, person, text=assessed_text(message) or "",
+            telegram_message_id=message.message_id, assessment=data["assessment"],
+            received_at=data["message_received_at"], crisis_reply_sent_at=data.get("crisis_reply_sent_at"))
+        if record.message is not None:
+            data["replies"].outbox_due = True  # the page, or the clinician's notice, goes now
+            lane = data.get("lane")
+            if record.new_escalation and lane is not None:
+                lane.page_due = True  # the backlog waits for this first page (bot/telegram/lanes.py)

@@ -102,7 +102,7 @@ async def _support_alert_text(session: AsyncSession, ctx: AppContext, escalation
     about = "participant" if escalation.source.endswith("participant") else "self"
     text = ctx.t(
         "support.alert_text", staff.locale, level=Level(escalation.level).label.upper(),
-        alias=escalation.participant.alias, who=person.name if person is not None else "-",
+        alias=escalation.participant.alias, who=person.label if person is not None else "-",
         support_alias=person.alias if person is not None else "-",
         about=ctx.t(f"support.alert_about_{about}", staff.locale, alias=escalation.participant.alias),
         categories=categories, constructs=constructs_text(ctx, escalation.reasons.split(","), staff.locale),

@@ -44,7 +44,7 @@ async def send_notice(ctx: AppContext, messenger: Messenger, session: AsyncSessi
     if participant.chat_id is None or participant.unreachable_at is not None:
         raise Skip("participant has no chat")
     items = await shares_of(session, person.id)
-    text = ctx.t(f"support.told_{notice}", participant.locale, name=person.name or "-",
+    text = ctx.t(f"support.told_{notice}", participant.locale, name=person.label,
                  shares=shares_words(ctx, items, participant.locale))
     message = await say(messenger, participant.chat_id, text)
     return Delivered(participant.chat_id, message.message_id)
@@ -82,7 +82,7 @@ async def send_concern(ctx: AppContext, messenger: Messenger, session: AsyncSess
     if staff is None or staff.chat_id is None or not staff.active:
         raise Skip("no clinician chat to tell")
     locale, alias = staff.locale, person.participant.alias
-    values = dict(alias=alias, who=person.name or "-", support_alias=person.alias)
+    values = dict(alias=alias, who=person.label, support_alias=person.alias)
     if row.payload.get("reason") == "low_score":
         checkin = await _last_checkin(session, person)
         text = ctx.t("support.concern_low_score", locale, score=checkin.score if checkin else "-", **values)

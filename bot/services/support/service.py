@@ -139,15 +139,15 @@ def _record_share(session: AsyncSession, support_person: SupportPerson, items: f
     return share
 
 
-async def invite(session: AsyncSession, now: datetime, settings: Settings, participant: Participant, name: str,
-                 shares: frozenset[str], *, by: str) -> tuple[SupportPerson, IssuedInvite]:
+async def invite(session: AsyncSession, now: datetime, settings: Settings, participant: Participant,
+                 name: str | None, shares: frozenset[str], *, by: str) -> tuple[SupportPerson, IssuedInvite]:
     """A new support person with a single-use link, and the participant's consent about what they
     see (`by`: "participant:<id>", or OPERATOR when staff set it up with the participant)."""
     if participant.status not in MAY_INVITE:
         raise SupportError(f"participant {participant.alias!r} is {participant.status}; only someone in the "
                            "program can invite a support person")
-    cleaned = clean_name(name)
-    if cleaned is None:
+    cleaned = clean_name(name) if name is not None else None
+    if name is not None and cleaned is None:
         raise SupportError(f"the support person's name must be one line of 1-{NAME_MAX} characters, "
                            "like \"mom\" or a first name")
     if len(await supports_of(session, participant.id)) >= MAX_PER_PARTICIPANT:
@@ -183,7 +183,7 @@ async def redeem(session: AsyncSession, now: datetime, settings: Settings, token
                  chat_id: int, locale_hint: str | None) -> Redemption:
     """Bind a Telegram account to the support invite behind `token`. Single use."""
     person = await session.scalar(select(SupportPerson).where(SupportPerson.token_hash == hash_token(token))
-                                  .with_for_update())
+                                  .with_for_update(of=SupportPerson))
     if (person is None or person.status != SupportStatus.INVITED or person.invite_expires_at is None
             or person.invite_expires_at <= now or person.participant.status not in MAY_INVITE):
         return Redemption(Opened.INVALID)

@@ -16,6 +16,7 @@ SHARE_TOGGLE = "sup:tg:"  # + item: while inviting, or changing (then + ":" + su
 SHARE_DONE = "sup:ok"  # the invite's choices are done: show the consent
 CREATE = "sup:create"  # the participant consents: make the link
 CANCEL = "sup:cancel"
+KEEP = "sup:keep"
 CHANGE = "sup:chg:"  # + id: change what is shared
 SAVE = "sup:save:"  # + id
 REVOKE = "sup:rv:"  # + id: asks first
@@ -56,7 +57,7 @@ def overview(ctx: AppContext, locale: str, people: Sequence[tuple[SupportPerson,
         lines.append(ctx.t("support.none", locale))
     for number, (person, items) in enumerate(people, start=1):
         state = ctx.t(f"support.state_{person.status}", locale)
-        lines.append(ctx.t("support.row", locale, number=number, name=person.name or "-", state=state,
+        lines.append(ctx.t("support.row", locale, number=number, name=person.label, state=state,
                            shares=shares_words(ctx, items, locale)))
         rows.append([(ctx.t("support.change", locale, number=number), f"{CHANGE}{person.id}"),
                      (ctx.t("support.revoke", locale, number=number), f"{REVOKE}{person.id}")])

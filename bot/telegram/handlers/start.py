@@ -14,6 +14,7 @@ from bot.messaging import Replies
 from bot.safety.levels import Assessment
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
+from bot.telegram.handlers import support
 from bot.telegram.handlers.help import send_help
 from bot.telegram.handlers.onboarding import Onboarding, show_consent
 from bot.telegram.handlers.staff import ask_timezone as ask_staff_timezone
@@ -32,6 +33,8 @@ async def start_with_link(message: Message, command: CommandObject, actor: Staff
         session, now, command.args or "", user.id, message.chat.id, user.language_code
     )
     if result is enrollment.Redeemed.INVALID:
+        if await support.open_support_link(message, command.args or "", session, replies, ctx, locale):
+            return  # a support person's invite (#17)
         audit(session, now, actor_label(actor, user.id), "start:invalid_link", allowed=False)
         if assessment is not None and assessment.flagged:
             return  # words typed after /start, not a link: the crisis reply stands alone
