@@ -127,11 +127,11 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     install_medications(ctx, worker)  # medication reminders and missed-dose notices (services/medications/setup.py)
     install_outreach(ctx, worker)  # the care team's messages to a participant (bot/services/outreach/setup.py)
     install_brief(ctx, worker)  # pre-session briefs and the daily digest (bot/services/brief/setup.py)
+    install_support(ctx, worker)  # support persons: weekly check-in, family reminders (services/support/setup.py)
     # Cohort group chats: joins, removals, paced posts and prompts (bot/services/groups/setup.py).
     install_groups(ctx, worker, TelegramGroupAdmin(bot))
     # Housekeeping on its own interval (bot/services/scheduling/maintenance.py).
     worker.add_periodic("prune-processed-updates", maintenance.EVERY_SECONDS,
-    install_support(ctx, worker)  # support persons: weekly check-in, family reminders (services/support/setup.py)
                         functools.partial(maintenance.prune_processed_updates, ctx))
     worker.add_periodic("prune-reply-rows", maintenance.EVERY_SECONDS,
                         functools.partial(maintenance.prune_reply_rows, ctx))
