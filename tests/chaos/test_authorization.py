@@ -1,8 +1,9 @@
-"""Who may do what: unknown user, participant, clinician, another clinician, lead, admin × every
-command and the alert buttons. The allowed ones work; every other one is refused, changes nothing,
-and is written to the audit log as `refused:…` with allowed = false.
+"""Who may do what: unknown user, participant, a participant's support person, clinician, another
+clinician, lead, admin × every command and the alert buttons. The allowed ones work; every other one
+is refused, changes nothing, and is written to the audit log as `refused:…` with allowed = false.
 
-The command list comes from the code (PARTICIPANT_COMMANDS, STAFF_COMMANDS, plus /start and /help),
+The command list comes from the code (PARTICIPANT_COMMANDS, STAFF_COMMANDS, SUPPORT_PERSON_COMMANDS,
+plus /start and /help),
 so a new command is in the matrix the day it is added. The assembled bot runs in this process; its
 replies are read from the local Bot API.
 """
@@ -22,8 +23,9 @@ from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.db.engine import make_engine, make_sessionmaker
 from bot.db.models import AuditEntry, Escalation, EscalationStatus, Participant, ParticipantStatus, ScheduledAction
+from bot.db.support_models import SupportPerson, SupportStatus
 from bot.sandbox.botapi import FakeBotAPI, RateLimits
-from bot.telegram.commands import PARTICIPANT_COMMANDS, STAFF_COMMANDS
+from bot.telegram.commands import PARTICIPANT_COMMANDS, STAFF_COMMANDS, SUPPORT_PERSON_COMMANDS
 from tests.chaos.conftest import report
 from tests.support.databases import create_postgres_database, create_sqlite_database
 from tests.support.inproc import InProcessBot, add_participant, add_staff, inproc_settings
@@ -31,13 +33,15 @@ from tests.support.inproc import InProcessBot, add_participant, add_staff, inpro
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parents[2]
-USERS = {"unknown": 8001, "participant": 8101, "clinician": 8201, "other clinician": 8202, "lead": 8203,
-         "admin": 8204}
+USERS = {"unknown": 8001, "participant": 8101, "support person": 8301, "clinician": 8201, "other clinician": 8202,
+         "lead": 8203, "admin": 8204}
 STAFF_ROLES = {"clinician": "therapist", "other clinician": "therapist", "lead": "lead", "admin": "admin"}
-COMMANDS = ["start", "help", *sorted(PARTICIPANT_COMMANDS), *sorted(STAFF_COMMANDS)]
+COMMANDS = ["start", "help", *sorted(PARTICIPANT_COMMANDS), *sorted(STAFF_COMMANDS),
+            *sorted(SUPPORT_PERSON_COMMANDS - PARTICIPANT_COMMANDS - STAFF_COMMANDS)]
 OPEN_TO_ALL = {"start", "help"}
 HINT = "This bot is for people in a treatment program"  # what an unknown person gets, and nothing else
-REFUSALS = ("That command is for staff", "That command is for participants", HINT)
+REFUSALS = ("That command is for staff", "That command is for participants", HINT,
+            "That command is for support persons", "That command is not available to support persons")
 NO_HANDLER = "I don't know that command"
 
 
@@ -46,6 +50,8 @@ def allowed(role: str, command: str) -> bool:
         return True
     if role == "participant":
         return command in PARTICIPANT_COMMANDS
+    if role == "support person":  # a participant's family member or friend (#17)
+        return command in SUPPORT_PERSON_COMMANDS
     if role in STAFF_ROLES:
         return command in STAFF_COMMANDS
     return False
@@ -94,6 +100,11 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         assigned = await session.get(type(staff), staff_ids["clinician"])
         participant = await add_participant(session, "P-AUTH-1", assigned, USERS["participant"], now)
         participant_id = participant.id
+        session.add(SupportPerson(  # the participant's mother, who joined with her own consent
+            participant_id=participant_id, alias="P-AUTH-1-S1", name="mom", status=SupportStatus.ACTIVE,
+            invited_by=f"participant:{participant_id}", telegram_user_id=USERS["support person"],
+            chat_id=USERS["support person"], locale="en", timezone="America/New_York", consent_version="test",
+            consented_at=now, created_at=now))
         await session.commit()
     await engine.dispose()
     api = FakeBotAPI(rate_limits=RateLimits(enabled=False))
@@ -137,8 +148,9 @@ async def test_every_role_times_every_command(world: World) -> None:
     # What each may see: /caseload names this participant to those who may see them, and nothing
     # the other clinician was ever sent names them.
     sees = {role: any("P-AUTH-1" in t for t in caseload_replies[role]) for role in STAFF_ROLES}
-    if any("P-AUTH-1" in t for t in world.texts(USERS["other clinician"])):
-        mismatches.append("the other clinician was sent a text naming P-AUTH-1")
+    for outsider in ("other clinician", "support person"):
+        if any("P-AUTH-1" in t for t in world.texts(USERS[outsider])):
+            mismatches.append(f"the {outsider} was sent a text naming P-AUTH-1")
     if sees != {"clinician": True, "other clinician": False, "lead": True, "admin": True}:
         mismatches.append(f"who saw P-AUTH-1 in /caseload: {sees}")
     # Nothing a refused command did may have changed the participant.
@@ -174,7 +186,7 @@ async def test_alert_buttons_only_for_those_who_may_handle_the_alert(world: Worl
         f"esc:reassign:{escalation}", f"esc:to:{escalation}:{other}"]
     refused: dict[str, list[str]] = {}
     wrong: list[str] = []
-    for role in ("unknown", "participant", "other clinician"):
+    for role in ("unknown", "participant", "support person", "other clinician"):
         for data in buttons:
             before = await world.refused_count()
             pages_before = await world.scalar(select(func.count()).select_from(ScheduledAction).where(
@@ -230,4 +242,8 @@ async def test_alert_buttons_only_for_those_who_may_handle_the_alert(world: Worl
         "allowed decisions audited": audited,
         "wrong": wrong or "none",
     })
+    # The support person never hears of the participant's alerts.
+    if any("alert" in t.lower() or "P-AUTH-1" in t for t in world.texts(USERS["support person"])):
+        wrong.append(f"the support person was told of an alert: {world.texts(USERS['support person'])}")
     assert not wrong, "\n".join(wrong)
+
