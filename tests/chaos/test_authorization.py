@@ -247,3 +247,65 @@ async def test_alert_buttons_only_for_those_who_may_handle_the_alert(world: Worl
         wrong.append(f"the support person was told of an alert: {world.texts(USERS['support person'])}")
     assert not wrong, "\n".join(wrong)
 
+
+async def test_group_commands_only_for_staff_who_lead_the_cohort(world: World) -> None:
+    """Peer groups (#17): /linkgroup in the group, and /mute, /unmute, /remove, /readmit in private,
+    work for the cohort's facilitator (the clinician here), a lead and an admin; the participant,
+    an unknown user and another clinician are refused, audited, and change nothing. Nothing is
+    ever answered in the group."""
+    from bot.db.calendar_models import GroupMembership, ParticipantGroup, ProgramSession
+    from bot.db.group_models import GroupChat, GroupMember
+
+    group = -100555000222
+    now = world.bot.clock.now()
+    async with world.bot.ctx.sessionmaker() as session:
+        cohort = ParticipantGroup(name="Auth-Cohort", created_at=now)
+        session.add(cohort)
+        await session.flush()
+        session.add(ProgramSession(uid="auth-group", title="Group", kind="group", first_start=now, duration_minutes=60,
+                                   timezone="UTC", rrule=None, exdates=[], video_link="https://example.org/v",
+                                   facilitator_id=world.staff_ids["clinician"], group_id=cohort.id, created_at=now,
+                                   updated_at=now))
+        session.add(GroupMembership(group_id=cohort.id, participant_id=world.participant_id, joined_at=now))
+        await session.commit()
+    world.api.create_group(group, USERS["admin"], members=list(USERS.values()))
+    wrong: list[str] = []
+    matrix: dict[str, str] = {}
+    for role in ("unknown", "participant", "other clinician", "clinician", "lead", "admin"):
+        before = await world.refused_count()
+        written = world.api.group_message(group, USERS[role], "/linkgroup Auth-Cohort")
+        await world.bot.feed({"update_id": written["update_id"], "message": written["message"]})
+        linked_by = await world.scalar(select(GroupChat.linked_by_id).where(GroupChat.telegram_chat_id == group))
+        expected = world.staff_ids.get(role) if role in ("clinician", "lead", "admin") else None
+        if role in ("clinician", "lead", "admin"):
+            ok = linked_by == expected and await world.refused_count() == before
+        else:
+            ok = await world.refused_count() - before >= 1 and linked_by is None  # refused before anyone linked it
+        matrix[f"/linkgroup by {role}"] = "works" if role in ("clinician", "lead", "admin") else "refused"
+        if not ok:
+            wrong.append(f"/linkgroup by {role}: linked_by={linked_by}, refused rows "
+                         f"{await world.refused_count() - before}")
+    for command in ("mute", "unmute", "remove", "readmit"):
+        for role in ("participant", "other clinician", "clinician", "lead", "admin"):
+            before = await world.refused_count()
+            seen = len(world.texts(USERS[role]))
+            await world.bot.say(USERS[role], f"/{command} P-AUTH-1")
+            replies = world.texts(USERS[role])[seen:]
+            refused = await world.refused_count() - before
+            if role in ("clinician", "lead", "admin"):
+                ok = (refused == 0 and bool(replies) and "P-AUTH-1" in replies[-1]
+                      and "you can't do that" not in replies[-1])
+            else:
+                ok = refused >= 1 and bool(replies)
+            matrix[f"/{command} by {role}"] = "works" if ok and role in ("clinician", "lead", "admin") else (
+                "refused" if ok else "WRONG")
+            if not ok:
+                wrong.append(f"/{command} by {role}: replies={replies!r:.200} refused rows={refused}")
+    removed_by = await world.scalar(select(GroupMember.removed_by_id).where(
+        GroupMember.participant_id == world.participant_id))
+    bot_words = [m.get("visible_text") or "" for m in world.api.chat(group)["messages"]]
+    if any("P-AUTH-1" in t or "auth-" in t for t in bot_words):
+        wrong.append(f"something in the group names someone: {bot_words}")
+    report("authorization: group commands (peer groups)", {"matrix": matrix, "wrong": wrong or "none",
+                                                            "removed by (last /remove)": removed_by})
+    assert not wrong, "\n".join(wrong)
