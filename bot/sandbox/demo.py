@@ -38,7 +38,7 @@ from bot.services.medications.schedule import reminder_key
 from bot.services.medications.service import add_reminder, set_consent
 from bot.services.scheduling.hooks import participant_schedule_changed
 
-PersonaKind = Literal["staff", "participant", "new"]
+PersonaKind = Literal["staff", "participant", "new", "support"]
 
 THERAPIST_ALIAS = "dr-rivera"
 # The demo program's name, on the consent screen (a real program sets [program] name).
@@ -86,6 +86,15 @@ PARTICIPANTS: tuple[Persona, ...] = (
             "Wrote something worrying; the care team was paged. Write again and see it passed on.",
             timezone="America/New_York"),
 )
+
+
+# Sam's mother, his support person (#17): joined with her own consent; Sam shares "checked in this week".
+SUPPORT_PERSONS: tuple[Persona, ...] = (
+    Persona("rosa", 2101, "Rosa", "Rosa – Sam's mother, his support person", "support", "P-102-S1",
+            "Gets Sam's family-session reminders and a weekly check-in; sees only whether he checked in. "
+            "Try /family, or write how you are doing.", timezone="America/New_York"),
+)
+SUPPORT_NAMES = {"rosa": "mom"}  # how Sam named her when he invited her
 
 
 def new_user_persona(n: int) -> Persona:
@@ -147,6 +156,30 @@ async def _ensure_enrolled_participant(session: AsyncSession, ctx: AppContext, n
     await seed_goals(session, ctx, who, start=joined, end=now)
     await seed_medications(session, ctx, who, start=joined, end=now)
     return who
+
+
+async def _ensure_support_person(session: AsyncSession, ctx: AppContext, now: datetime, persona: Persona) -> None:
+    """Sam's support person: invited by him a week ago (sharing "checked in this week"), joined with
+    her own consent. Idempotent."""
+    from bot.db.support_models import SHARE_CHECKINS, SupportPerson, SupportStatus
+    from bot.services.support import checkins, service
+
+    if await session.scalar(select(SupportPerson).where(SupportPerson.alias == persona.alias)) is not None:
+        return
+    sam = await session.scalar(select(Participant).where(Participant.alias == "P-102"))
+    if sam is None:
+        raise RuntimeError("the demo's support person needs P-102")
+    invited = now - timedelta(days=7)
+    _, issued = await service.invite(session, invited, ctx.settings, sam, SUPPORT_NAMES[persona.key],
+                                     frozenset({SHARE_CHECKINS}), by=f"participant:{sam.id}")
+    opened = await service.redeem(session, invited, ctx.settings, issued.token, persona.user_id, persona.user_id,
+                                  "en")
+    person = opened.person
+    if person is None:
+        raise RuntimeError(f"could not enroll the demo's support person {persona.alias}: {opened.result}")
+    # Her consent, as `service.agree` records it (without telling Sam again: that was a week ago).
+    person.status, person.consent_version, person.consented_at = SupportStatus.ACTIVE, service.CONSENT_VERSION, invited
+    await checkins.plan_week(session, person, now)
 
 
 async def _ensure_new_user(session: AsyncSession, now: datetime, settings: Settings, persona: Persona,
@@ -447,6 +480,9 @@ async def seed_records(session: AsyncSession, ctx: AppContext, now: datetime) ->
     for persona in PARTICIPANTS:
         demo.add(persona)
         await _ensure_enrolled_participant(session, ctx, now, persona)
+    for persona in SUPPORT_PERSONS:
+        demo.add(persona)
+        await _ensure_support_person(session, ctx, now, persona)
     # New users from an earlier run of a kept database stay available; there is always at least one.
     count = 0
     aliases = set((await session.scalars(select(Participant.alias))).all())

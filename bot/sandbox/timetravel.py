@@ -61,6 +61,11 @@ KIND_LABELS = {
     "outreach_staff_line": "a note that a care team message did not go",
     "session_brief": "a pre-session brief",
     "daily_digest": "a clinician's daily digest",
+    # Support persons (bot/services/support; their weekly check-in is a check-in)
+    "support_notice": "a note about a support person",
+    "support_update": "a support person's weekly update",
+    "family_reminder": "a family-session reminder to a support person",
+    "support_concern": "a note to the clinician about a support person",
 }
 
 
