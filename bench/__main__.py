@@ -131,7 +131,11 @@ def rows_scheduler(r: dict[str, Any]) -> list[Row]:
 
 def rows_safety(r: dict[str, Any]) -> list[Row]:
     return [("safety", f"rules, messages/s on one core ({r['microseconds_per_message']} µs each)",
-             _fmt(r["messages_per_second"]), ">= 20,000", _verdict(r["messages_per_second"] >= 20_000))]
+             _fmt(r["messages_per_second"]), ">= 20,000", _verdict(r["messages_per_second"] >= 20_000)),
+            ("safety", f"semantic layer, one message at a time ({r['semantic_alone_ms']} ms each)",
+             _fmt(r["semantic_alone_per_second"]), "-", "-"),
+            ("safety", f"semantic layer, batches of 32 ({r['semantic_batched_ms']} ms each)",
+             _fmt(r["semantic_batched_per_second"]), "-", "-")]
 
 
 def run_inbound(quick: bool) -> dict[str, Any]:
@@ -164,7 +168,8 @@ def run_scheduler(quick: bool) -> dict[str, Any]:
 def run_safety(quick: bool) -> dict[str, Any]:
     from bench import safety_throughput
 
-    return safety_throughput.run(count=10_000 if quick else 50_000)
+    return safety_throughput.run(count=10_000 if quick else 50_000) | safety_throughput.run_semantic(
+        count=128 if quick else 640)
 
 
 def run_caseload(quick: bool) -> dict[str, Any]:
@@ -201,7 +206,8 @@ NOTES = {
               "their maximum; '>N' = not sent within N ms",
     "scheduler": "planner (materialize) and claim_due on a fresh database per size, in a forked process; "
                  "peak MB = resident-set growth during the phase",
-    "safety": "bench/safety_throughput.py: rules layer, CPU time of one process",
+    "safety": "bench/safety_throughput.py: rules layer, CPU time of one process; semantic layer (sentence "
+              "model + classifier, bot/safety/semantic.py), wall time on one thread",
     "caseload": "bench/caseload_trend.py: 200 participants x 90 days on one clinician; /caseload = caseload_rows + "
                 "caseload_messages, /trend = trend_chart (data, PNG drawn in a thread, caption), fresh session each",
 }

@@ -112,8 +112,42 @@ def run(count: int = 50_000, content_dir: Path | None = None) -> dict[str, float
     }
 
 
+def run_semantic(count: int = 640, content_dir: Path | None = None) -> dict[str, float]:
+    """The semantic layer (bot/safety/semantic.py): model load time, and messages per second when
+    each message is encoded alone (a quiet program) and in batches of 32 (a burst), on one thread."""
+    import os
+
+    from bot.safety.encoder import SentenceEncoder
+    from bot.safety.semantic import SemanticLayer, SemanticModel
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    rules = SafetyRules.load(content_dir or ROOT / "content")
+    started = time.perf_counter()
+    layer = SemanticLayer(SemanticModel.load(), SentenceEncoder(), rules)
+    load_seconds = time.perf_counter() - started
+    batch = messages(count)
+    layer.assess_many(batch[:32], ["en"] * 32)  # warm up
+    started, cpu = time.perf_counter(), time.process_time()
+    for text in batch[: count // 4]:
+        layer.assess(text, "en")
+    alone, alone_cpu = time.perf_counter() - started, time.process_time() - cpu
+    started, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, count, 32):
+        layer.assess_many(batch[first : first + 32], ["en"] * len(batch[first : first + 32]))
+    batched, batched_cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {
+        "semantic_load_seconds": round(load_seconds, 2),
+        "semantic_alone_per_second": round((count // 4) / alone),
+        "semantic_alone_ms": round(alone / (count // 4) * 1000, 2),
+        "semantic_alone_cpu_ms": round(alone_cpu / (count // 4) * 1000, 2),
+        "semantic_batched_per_second": round(count / batched),
+        "semantic_batched_ms": round(batched / count * 1000, 2),
+        "semantic_batched_cpu_ms": round(batched_cpu / count * 1000, 2),
+    }
+
+
 def main() -> None:
-    figures = run()
+    figures = run() | run_semantic()
     print(f"rules load time:        {figures['rules_load_seconds']:.3f} s")
     print(
         f"assess (en):            {figures['messages_per_second']:,.0f} messages/s "
@@ -121,6 +155,11 @@ def main() -> None:
         f"{figures['messages']:,} flagged)"
     )
     print(f"assess (es, + English): {figures['messages_per_second_es']:,.0f} messages/s")
+    print(f"semantic layer load:    {figures['semantic_load_seconds']:.2f} s")
+    print(f"semantic, one at a time: {figures['semantic_alone_per_second']:,.0f} messages/s "
+          f"({figures['semantic_alone_ms']} ms each, {figures['semantic_alone_cpu_ms']} ms CPU)")
+    print(f"semantic, batches of 32: {figures['semantic_batched_per_second']:,.0f} messages/s "
+          f"({figures['semantic_batched_ms']} ms each, {figures['semantic_batched_cpu_ms']} ms CPU)")
     print(f"machine speed:          {figures['reference_loop_ns']} ns per trivial loop step (a current laptop: ~30)")
 
 

@@ -40,6 +40,7 @@ from bot.telegram.storage import DatabaseStorage
 
 
 def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: SecondOpinion | None = None,
+                     semantic: SecondOpinion | None = None,
                      isolation: BaseEventIsolation | None = None) -> Dispatcher:
     """The dispatcher with every router and middleware; no network, no side effects.
 
@@ -54,7 +55,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
     # aiogram registers its FSM middleware (which reads dialog state from the database) at
     # construction; move it behind the safety gate, so the crisis reply never waits for the database.
     dp.update.outer_middleware.unregister(dp.fsm)
-    gate = SafetyGate(ctx, assessor, second_opinion)
+    gate = SafetyGate(ctx, assessor, second_opinion, semantic)
     dp.update.outer_middleware(gate)
     # While the database is down, hold the update and try again rather than lose it. One update
     # per person at a time, a few in their database work at a time, a flagged one first.

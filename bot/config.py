@@ -135,6 +135,13 @@ class LlmSettings:
 
 
 @dataclass(frozen=True)
+class SemanticSettings:
+    # The local semantic layer (bot/safety/semantic.py): a sentence model reads each participant
+    # message's meaning for risks the phrase rules have no words for. No network; on by default.
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     tick_seconds: float = 5.0
     lease_seconds: float = 120.0
@@ -342,6 +349,7 @@ class Settings:
     escalation: EscalationSettings = field(default_factory=EscalationSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
+    semantic: SemanticSettings = field(default_factory=SemanticSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     checkin: CheckinSettings = field(default_factory=CheckinSettings)
     instruments: InstrumentSettings = field(default_factory=InstrumentSettings)
@@ -429,6 +437,7 @@ SECTIONS: dict[str, type] = {
     "escalation": EscalationSettings,
     "privacy": PrivacySettings,
     "llm": LlmSettings,
+    "semantic": SemanticSettings,
     "schedule": ScheduleSettings,
     "checkin": CheckinSettings,
     "instruments": InstrumentSettings,

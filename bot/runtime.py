@@ -30,6 +30,7 @@ from bot.db.engine import make_engine, make_sessionmaker, upgrade_async
 from bot.db.worker_models import WorkerMode
 from bot.safety.llm import LlmSecondOpinion
 from bot.safety.rules import SafetyRules
+from bot.safety.semantic import SemanticLayer, SemanticSecondOpinion
 from bot.services.brief.setup import install_brief
 from bot.services.calendar.reminders import install_calendar
 from bot.services.checkins.setup import install_checkins
@@ -49,8 +50,8 @@ from bot.services.scheduling import maintenance
 from bot.services.scheduling.outbox import OutboxWorker
 from bot.services.scheduling.replies import REPLY_KIND, ReplyLedger, send_cut_replies
 from bot.services.scheduling.workers import ParticipantOrderedOutbox, PollerElection, WorkerRegistry, workers
-from bot.telegram.group_admin import TelegramGroupAdmin
 from bot.services.support.setup import install_support
+from bot.telegram.group_admin import TelegramGroupAdmin
 from bot.telegram.health_http import add_health_route, serve_health
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.polling import CommittedOffsetPoller
@@ -77,6 +78,7 @@ class RunningBot:
     engine: AsyncEngine  # the database's connection pool: disposed when the bot stops
     assessor: SafetyRules
     second_opinion: LlmSecondOpinion | None  # None unless [llm] enabled = true
+    semantic: SemanticSecondOpinion | None = None  # the local semantic layer; None when [semantic] enabled = false
 
 
 async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: bool = True,
@@ -138,8 +140,11 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     # Rules that fail validation stop the start: a bot without working safety rules must not run.
     assessor = safety_rules if safety_rules is not None else SafetyRules.load(settings.content_dir)
     second_opinion = LlmSecondOpinion.from_settings(settings)  # None unless [llm] enabled = true
-    dispatcher = build_dispatcher(ctx, assessor, second_opinion=second_opinion)
-    return RunningBot(ctx, bot, dispatcher, sender, worker, engine, assessor, second_opinion)
+    # The semantic layer reads meaning where the rules have no words (bot/safety/semantic.py); a
+    # missing model stops the start like broken rules do, unless it is turned off in config.
+    semantic = SemanticSecondOpinion(SemanticLayer.load(assessor)) if settings.semantic.enabled else None
+    dispatcher = build_dispatcher(ctx, assessor, second_opinion=second_opinion, semantic=semantic)
+    return RunningBot(ctx, bot, dispatcher, sender, worker, engine, assessor, second_opinion, semantic)
 
 
 async def _serve_webhook(running: RunningBot, stop: asyncio.Event, worker_id: str) -> None:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from bot.safety.levels import CONSTRUCT_PREFIX, Level
 from bot.safety.rules import FALLBACK_LOCALE, Finding, SafetyRules
+from bot.safety.semantic import REASON as SEMANTIC_REASON
+from bot.safety.semantic import SemanticLayer
 
 EXAMPLE_CHARS = 60  # the longest excerpt of a dataset text a report may show
 TOP_CLASSES = 12
@@ -150,7 +152,7 @@ def parse_line(line: str) -> dict[str, object] | None:
 
 
 def classify_lines(
-    lines: Iterable[str], rules: SafetyRules, locale: str = FALLBACK_LOCALE
+    lines: Iterable[str], rules: SafetyRules, locale: str = FALLBACK_LOCALE, *, semantic: SemanticLayer | None = None
 ) -> Iterator[dict[str, object]]:
     """Assess each line (plain text, or a JSON object with "text"); yield level, categories, reasons.
 
@@ -163,6 +165,8 @@ def classify_lines(
         text = row.get("text")
         row_locale = str(row.get("locale") or locale)
         assessment = rules.assess(text if isinstance(text, str) else "", row_locale)
+        if semantic is not None:
+            assessment = assessment.combine(semantic.assess(text if isinstance(text, str) else "", row_locale))
         result: dict[str, object] = {"line": number}
         if "id" in row:
             result["id"] = row["id"]
@@ -211,8 +215,11 @@ def evaluate(
     rules: SafetyRules,
     min_level: Level | str = Level.CONCERN,
     locale: str = FALLBACK_LOCALE,
+    *,
+    semantic: SemanticLayer | None = None,
 ) -> EvalReport:
-    """Compare the rules with labelled rows ({"text", "label"}): flagged means level >= min_level."""
+    """Compare the rules (and the semantic layer, if given) with labelled rows ({"text", "label"}):
+    flagged means level >= min_level."""
     threshold = min_level if isinstance(min_level, Level) else Level.parse(min_level)
     tp = fp = fn = tn = skipped = 0
     causes: dict[tuple[str, str], list[object]] = {}
@@ -220,7 +227,9 @@ def evaluate(
     missed_words: Counter[str] = Counter()
     negative_words: Counter[str] = Counter()
     bank: BankReport | None = None
-    for row in rows:
+    rows = list(rows)
+    by_meaning = _semantic_levels(rows, semantic, locale)
+    for index, row in enumerate(rows):
         text, label = row.get("text"), _label(row.get("label"))
         expected = _expected_level(row.get("level"))
         if expected is not None and label is None:
@@ -230,6 +239,8 @@ def evaluate(
             continue
         findings = rules.explain(text, str(row.get("locale") or locale))
         level = max((f.level for f in findings), default=Level.NONE)
+        semantic_decided = by_meaning[index] > level
+        level = max(level, by_meaning[index])
         by_level[level.label] += 1
         if expected is not None:
             bank = bank or BankReport()
@@ -243,7 +254,7 @@ def evaluate(
             negative_words.update(set(normalized.split()))
         if flagged:
             fp += 1
-            key = ("false_positive", _deciding_reason(findings))
+            key = ("false_positive", SEMANTIC_REASON if semantic_decided else _deciding_reason(findings))
         elif label:
             fn += 1
             key = ("false_negative", _miss_cause(findings, threshold))
@@ -271,6 +282,15 @@ def evaluate(
         flagged_by_level=dict(by_level),
         bank=bank,
     )
+
+
+def _semantic_levels(rows: list[Mapping[str, object]], semantic: SemanticLayer | None, locale: str) -> list[Level]:
+    """The semantic layer's level for each row (NONE without it), in batches: far faster than one by one."""
+    if semantic is None:
+        return [Level.NONE] * len(rows)
+    texts = [text if isinstance(text := row.get("text"), str) else "" for row in rows]
+    locales = [str(row.get("locale") or locale) for row in rows]
+    return [assessment.level for assessment in semantic.assess_many(texts, locales)]
 
 
 def _expected_level(value: object) -> Level | None:

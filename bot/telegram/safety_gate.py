@@ -115,10 +115,12 @@ class SecondOpinionBreaker:
 
 
 class SafetyGate(BaseMiddleware):
-    def __init__(self, ctx: AppContext, assessor: Assessor, second_opinion: SecondOpinion | None = None) -> None:
+    def __init__(self, ctx: AppContext, assessor: Assessor, second_opinion: SecondOpinion | None = None,
+                 semantic: SecondOpinion | None = None) -> None:
         self.ctx = ctx
         self.assessor = assessor
         self.second_opinion = second_opinion
+        self.semantic = semantic  # the local semantic layer (bot/safety/semantic.py), None when off
         self.breaker = SecondOpinionBreaker(ctx.clock)
         self._background: set[asyncio.Task[None]] = set()
         # Telegram may deliver an update twice; do not send the same crisis reply twice in a row.
@@ -164,6 +166,13 @@ class SafetyGate(BaseMiddleware):
         once; the second opinion (if any) in the background, for someone the bot knows."""
         received_at = self.ctx.clock.now()
         assessment = self.assessor.assess(text, locale)
+        if self.semantic is not None and known and assessment.level < Level.URGENT:
+            # What the rules have no words for, read by meaning. Awaited here (it runs off the
+            # event loop, in batches, ~5-15 ms), so the one reply, the record, the page and the
+            # lanes all see one level. A message the rules already page for does not wait for it.
+            opinion = await self.semantic.assess(text, locale, ref=str(event.update_id))
+            if opinion is not None:
+                assessment = assessment.combine(opinion)
         data["assessment"] = assessment
         data["message_received_at"] = received_at
         first_time = not self._seen(event.update_id)

@@ -166,6 +166,26 @@ async def test_a_denial_pages_nobody_and_an_act_in_plain_words_pages_as_imminent
     assert "pill bottle" not in alert["visible_text"]
 
 
+async def test_preparing_in_words_no_rule_lists_is_read_by_meaning_and_pages(
+    shared_bot: BotProcess, control: BotAPIControl
+) -> None:
+    """The semantic layer, in the running bot: no rule lists these words; the crisis reply and the
+    page still come, the alert says what was found and that it was found by meaning, not the words."""
+    clinician = await enroll_staff(shared_bot, control, "dr-jo")
+    pat = await enroll_participant(shared_bot, control, "P-207", "dr-jo")
+    await pat.say("my brother can have my guitar and my truck, i already signed the title over")
+    crisis, told = await pat.read(2)
+    assert "988" in crisis["visible_text"] and "I've let your care team know" in told["visible_text"]
+    alert = (await clinician.read())[0]
+    assert "Safety alert: URGENT" in alert["visible_text"] and "P-207" in alert["visible_text"]
+    assert "Found: preparing: by meaning" in alert["visible_text"]
+    assert "guitar" not in alert["visible_text"]
+    # An ordinary note afterwards is passed on as a note: no crisis reply, no second alert.
+    await pat.say("just a note for later: group was good today, see you thursday")
+    assert "saved this for your care team" in await pat.read_text()
+    assert await escalations(shared_bot.db_url, "P-207") == 1
+
+
 async def escalations(db_url: str, alias: str) -> int:
     from sqlalchemy import func, select
 

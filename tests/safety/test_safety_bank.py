@@ -96,3 +96,48 @@ def test_the_report_shows_what_matters(rules: SafetyRules, tmp_path: Path) -> No
     assert report.bank.imminent_paging_nobody == 0 and report.bank.hard_negatives_paging == 0
     assert report.bank.confusion["imminent"] == {"imminent": 1}
     assert report.bank.paging["es"] == [1, 0, 0, 0]
+
+
+# The same with the semantic layer, as the bot runs (bot/safety/semantic.py). It learned from dev/,
+# dev3/ and dev4/ only; the held-out figures and everyday/ (ordinary messages, measurement only) are
+# today's less a margin, measured once with the thresholds fixed beforehand on dev4/.
+LAYERED_FLOORS = {
+    ("dev", "en"): (0.96, 0.92),
+    ("dev", "es"): (0.95, 0.90),
+    ("dev3", "en"): (0.98, 0.95),
+    ("dev3", "es"): (0.98, 0.92),
+    ("dev4", "en"): (0.85, 0.88),
+    ("dev4", "es"): (0.71, 0.86),
+    ("holdout", "en"): (0.61, 0.84),
+    ("holdout", "es"): (0.68, 0.80),
+    ("holdout2", "en"): (0.51, 0.89),
+    ("holdout2", "es"): (0.47, 0.87),
+    ("everyday", "en"): (0.82, 0.85),
+    ("everyday", "es"): (0.55, 0.72),
+}
+LAYERED_HARD_NEGATIVES_PAGING = {"dev": 0.075, "dev3": 0.06, "dev4": 0.075, "holdout": 0.13, "holdout2": 0.11,
+                                 "everyday": 0.16}
+LAYERED_IMMINENT_PAGING_NOBODY = {"dev": 0.03, "dev3": 0.02, "dev4": 0.20, "holdout": 0.34, "holdout2": 0.56,
+                                  "everyday": 0.20}
+
+
+@pytest.fixture(scope="module")
+def semantic(rules: SafetyRules):  # type: ignore[no-untyped-def]
+    from bot.safety.semantic import SemanticLayer
+
+    return SemanticLayer.load(rules)
+
+
+@pytest.mark.parametrize("split", ["dev", "dev3", "dev4", "holdout", "holdout2", "everyday"])
+def test_figures_with_the_semantic_layer_do_not_fall(rules: SafetyRules, semantic, split: str) -> None:  # type: ignore[no-untyped-def]
+    report = evaluate(_rows(split), rules, Level.URGENT, semantic=semantic)
+    bank = report.bank
+    assert bank is not None
+    for (name, language), (recall, precision) in LAYERED_FLOORS.items():
+        if name != split:
+            continue
+        tp, fp, fn, _ = bank.paging[language]
+        assert tp / (tp + fn) >= recall, f"{split}/{language} paging recall {tp / (tp + fn):.3f} < {recall}"
+        assert tp / (tp + fp) >= precision, f"{split}/{language} paging precision {tp / (tp + fp):.3f} < {precision}"
+    assert bank.hard_negatives_paging / bank.hard_negatives <= LAYERED_HARD_NEGATIVES_PAGING[split]
+    assert bank.imminent_paging_nobody / bank.imminent <= LAYERED_IMMINENT_PAGING_NOBODY[split]
