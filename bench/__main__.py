@@ -67,12 +67,21 @@ def rows_inbound(r: dict[str, Any]) -> list[Row]:
             continue
         k = r[kind]
         out.append(("inbound", f"full pipeline {kind}, updates/s ({_fmt(k.get('sql_statements_per_update'))} SQL "
-                    "statements per update)", _fmt(k["updates_per_second"]), "", "-"))
+                    f"statements, {_fmt(k.get('cpu_ms_per_update'))} ms CPU per update)",
+                    _fmt(k["updates_per_second"]), "", "-"))
         ratio = k.get("ratio_to_bare")
-        # Issue 16's targets: 0.5 on PostgreSQL, 0.35 on SQLite (one writer at a time).
+        # Issue 16's targets: 0.5 on PostgreSQL, 0.35 on SQLite (one writer at a time). They are
+        # about the pipeline: measured with [semantic] enabled = false.
         target = 0.35 if kind == "sqlite" else 0.5
-        out.append(("inbound", f"full/bare ratio, {kind}", _fmt(ratio), f">= {target}",
+        out.append(("inbound", f"full/bare ratio, {kind}, semantic layer off", _fmt(ratio), f">= {target}",
                     _verdict(None if ratio is None else ratio >= target)))
+        shipped = r.get(f"{kind}_semantic")
+        if shipped is not None:
+            out.append(("inbound", f"full pipeline {kind} as shipped (semantic layer on), updates/s "
+                        f"({_fmt(shipped.get('cpu_ms_per_update'))} ms CPU per update)",
+                        _fmt(shipped["updates_per_second"]), "", "-"))
+            out.append(("inbound", f"full/bare ratio, {kind}, semantic layer on", _fmt(shipped.get("ratio_to_bare")),
+                        "-", "-"))
     return out
 
 
@@ -195,7 +204,8 @@ BENCHMARKS: dict[str, tuple[Callable[[bool], dict[str, Any]], Callable[[dict[str
 
 NOTES = {
     "inbound": "N queued updates from enrolled participants, local Bot API over HTTP with its limits off; "
-               "bare = one-handler aiogram echo bot on the same server in the same run",
+               "bare = one-handler aiogram echo bot on the same server in the same run; the full pipeline "
+               "with [semantic] enabled = false (the targets) and = true (as shipped), side by side",
     "outbound": "check-in rows due at once, sent by the scheduler loop through the sender; server enforces "
                 "Telegram-like token buckets (30/s, 1/s per chat); the 10,000-row wave would take ~400 s at 25/s, "
                 "so 2,000 rows are sent at the real limits and the capacity is measured without limits; "

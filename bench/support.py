@@ -277,12 +277,14 @@ class LiveBot:
 
 @contextlib.asynccontextmanager
 async def live_bot(settings: Any, *, clock: Any = None, polling: bool = True, worker: bool = True,
-                   prepare: bool = True) -> AsyncIterator[LiveBot]:
+                   prepare: bool = True, settle: bool = True) -> AsyncIterator[LiveBot]:
     """Run the assembled bot in this event loop. With `prepare`, one scheduler tick runs before
     polling starts, so the planners' first pass (check-ins for every participant) is not measured."""
-    from bot.runtime import assemble
+    from bot.runtime import assemble, settle_after_assembly
 
     running = await assemble(settings, clock, migrate=False)
+    if settle:
+        settle_after_assembly()  # as `iopbot run` does after assembling
     tasks: list[asyncio.Task[Any]] = []
     try:
         if prepare:

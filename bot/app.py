@@ -34,6 +34,7 @@ from bot.telegram.handlers import (
 from bot.telegram.handlers import flows as flow_routes
 from bot.telegram.lanes import UpdateLanes, database_slots
 from bot.telegram.middlewares import ActorMiddleware, DatabaseRetryMiddleware, UnitOfWorkMiddleware
+from bot.telegram.routing import filters_on_the_loop
 from bot.telegram.safety_gate import Assessor, FlagRecorder, SafetyGate, SecondOpinion
 from bot.telegram.sender import DeliveryRecorder, SenderMiddleware
 from bot.telegram.storage import DatabaseStorage
@@ -95,6 +96,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
         fallback.router,  # last: refusals, unknown people, a participant's own notes
         edits.router,  # edited messages: assessed and recorded by the middlewares above, nothing more
     )
+    filters_on_the_loop(dp)  # F.text and the like: no thread hop each (bot/telegram/routing.py)
     return dp
 
 

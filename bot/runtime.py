@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import secrets
@@ -145,6 +146,14 @@ async def assemble(settings: Settings, clock: Clock | None = None, *, migrate: b
     semantic = SemanticSecondOpinion(SemanticLayer.load(assessor)) if settings.semantic.enabled else None
     dispatcher = build_dispatcher(ctx, assessor, second_opinion=second_opinion, semantic=semantic)
     return RunningBot(ctx, bot, dispatcher, sender, worker, engine, assessor, second_opinion, semantic)
+
+
+def settle_after_assembly() -> None:
+    """What assembly built (routers, safety rules, content, the ORM's mappers) lives as long as
+    the process: moved out of the garbage collector's sight (gc.freeze), so its collections walk
+    only what the updates create. Called once by `run`, after `assemble`."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _serve_webhook(running: RunningBot, stop: asyncio.Event, worker_id: str) -> None:
@@ -305,6 +314,7 @@ async def run(settings: Settings, mode: str | None = None) -> None:
     require_token(settings)
     require_program_name(settings)
     running = await assemble(settings)
+    settle_after_assembly()
     me = await running.bot.get_me()
     registry = WorkerRegistry(running.ctx.sessionmaker, role)
     await registry.register(running.ctx.clock.now())

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import BindParameter, Select, and_, bindparam, exists, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.models import UNRESOLVED, DialogState, Escalation, InboundMessage, Participant, Staff
 from bot.safety.levels import Assessment
 
@@ -26,13 +27,18 @@ class Writer:
     actor: Staff | Participant | None  # an active staff member first, else a participant, else nobody
     dialog_state: DialogState | None  # their dialog state row (now in the session), or None: no row
     open_alert: bool  # the participant has an unresolved escalation (open or acknowledged)
+    # The participant has a flow run marked active (a check-in, questionnaire, exercise, weekly
+    # prompt; expired by time or not): when False, no typed text can be a flow's answer, and the
+    # flow router asks the database nothing more (bot/telegram/handlers/flows.py).
+    open_flow: bool = False
 
 
-def _who_is_writing_query() -> Select[Staff, Participant, DialogState, bool]:
+def _who_is_writing_query() -> Select[Staff, Participant, DialogState, bool, bool]:
     one = select(literal(1).label("one")).subquery()
     open_alert = exists().where(Escalation.participant_id == Participant.id, Escalation.status.in_(UNRESOLVED))
+    open_flow = exists().where(FlowRun.participant_id == Participant.id, FlowRun.status == FlowStatus.ACTIVE)
     user: BindParameter[int] = bindparam("telegram_user_id")
-    return (select(Staff, Participant, DialogState, open_alert.label("open_alert"))
+    return (select(Staff, Participant, DialogState, open_alert.label("open_alert"), open_flow.label("open_flow"))
             .select_from(one)
             .outerjoin(Staff, and_(Staff.telegram_user_id == user, Staff.active.is_(True)))
             .outerjoin(Participant, Participant.telegram_user_id == user)
@@ -45,16 +51,18 @@ _WHO_IS_WRITING = _who_is_writing_query()
 
 
 async def who_is_writing(session: AsyncSession, telegram_user_id: int, dialog_key: str | None) -> Writer:
-    """Who is writing, their dialog state and whether an alert of theirs is open: one statement
-    (one round trip) instead of four, and never a stale answer, since it is read in the update's
-    transaction (a staff member deactivated a second ago, in any process, is not staff here).
+    """Who is writing, their dialog state, whether an alert of theirs is open and whether a flow of
+    theirs is: one statement (one round trip) instead of five, and never a stale answer, since it
+    is read in the update's transaction (a staff member deactivated a second ago, in any process,
+    is not staff here).
 
     The rows are loaded into `session`, so the handler that changes them changes these objects."""
     row = (await session.execute(_WHO_IS_WRITING, {"telegram_user_id": telegram_user_id,
                                                     "dialog_key": dialog_key or ""})).one()
-    staff, participant, dialog_state, alert = row
+    staff, participant, dialog_state, alert, flow = row
     actor = staff if staff is not None else participant
-    return Writer(actor, dialog_state, bool(alert) and participant is not None and staff is None)
+    theirs = participant is not None and staff is None
+    return Writer(actor, dialog_state, bool(alert) and theirs, bool(flow) and theirs)
 
 
 def keep_message(session: AsyncSession, participant: Participant, *, text: str, telegram_message_id: int | None,

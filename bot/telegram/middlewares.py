@@ -241,6 +241,7 @@ class ActorMiddleware(BaseMiddleware):
                 preloaded(session, key, writer.dialog_state)  # aiogram's FSM reads it next, at no cost
             actor = writer.actor
             data["open_alert"] = writer.open_alert
+            data["open_flow"] = writer.open_flow  # the flow router's typed-text filter reads this
             # The safety gate's memory of who is who (it runs before any database) follows what the
             # database says now: a staff member deactivated, or someone who left, is forgotten.
             if actor is None:

@@ -30,9 +30,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Table, delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import AppContext
@@ -134,8 +134,9 @@ async def write_replies(session: AsyncSession, update_id: int, items: Sequence[O
 
 
 # One statement object: compiled once, then only its parameters change (building it per update cost
-# as much as running it).
-_INSERT_REPLY = insert(ScheduledAction)
+# as much as running it). On the table, not the mapped class: the ORM's bulk-insert path around it
+# cost more than the insert itself, and the row is never read back as an object here.
+_INSERT_REPLY = insert(cast(Table, ScheduledAction.__table__))
 
 
 async def still_ours(ctx: AppContext, durable: DurableReplies) -> bool:

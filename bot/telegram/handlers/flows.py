@@ -16,6 +16,7 @@ from aiogram.types import CallbackQuery, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
+from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.models import Participant
 from bot.flows.engine import CALLBACK_PREFIX, FlowEngine
 from bot.messaging import Replies
@@ -32,12 +33,19 @@ def _engine(ctx: AppContext) -> FlowEngine | None:
 
 
 class WaitsForText(Filter):
-    """The participant has an open flow whose current step takes typed text (newest first)."""
+    """The participant has an open flow whose current step takes typed text (newest first).
+
+    Asked of every typed message of an enrolled participant, so it reads the database only when
+    they have a flow run marked active: the actor lookup says so in its one statement (`open_flow`,
+    read in this transaction), and a run started or resumed since in this transaction is in the
+    session."""
 
     async def __call__(self, message: Message, actor: Any = None, session: AsyncSession | None = None,
-                       ctx: AppContext | None = None) -> bool | dict[str, Any]:
+                       ctx: AppContext | None = None, open_flow: bool | None = None) -> bool | dict[str, Any]:
         text = message.text
         if ctx is None or session is None or not isinstance(actor, Participant) or not text or text.startswith("/"):
+            return False
+        if open_flow is False and not _run_in_session(session, actor.id):
             return False
         engine = _engine(ctx)
         if engine is None:
@@ -47,6 +55,13 @@ class WaitsForText(Filter):
             if step is not None and step.takes_text:
                 return {"flow_run": run}
         return False
+
+
+def _run_in_session(session: AsyncSession, participant_id: int) -> bool:
+    """A flow run of the participant's marked active, started or changed in this transaction
+    (after the actor lookup read that there was none)."""
+    return any(isinstance(o, FlowRun) and o.participant_id == participant_id and o.status == FlowStatus.ACTIVE
+               for o in (*session.new, *session.identity_map.values()))
 
 
 @router.message(Command("checkin"))
