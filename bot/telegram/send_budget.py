@@ -15,10 +15,16 @@ So on PostgreSQL the sender books each ordinary send in the database:
 Times are the database's (`clock_timestamp()`); a worker is told "in 0.12 s", never "at 21:03:04",
 so workers on several machines need no agreed clock.
 
-Urgent sends (the crisis reply, a page) never wait for the database: they go through the sender's
-in-process urgent lane at once and are counted against the shared budget afterwards
-(`charge_soon`, a background round trip), which moves every worker's next ordinary slot later.
-Between the bot's rate (25/s shipped) and Telegram's (about 30/s) is the urgent lane's reserve.
+Urgent sends (the crisis reply, a page) wait for no ordinary send: they have a lane of their own,
+capped for the whole bot as one process's urgent lane is (`messages_per_second` with a burst of
+`burst`: at most 5 + 25 in any second as shipped, however many workers page at once). A worker asks
+the `urgent` row for its turn in one short round trip (a cell-rate booking like a chat's, on the
+budget's own connections, ahead of every ordinary booking of that worker); if the database does not
+answer within `URGENT_ROUND_TRIP` it sends at once on its in-process cap and leaves the database out
+of its urgent sends for `URGENT_OFFLINE_SECONDS`. Each urgent send is then counted against the
+ordinary budget (`charge_soon`, a background round trip), which moves every worker's next ordinary
+slot later. Between the bot's rate (25/s shipped) and Telegram's (about 30/s) is the reserve for
+the moment before that charge lands.
 
 If the database does not answer, a worker paces itself alone (its in-process bucket) and says so
 in the log once a minute: nothing waits on a budget it cannot reach. The arithmetic is `book`,
@@ -51,6 +57,9 @@ PRUNE_EVERY_SECONDS = 60.0
 UNAVAILABLE_LOG_EVERY_SECONDS = 60.0
 ROUND_TRIP_TIMEOUT = 2.0
 BUDGET_NAME = "bot"
+URGENT_NAME = "urgent"  # the row of the urgent lane's cap, in the same table
+URGENT_ROUND_TRIP = 0.25  # an urgent send waits this long at most for its turn's round trip
+URGENT_OFFLINE_SECONDS = 10.0  # after a failed one, urgent sends use the in-process cap this long
 
 
 def book(next_at: float, now: float, count: int, interval: float, tolerance: float = 0.0) -> tuple[float, list[float]]:
@@ -79,6 +88,11 @@ class BudgetStore(Protocol):
         """Count a send already made (an urgent one) against the bot's and the chat's budget."""
         ...
 
+    async def book_urgent(self, interval: float, tolerance: float) -> float:
+        """Book an urgent send of the bot's urgent cap if it may go now (0.0); else book nothing
+        and say how many seconds until it may."""
+        ...
+
     async def prune(self) -> int:
         """Forget chats idle for a minute; how many were forgotten."""
         ...
@@ -91,6 +105,7 @@ class MemoryBudgetStore:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.next_at = float("-inf")
+        self.urgent_next_at = float("-inf")
         self.chats: dict[int, float] = {}
         self.round_trips = 0
 
@@ -107,6 +122,15 @@ class MemoryBudgetStore:
         if times[0] > now:
             return times[0] - now
         self.chats[chat_id] = next_at
+        return 0.0
+
+    async def book_urgent(self, interval: float, tolerance: float) -> float:
+        self.round_trips += 1
+        now = self.clock()
+        next_at, times = book(self.urgent_next_at, now, 1, interval, tolerance)
+        if times[0] > now:
+            return times[0] - now
+        self.urgent_next_at = next_at
         return 0.0
 
     async def charge(self, chat_id: int | None, interval: float, chat_interval: float) -> None:
@@ -149,6 +173,24 @@ booked AS (
         SET next_at = greatest(c.next_at, EXCLUDED.next_at - make_interval(secs => $2::float8))
                       + make_interval(secs => $2::float8)
         WHERE c.next_at - make_interval(secs => $3::float8) <= EXCLUDED.next_at - make_interval(secs => $2::float8)
+    RETURNING 1
+)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM booked) THEN 0::float8
+            ELSE greatest(0.001, extract(epoch FROM (SELECT next_at FROM cur) - (SELECT t FROM now))::float8
+                                 - $3::float8) END
+"""
+
+# The urgent lane's cap: the chat's cell-rate booking, on the `urgent` row of send_budget.
+_BOOK_URGENT = """
+WITH now AS (SELECT clock_timestamp() AS t),
+cur AS (SELECT next_at FROM send_budget WHERE name = $1),
+booked AS (
+    INSERT INTO send_budget AS b (name, next_at)
+    SELECT $1, t + make_interval(secs => $2::float8) FROM now
+    ON CONFLICT (name) DO UPDATE
+        SET next_at = greatest(b.next_at, EXCLUDED.next_at - make_interval(secs => $2::float8))
+                      + make_interval(secs => $2::float8)
+        WHERE b.next_at - make_interval(secs => $3::float8) <= EXCLUDED.next_at - make_interval(secs => $2::float8)
     RETURNING 1
 )
 SELECT CASE WHEN EXISTS (SELECT 1 FROM booked) THEN 0::float8
@@ -237,6 +279,9 @@ class PostgresBudgetStore:
     async def book_chat(self, chat_id: int, interval: float, tolerance: float) -> float:
         return float(await self._fetch(_BOOK_CHAT, chat_id, interval, tolerance))
 
+    async def book_urgent(self, interval: float, tolerance: float) -> float:
+        return float(await self._fetch(_BOOK_URGENT, URGENT_NAME, interval, tolerance))
+
     async def charge(self, chat_id: int | None, interval: float, chat_interval: float) -> None:
         if chat_id is None:
             await self._fetch(_CHARGE, self.name, interval)
@@ -278,6 +323,11 @@ class SharedBudget:
         self._last_prune = monotonic()
         self._unavailable_logged = float("-inf")
         self.stats: Counter[str] = Counter()
+        # The urgent lane's cap for the whole bot: as one process's (the rate and its burst).
+        self.urgent_tolerance = (settings.burst - 1) * self.interval
+        self._urgent_waiters: deque[asyncio.Future[bool]] = deque()  # True: go on the in-process cap
+        self._urgent_pump: asyncio.Task[None] | None = None
+        self._urgent_offline_until = float("-inf")
 
     # -- ordinary sends ------------------------------------------------------------------------
 
@@ -373,6 +423,50 @@ class SharedBudget:
             waiter.set_result(at)
 
     # -- urgent sends --------------------------------------------------------------------------
+
+    async def urgent_turn(self) -> None:
+        """Wait for an urgent send's turn under the bot-wide urgent cap: one short round trip when
+        the cap has room (every worker's urgent sends together keep it), a wait when it has not.
+        Ahead of every ordinary send (those wait on other rows). The database unreachable or slow
+        (over `URGENT_ROUND_TRIP`): at once, on this worker's in-process cap."""
+        if self._monotonic() < self._urgent_offline_until:
+            await self.fallback.acquire(urgent=True)
+            return
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._urgent_waiters.append(future)
+        if self._urgent_pump is None or self._urgent_pump.done():
+            self._urgent_pump = asyncio.create_task(self._serve_urgent(), name="send-budget-urgent")
+        offline = await future
+        if offline:
+            await self.fallback.acquire(urgent=True)
+
+    async def _serve_urgent(self) -> None:
+        """This worker's urgent sends, in order, one booking at a time (each a short round trip)."""
+        while self._urgent_waiters:
+            if self._urgent_waiters[0].done():  # cancelled while waiting
+                self._urgent_waiters.popleft()
+                continue
+            try:
+                wait = await asyncio.wait_for(self.store.book_urgent(self.interval, self.urgent_tolerance),
+                                              URGENT_ROUND_TRIP)
+            except Exception as exc:  # any failure (a timeout too): the crisis reply must go anyway
+                self._unavailable(exc)
+                self._urgent_offline_until = self._monotonic() + URGENT_OFFLINE_SECONDS
+                self.stats["urgent_offline"] += len(self._urgent_waiters)
+                while self._urgent_waiters:
+                    waiter = self._urgent_waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_result(True)
+                return
+            if wait > 0:
+                self.stats["urgent_waits"] += 1
+                await self._sleep(wait)
+                continue
+            self.stats["urgent_booked"] += 1
+            waiter = self._urgent_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(False)
+            # (a waiter cancelled just now leaves its booking unused: one urgent place lost, never one too many)
 
     def charge_soon(self, chat_id: int | None) -> None:
         """Count an urgent send, already made, against the shared budget (in the background:

@@ -7,8 +7,9 @@ nothing is lost silently. Urgent sends (crisis replies, clinician alerts) jump e
 
 One process (SQLite) keeps the budget in process: a global bucket and a bucket per chat. Several
 workers on PostgreSQL share it: `install_send_budget` makes ordinary sends book their slots in the
-database (bot/telegram/send_budget.py), while urgent ones still go at once from the in-process
-urgent lane and are counted against the shared budget afterwards.
+database (bot/telegram/send_budget.py), while urgent ones take a turn of the bot-wide urgent cap
+(one short round trip, ahead of every ordinary send; the in-process urgent lane if the database
+does not answer) and are counted against the shared budget afterwards.
 """
 
 from __future__ import annotations
@@ -48,12 +49,14 @@ _urgent: contextvars.ContextVar[bool] = contextvars.ContextVar("iopbot_urgent_se
 @dataclass
 class _Turn:
     """A turn taken before a transaction (SenderMiddleware.turn), for the first send inside it: a
-    token of the in-process bucket, or (`shared`) a place among the few sends of this worker let
-    into a transaction to wait for their slot of the shared budget (`admitted` until it is booked)."""
+    token of the in-process bucket (`local`), an urgent turn of the shared urgent cap, or
+    (`shared`) a place among the few sends of this worker let into a transaction to wait for their
+    slot of the shared budget (`admitted` until it is booked)."""
 
     shared: bool = False
     unused: bool = True
     admitted: bool = False
+    local: bool = True
 
 
 _prepaid: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("iopbot_prepaid_send", default=None)
@@ -140,12 +143,16 @@ class SenderMiddleware(BaseRequestMiddleware):
         ran dry during a wave, and a crisis message waited seconds for one) and no SQLite write lock.
         With a shared budget an ordinary turn is a place among the few sends of this worker let into
         a transaction (`SharedBudget.admit`); the slot itself is booked just before the send, so the
-        work in the transaction cannot make it late. An urgent turn never waits for the database
-        (the in-process urgent lane, counted against the shared budget when sent)."""
+        work in the transaction cannot make it late. An urgent turn waits for no ordinary send: one
+        short round trip to the bot-wide urgent cap (`SharedBudget.urgent_turn`; at once on the
+        in-process cap if the database does not answer), counted against the shared budget when sent."""
         budget = self.budget
-        if budget is None or urgent:
+        if budget is None:
             await self.global_bucket.acquire(urgent=urgent)
             paid = _Turn()
+        elif urgent:  # the bot-wide urgent cap (a short round trip; never behind an ordinary send)
+            await budget.urgent_turn()
+            paid = _Turn(local=False)
         else:
             await budget.admit()
             paid = _Turn(shared=True, admitted=True)
@@ -157,7 +164,7 @@ class SenderMiddleware(BaseRequestMiddleware):
             if paid.admitted and budget is not None:
                 paid.admitted = False
                 budget.release()
-            elif paid.unused and not paid.shared:  # nothing was sent (skipped, handed back): not a turn spent
+            elif paid.unused and paid.local:  # nothing was sent (skipped, handed back): not a turn spent
                 self.global_bucket.give_back()
 
     async def _wait_turn(self, chat_id: Any) -> None:
@@ -167,16 +174,18 @@ class SenderMiddleware(BaseRequestMiddleware):
         if paid is not None and not paid.unused:
             paid = None  # one send per turn; a retry or a second message waits again
         if budget is None or urgent or (paid is not None and not paid.shared):
-            # In process: the whole budget of a lone process; with a shared budget, the urgent lane
-            # (or an urgent turn's send), which never waits for the database and is counted against
-            # the shared budget once sent. The global bucket then holds only urgent sends: a
-            # per-worker cap that rarely waits.
+            # In process: the whole budget of a lone process. With a shared budget: the urgent lane
+            # (or an urgent turn's send), capped for the whole bot by the urgent row (one short
+            # round trip, ahead of every ordinary send) and counted against the ordinary budget
+            # once sent; the global bucket is then its fallback while the database is away.
             if chat_id is not None:
                 await self.chat_buckets.get(chat_id).acquire(urgent=urgent)
             if paid is not None and not paid.shared:
                 paid.unused = False
+            elif budget is not None:
+                await budget.urgent_turn()
             else:
-                await self.global_bucket.acquire(urgent=urgent or budget is not None)
+                await self.global_bucket.acquire(urgent=urgent)
             if budget is not None:
                 budget.charge_soon(chat_id if isinstance(chat_id, int) else None)
             return
