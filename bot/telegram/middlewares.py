@@ -148,23 +148,31 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         retried and recorded it) and the rest still go. Then the reply row goes."""
         await messenger.answer_callback(replies)
         items, replies.items = list(replies.items), []
-        for item in items:
-            if durable is not None and self.ctx.clock.now() - durable.written_at > durable.lease / 2 \
-                    and not await self._still_ours(durable):
-                log.warning("replies of %s were taken over by another worker (their lease ran out); not sent here",
-                            durable.key)
-                return
-            try:
-                await messenger.send(item)
-            except NotDelivered as exc:
-                log.warning("reply not delivered (%s): %s", type(item).__name__, str(exc)[:120])
+        # Under a backlog a reply may wait longer than its row's lease for its turn of the send rate;
+        # the lease is renewed meanwhile, or another worker's outbox would send it too.
+        keeper = _LeaseKeeper(self, durable) if durable is not None else None
+        try:
+            for item in items:
+                if durable is not None and keeper is not None and (keeper.lost or (
+                        self.ctx.clock.now() - durable.written_at > durable.lease / 2
+                        and not await self._still_ours(durable))):
+                    log.warning("replies of %s were taken over by another worker (their lease ran out); "
+                                "not sent here", durable.key)
+                    return
+                try:
+                    await messenger.send(item)
+                except NotDelivered as exc:
+                    log.warning("reply not delivered (%s): %s", type(item).__name__, str(exc)[:120])
+                if durable is not None:
+                    durable.sent += 1
+                    if worth_recording(items, durable.sent):
+                        with contextlib.suppress(Exception):  # only narrows a repeat after a crash
+                            await record_progress(self.ctx, durable, items)
             if durable is not None:
-                durable.sent += 1
-                if worth_recording(items, durable.sent):
-                    with contextlib.suppress(Exception):  # only narrows a repeat after a crash
-                        await record_progress(self.ctx, durable, items)
-        if durable is not None:
-            await self.ledger.done(durable.key)
+                await self.ledger.done(durable.key)
+        finally:
+            if keeper is not None:
+                keeper.stop()
 
     async def _still_ours(self, durable: DurableReplies) -> bool:
         try:
@@ -172,6 +180,32 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         except Exception as exc:  # the database is away: send (a repeat at worst, never a loss)
             log.warning("could not renew the lease of %s (%s); sending", durable.key, type(exc).__name__)
             return True
+
+
+class _LeaseKeeper:
+    """Renews a reply row's lease every third of it (in real seconds) while its replies are being
+    delivered: a timer per update, which under no backlog is cancelled before it fires."""
+
+    def __init__(self, unit: UnitOfWorkMiddleware, durable: DurableReplies) -> None:
+        self.unit, self.durable = unit, durable
+        self.every = durable.lease.total_seconds() / 3
+        self.lost = False
+        self._stopped = False
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(self.every, self._renew)
+
+    def _renew(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="reply-lease")
+
+    async def _run(self) -> None:
+        if not self._stopped:
+            self.lost = not await self.unit._still_ours(self.durable)
+        if not self._stopped and not self.lost:
+            self._timer = asyncio.get_running_loop().call_later(self.every, self._renew)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._timer.cancel()
 
 
 class DatabaseRetryMiddleware(BaseMiddleware):

@@ -6,6 +6,9 @@ Real `iopbot run` processes on one PostgreSQL, the local Bot API over HTTP, SIGK
   a 429 when the worker handling it is killed. Telegram's retry of the update (the webhook got no
   200) goes to the other worker and is a duplicate, skipped; the reply, written with the commit,
   is sent by the other worker's outbox once its lease runs out: exactly once.
+- webhook, then: a reply that waits longer than its row's lease for its turn (a 429 whose
+  retry_after outlasts the lease, as a long backlog would) is still sent once: its worker renews
+  the lease while it waits, so no outbox (its own included) takes it over and sends it too.
 - polling: the poller is killed with a batch in hand: one message committed with its reply
   waiting out a 429, two more of the same person fetched and waiting for it. aiogram's own
   polling had already confirmed the batch to Telegram (those two were lost); now the offset
@@ -170,6 +173,15 @@ async def test_a_reply_cut_by_sigkill_after_its_commit_is_sent_once(tmp_path: Pa
         assert await _scalar(survivor.db_url, REPLY_ROWS) == 0  # sent replies leave no row (nor their text)
         assert "reply row" in survivor.log_text() and "sent: 1 message(s), 0 failed" in survivor.log_text()
         assert botapi.stats()["webhook"]["dropped"] == 0  # every delivery of the update got its 200 in the end
+
+        # A reply that waits out a 429 longer than its lease (real seconds: the lease is renewed on
+        # a timer while it waits) is sent once, not also by the outbox once the lease would have run out.
+        await control.add_fault("sendMessage", "retry_after", chat_id=other.chat_id, retry_after=LEASE_SECONDS + 2)
+        await other.say("a long wait for this one")
+        assert NOTE_SAVED in await other.read_text(timeout=LEASE_SECONDS + 20)
+        await asyncio.sleep(1.0)  # a second copy would arrive now
+        assert len(await _texts(other)) == 2, await _texts(other)
+        assert await _scalar(survivor.db_url, REPLY_ROWS) == 0
     finally:
         await asyncio.gather(*(b.stop_async() for b in bots))
 
