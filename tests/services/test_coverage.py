@@ -112,3 +112,15 @@ async def test_a_gap_with_no_lead_to_tell_is_logged_not_lost(ctx: AppContext,
         report = await check_coverage(s, ctx.settings, now)
     assert [p.alias for p in report.uncovered] == ["P-9"]
     assert "no lead or admin can be told" in caplog.text and "P-9" not in caplog.text
+
+
+def test_doctor_says_when_the_semantic_layer_is_off() -> None:
+    from dataclasses import replace
+
+    from bot.config import SemanticSettings, Settings
+    from bot.services.escalation.coverage import weak_settings
+
+    on = Settings()
+    off = replace(on, semantic=SemanticSettings(enabled=False))
+    assert not any("[semantic]" in line for line in weak_settings(on))
+    assert any(line.startswith("[semantic] enabled = false: only the phrase rules") for line in weak_settings(off))

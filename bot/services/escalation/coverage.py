@@ -204,6 +204,9 @@ def weak_settings(settings: Settings) -> list[str]:
                      "waits more than 15 minutes for the backup")
     if s.escalation.max_rounds < 2:
         found.append(f"[escalation] max_rounds = {s.escalation.max_rounds}: the chain is paged only once")
+    if not s.semantic.enabled:
+        found.append("[semantic] enabled = false: only the phrase rules read participants' messages; a plan, "
+                     "means or farewell in words they do not list pages nobody")
     if s.checkin.notify_after_misses == 0:
         found.append("[checkin] notify_after_misses = 0: missed check-ins are never reported")
     if s.attendance.notify_clinician_after > 5:
