@@ -4,7 +4,8 @@
     python -m bench --json     the same, then one JSON object (every figure) as the last line
     python -m bench --quick    a small, fast variant of each (a smoke test, ~2 minutes; figures
                                are not comparable with a full run)
-    python -m bench --only inbound,safety    a subset (inbound, outbound, crisis, scheduler, safety, caseload)
+    python -m bench --only inbound,safety    a subset (inbound, outbound, crisis, scheduler, safety, caseload,
+                                             scale_out)
     python -m bench --full     also the scheduler at 100,000 participants on PostgreSQL (+2 minutes)
 
 Figures compared with each other (full pipeline vs a bare bot, achieved vs configured rate) are
@@ -32,7 +33,7 @@ if str(REPO) not in sys.path:
 
 from bench.support import load_average, machine  # noqa: E402
 
-NAMES = ("inbound", "outbound", "crisis", "scheduler", "safety", "caseload")
+NAMES = ("inbound", "outbound", "crisis", "scheduler", "safety", "caseload", "scale_out")
 Row = tuple[str, str, str, str, str]  # benchmark, figure, value, target, verdict
 
 
@@ -193,6 +194,18 @@ def rows_caseload(r: dict[str, Any]) -> list[Row]:
     return caseload_trend.rows(r)
 
 
+def run_scale_out(quick: bool) -> dict[str, Any]:
+    from bench import scale_out
+
+    return scale_out.run(quick)
+
+
+def rows_scale_out(r: dict[str, Any]) -> list[Row]:
+    from bench import scale_out
+
+    return scale_out.rows(r)
+
+
 BENCHMARKS: dict[str, tuple[Callable[[bool], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
     "inbound": (run_inbound, rows_inbound),
     "outbound": (run_outbound, rows_outbound),
@@ -200,6 +213,7 @@ BENCHMARKS: dict[str, tuple[Callable[[bool], dict[str, Any]], Callable[[dict[str
     "scheduler": (run_scheduler, rows_scheduler),
     "safety": (run_safety, rows_safety),
     "caseload": (run_caseload, rows_caseload),
+    "scale_out": (run_scale_out, rows_scale_out),
 }
 
 NOTES = {
@@ -218,6 +232,10 @@ NOTES = {
                  "peak MB = resident-set growth during the phase",
     "safety": "bench/safety_throughput.py: rules layer, CPU time of one process; semantic layer (sentence "
               "model + classifier, bot/safety/semantic.py), wall time on one thread",
+    "scale_out": "bench/scale_out.py: three `iopbot run --mode webhook` processes on one PostgreSQL behind the local "
+                 "Bot API (round robin per delivery attempt), one SIGKILLed a third into the check-in dialogs; then "
+                 "one poller and two schedule-only workers, the poller SIGKILLed after the wave; the steps of "
+                 "tests/e2e/test_scale_out.py at 200 participants x 10 updates; --quick skips it",
     "caseload": "bench/caseload_trend.py: 200 participants x 90 days on one clinician; /caseload = caseload_rows + "
                 "caseload_messages, /trend = trend_chart (data, PNG drawn in a thread, caption), fresh session each",
 }

@@ -23,7 +23,8 @@ def test_quick_benchmark_runs_everything_and_ends_with_json() -> None:
     print(done.stdout)
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(figures["results"]) == {"inbound", "outbound", "crisis", "scheduler", "safety", "caseload"}
+    assert set(figures["results"]) == {"inbound", "outbound", "crisis", "scheduler", "safety", "caseload", "scale_out"}
+    assert "skipped" in figures["results"]["scale_out"]  # full size only (the e2e test is the small one)
     failed = {name: r["error"] for name, r in figures["results"].items() if "error" in r}
     assert not failed, failed
     assert figures["results"]["inbound"]["sqlite"]["complete"]
