@@ -18,8 +18,12 @@ from bot.config import ConfigError, Settings
 
 # The kinds of update the bot handles: what `iopbot run` asks getUpdates for (the dispatcher's
 # resolve_used_update_types(); tests/unit/test_webhook_cli.py keeps the two equal). Edits are
-# assessed for distress like new messages, so edited_message must be here.
-ALLOWED_UPDATES: tuple[str, ...] = ("callback_query", "edited_message", "message")
+# assessed for distress like new messages, so edited_message must be here. The cohort's group
+# chats (peer groups) need the member kinds: join requests to approve, members who join or leave,
+# and the bot's own membership (added, made admin, removed). Telegram never sends chat_member
+# unless it is asked for by name.
+ALLOWED_UPDATES: tuple[str, ...] = ("callback_query", "chat_join_request", "chat_member", "edited_message",
+                                    "message", "my_chat_member")
 
 
 class BotApiFailed(Exception):

@@ -35,6 +35,9 @@ def test_the_registered_kinds_are_what_the_bot_handles() -> None:
     dispatcher = build_dispatcher(ctx, MagicMock())
     assert sorted(ALLOWED_UPDATES) == sorted(dispatcher.resolve_used_update_types())
     assert "edited_message" in ALLOWED_UPDATES  # edits are assessed for distress too
+    # Peer groups: Telegram sends chat_member only when asked for by name, and join requests,
+    # members joining or leaving and the bot's own membership are how the cohort's group is kept.
+    assert {"chat_join_request", "chat_member", "my_chat_member"} <= set(ALLOWED_UPDATES)
 
 
 def _iopbot(config: Path, *args: str, secret: str | None = "s3cret_for-tests") -> subprocess.CompletedProcess[str]:  # noqa: S107
@@ -64,7 +67,8 @@ async def test_set_info_delete_without_aiogram(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "AIOGRAM []" in done.stdout  # answers in well under a second: no aiogram
         assert "webhook:          https://bot.example.org/telegram/webhook" in done.stdout
-        assert "allowed updates:  callback_query, edited_message, message" in done.stdout
+        assert ("allowed updates:  callback_query, chat_join_request, chat_member, edited_message, message, "
+                "my_chat_member") in done.stdout
         call = api.requests(method="setWebhook")[-1]
         assert call["outcome"] == "ok"
         view = api.webhook()
