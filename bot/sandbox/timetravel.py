@@ -32,8 +32,11 @@ CHECKIN_KIND_MARKERS = ("checkin", "check_in")
 
 # What the visitor reads for each kind of row the bot registers with its outbox worker ("Next: a
 # medication reminder at Tue 08:00"). tests/flows/test_sandbox_timetravel.py checks that every kind the
-# running bot registers has one; check-in kinds are named by CHECKIN_KIND_MARKERS instead.
+# running bot registers has one; a participant's check-in kinds are named by CHECKIN_KIND_MARKERS instead.
 KIND_LABELS = {
+    # An update's replies, kept until sent (bot/services/scheduling/replies.py): one waits here only
+    # when the worker that wrote it stopped before sending it
+    "reply": "a reply still to be sent",
     # Safety alerts (bot/services/escalation)
     "alert_step": "a safety alert page",
     "alert_plan": "the next round of a safety alert",
@@ -61,11 +64,17 @@ KIND_LABELS = {
     "outreach_staff_line": "a note that a care team message did not go",
     "session_brief": "a pre-session brief",
     "daily_digest": "a clinician's daily digest",
-    # Support persons (bot/services/support; their weekly check-in is a check-in)
+    # Support persons (bot/services/support)
     "support_notice": "a note about a support person",
     "support_update": "a support person's weekly update",
+    "support_checkin": "a support person's weekly check-in",
     "family_reminder": "a family-session reminder to a support person",
     "support_concern": "a note to the clinician about a support person",
+    # The cohort's group chat (bot/services/groups)
+    "group_post": "a post in the cohort's group",
+    "group_action": "a change the bot makes in the cohort's group (a join, a removal, a mute)",
+    "group_invite": "a participant's join link for the cohort's group",
+    "group_flag_notice": "a note to the facilitators about a flagged group message",
 }
 
 
@@ -89,9 +98,11 @@ def next_local_time(now: datetime, hhmm: str, timezone: str) -> datetime:
 
 
 def describe_kind(kind: str) -> str:
+    if kind in KIND_LABELS:  # first: a support person's check-in is not a participant's
+        return KIND_LABELS[kind]
     if any(marker in kind for marker in CHECKIN_KIND_MARKERS):
         return "a check-in"
-    return KIND_LABELS.get(kind, kind.replace("_", " "))
+    return kind.replace("_", " ")
 
 
 class BotClock:
