@@ -1,7 +1,13 @@
 """Content delivery across a restart and a hot reload, with a bot process of its own running on a
 copy of the content folder: an exercise left half-way by a crash is resumed after the restart,
 a good edit to a content file is served without a restart, and a broken edit is not: the bot
-keeps serving the previous version and says so in its log (file and error count, never text)."""
+keeps serving the previous version and says so in its log (file and error count, never text).
+
+The crash is a SIGKILL right after the bot's last message arrived. Replies are durable (written
+with the update's commit as a `reply` row, crossed off a moment after Telegram's 200), so the
+killed process may leave that message's row behind; the next process sends it again once the
+row's lease runs out: at most one repeat, never a loss (bot/services/scheduling/replies.py). The
+test waits for that before going on, so that the steps after the restart read what they caused."""
 
 from __future__ import annotations
 
@@ -11,8 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.models import ScheduledAction
 from bot.sandbox.botapi import BotAPIControl
+from bot.services.scheduling.replies import REPLY_KIND
 from tests.support.e2e import REPO, BotProcess, Person, buttons, enroll_participant, enroll_staff
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +40,25 @@ async def _wait_for_log(proc: BotProcess, text: str, timeout: float = 20.0) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"the bot did not log {text!r} within {timeout}s:\n{proc.log_tail()}")
         await asyncio.sleep(0.05)  # waiting for the bot's scheduler tick, not for the clock
+
+
+async def _no_reply_rows_left(proc: BotProcess, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    """Until the killed process's reply rows are gone: sent again by the new one once their lease
+    (3 s in these tests) ran out, or never left behind at all."""
+    engine = make_engine(proc.db_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            async with make_sessionmaker(engine)() as session:
+                left = await session.scalar(select(func.count()).select_from(ScheduledAction)
+                                            .where(ScheduledAction.kind == REPLY_KIND))
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{left} reply row(s) still waiting after {timeout}s:\n{proc.log_tail()}")
+            await asyncio.sleep(0.1)  # waiting for the new process's outbox, not for the clock
+    finally:
+        await engine.dispose()
 
 
 async def _stress_titles(person: Person) -> list[str]:
@@ -57,10 +86,14 @@ async def test_resume_after_a_crash_and_hot_reload_keeps_the_last_good_version(
     await sam.press("Let's start")
     await _next(sam, "5 things you can see")
     await sam.press("Done")
-    await _next(sam, "4 things you can feel")
+    last = await _next(sam, "4 things you can feel")
     own_bot.kill()
     own_bot.start()
     await own_bot.wait_ready(control)
+    await _no_reply_rows_left(own_bot)
+    repeated = (await sam.all_messages())[sam.seen:]  # the last message once more, or nothing
+    assert [m.get("visible_text") for m in repeated] in ([], [last["visible_text"]]), repeated
+    sam.seen += len(repeated)
     await sam.press("Done")  # the button of the step they were on still works
     await _next(sam, "3 things you can hear")
     await sam.say("/skills")  # sets it aside; "Continue" brings it back where it was
