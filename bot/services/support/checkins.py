@@ -2,9 +2,12 @@
 ("how are you doing?", 0-10 and an optional line), once a week at WEEKLY_TIME in their time zone,
 on the weekday they joined, from a week after they joined.
 
-Both are rows planned ahead by `WeeklyPlanner` (keys by the local date, so a restart neither loses
-nor repeats one) and rendered when sent: the update reads what is shared at that moment (nothing
-after a revocation: the rows are cancelled then too). A score at or below LOW_SCORE tells the
+The update is a row planned ahead by `WeeklyPlanner` (keyed by the local date, so a restart neither
+loses nor repeats one) and rendered when sent: it reads what is shared at that moment (nothing
+after a revocation: the rows are cancelled then too). The check-in's row is added by the update's
+sender once the update is done (sent, or nothing to share), due at once, so the question always
+comes after the update and stays the last message, even when both are late (a bot that was down,
+a slow tick): two rows due together are sent side by side, in no fixed order. A score at or below LOW_SCORE tells the
 participant's clinician as a concern (no page); the optional line passes the safety gate like any
 message (bot/services/support/safety.py).
 """
@@ -30,8 +33,6 @@ log = logging.getLogger(__name__)
 UPDATE_KIND = "support_update"  # the weekly line the participant shares
 CHECKIN_KIND = "support_checkin"  # "how are you doing?"
 WEEKLY_TIME = time(18, 0)
-# The check-in comes a minute after the update, so the two arrive in that order.
-CHECKIN_AFTER_UPDATE = timedelta(minutes=1)
 LOW_SCORE = 2  # a week rated this or lower tells the participant's clinician (a concern)
 SCORES = range(11)
 
@@ -56,14 +57,19 @@ def local_day(person: SupportPerson, when: datetime) -> date:
 
 
 async def plan_week(session: AsyncSession, person: SupportPerson, now: datetime) -> bool:
-    """The person's next update and check-in rows (idempotent). True when rows were added."""
+    """The person's next update row (idempotent; its sender adds the check-in). True when added."""
     when = next_week_slot(person, now)
-    day = local_day(person, when)
-    added = await enqueue(session, kind=UPDATE_KIND, key=person_key(person.id, f"update:{day}"), due_at=when,
-                          payload={"support_person_id": person.id}, now=now)
-    added |= await enqueue(session, kind=CHECKIN_KIND, key=person_key(person.id, f"checkin:{day}"),
-                           due_at=when + CHECKIN_AFTER_UPDATE, payload={"support_person_id": person.id}, now=now)
-    return added
+    return await enqueue(session, kind=UPDATE_KIND, key=person_key(person.id, f"update:{local_day(person, when)}"),
+                         due_at=when, payload={"support_person_id": person.id}, now=now)
+
+
+async def follow_with_checkin(session: AsyncSession, person: SupportPerson, update_due: datetime,
+                              now: datetime) -> bool:
+    """The week's check-in, due now: called by the update's sender once the update is done, so the
+    question comes after it (idempotent: one per week, keyed like the update)."""
+    day = local_day(person, update_due)
+    return await enqueue(session, kind=CHECKIN_KIND, key=person_key(person.id, f"checkin:{day}"), due_at=now,
+                         payload={"support_person_id": person.id}, now=now)
 
 
 class WeeklyPlanner:

@@ -11,8 +11,8 @@ from bot.db.models import Participant, ScheduledAction, Staff
 from bot.db.support_models import SupportCheckin, SupportPerson
 from bot.messaging import Messenger, say
 from bot.services.audit import disclose
-from bot.services.scheduling.outbox import Delivered, Skip
-from bot.services.support.checkins import open_checkin
+from bot.services.scheduling.outbox import Delivered, Handled, Skip
+from bot.services.support.checkins import follow_with_checkin, open_checkin
 from bot.services.support.service import MAY_INVITE, shares_of
 from bot.services.support.sharing import weekly_update
 from bot.services.support.views import checkin_keyboard, shares_words
@@ -50,17 +50,21 @@ async def send_notice(ctx: AppContext, messenger: Messenger, session: AsyncSessi
     return Delivered(participant.chat_id, message.message_id)
 
 
-async def send_update(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
-    """`support_update` rows: what the participant shares this week, read now."""
+async def send_update(ctx: AppContext, messenger: Messenger, session: AsyncSession,
+                      row: ScheduledAction) -> Delivered | Handled:
+    """`support_update` rows: what the participant shares this week, read now; then the week's
+    check-in is added, due now (written with this row's outcome, so it always comes after)."""
     person = await _person(session, row)
     _active(person)
-    text = await weekly_update(session, ctx, person, ctx.clock.now())
-    if text is None:
-        raise Skip("the participant shares nothing with this person")
+    now = ctx.clock.now()
+    await follow_with_checkin(session, person, row.due_at, now)
+    text = await weekly_update(session, ctx, person, now)
+    if text is None:  # the check-in still comes
+        return Handled(note="the participant shares nothing with this person")
     assert person.chat_id is not None
     message = await say(messenger, person.chat_id, text)
-    disclose(session, ctx.clock.now(), person.participant_id, f"support:{person.id}", "support_update")
-    return Delivered(person.chat_id, message.message_id)
+    disclose(session, now, person.participant_id, f"support:{person.id}", "support_update")
+    return Delivered(person.chat_id, message.message_id, wake=True)
 
 
 async def send_checkin(ctx: AppContext, messenger: Messenger, session: AsyncSession, row: ScheduledAction) -> Delivered:
