@@ -10,6 +10,7 @@ from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 
 from bot.context import AppContext
+from bot.safety.semantic import SemanticSecondOpinion
 from bot.services.scheduling.replies import ReplyLedger
 from bot.telegram.handlers import (
     alerts,
@@ -41,7 +42,7 @@ from bot.telegram.storage import DatabaseStorage
 
 
 def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: SecondOpinion | None = None,
-                     semantic: SecondOpinion | None = None,
+                     semantic: SemanticSecondOpinion | None = None,
                      isolation: BaseEventIsolation | None = None) -> Dispatcher:
     """The dispatcher with every router and middleware; no network, no side effects.
 

@@ -139,6 +139,9 @@ class SemanticSettings:
     # The local semantic layer (bot/safety/semantic.py): a sentence model reads each participant
     # message's meaning for risks the phrase rules have no words for. No network; on by default.
     enabled: bool = True
+    # How long a message waits for it before the rules' level is acted on (its later answer still
+    # raises the level and pages). A message the rules already page for never waits.
+    wait_ms: float = 500.0
 
 
 @dataclass(frozen=True)
@@ -509,6 +512,7 @@ RANGES: dict[tuple[str, str], Range] = {
     ("escalation", "resolve_reminder_minutes"): Range(0, 10080, above_low=True),
     ("escalation", "follow_up_notice_minutes"): Range(0, 1440, above_low=True),
     ("llm", "timeout_seconds"): Range(0, 60, above_low=True),
+    ("semantic", "wait_ms"): Range(0, 5_000),
     ("schedule", "tick_seconds"): Range(0, 300, above_low=True),
     ("schedule", "lease_seconds"): Range(0, 86400, above_low=True),
     ("schedule", "grace_minutes"): Range(0, 10080, above_low=True),

@@ -361,6 +361,8 @@ async def run(settings: Settings, mode: str | None = None) -> None:
     if ledger is not None:
         await ledger.close()  # the reply rows of replies sent are deleted before the pool closes
     await registry.unregister()
+    if running.semantic is not None:
+        await running.semantic.aclose()
     if main in done and not main.cancelled() and main.exception():
         raise main.exception()  # type: ignore[misc]
     await running.bot.session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,10 @@ async def db_url(db_kind: str, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(REPO / "config.toml", env={"BOT_TOKEN": "42:TEST"})
+    loaded = load_settings(REPO / "config.toml", env={"BOT_TOKEN": "42:TEST"})
+    # Replies are read in order: wait for the semantic layer however loaded the machine is (its
+    # late answer has its own test, tests/flows/test_semantic_gate.py).
+    return dataclasses.replace(loaded, semantic=dataclasses.replace(loaded.semantic, wait_ms=5000.0))
 
 
 @pytest.fixture

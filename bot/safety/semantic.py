@@ -17,8 +17,11 @@ How it combines with the rules (one place, `SemanticLayer.judge`):
 - score >= page_at → urgent (imminent when the construct is an act in progress);
   >= concern_at → urgent when the rules found concern too (two layers agreeing), else nothing.
 
-It is a *local* second opinion: no network, deterministic, ~3–15 ms per message on one core, run
-off the event loop in batches (SemanticSecondOpinion) so the rules' crisis reply never waits.
+It is local: no network, deterministic, ~3–15 ms of CPU per message, run off the event loop in
+batches on its own thread (SemanticSecondOpinion). The safety gate waits for it at most
+`[semantic] wait_ms` before answering with the rules' level; a later answer still raises the level
+(crisis reply and page) in the background. A message the rules already page for is answered at
+once, and the layer may then only raise it to imminent, in the background.
 The model file is regenerated with `iopbot safety train-semantic`; a test checks that it was
 trained on the banks as they are now.
 """
@@ -31,7 +34,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,6 +83,35 @@ _WORD = re.compile(r"[^\W\d_]+")
 
 def _words(text: str) -> list[str]:
     return _WORD.findall(text)
+
+
+# A sentence ends at . ! ? ; or a line break (not inside "3.5" or "a.m.").
+_SENTENCE_END = re.compile(r"(?<=[^\W\d_]{2}[.!?;])\s+|[\r\n]+|(?<=[!?])\s+")
+MAX_UNITS = 6  # sentences read on their own per message, besides the whole (a long message: the last ones)
+
+
+def _units(text: str) -> list[str]:
+    """The message, and its sentences when it has more than one."""
+    text = text.strip()
+    if not text:
+        return []
+    sentences = [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+    sentences = [sentence for sentence in sentences if len(_words(sentence)) >= MIN_WORDS]
+    if len(sentences) <= 1:
+        return [text]
+    return [text, *sentences[-MAX_UNITS:]]
+
+
+# Soon, in both languages: with a plan, means, preparing or a farewell, the level is imminent (the
+# rules' time markers count only next to a rule's own finding, and here there is none).
+_SOON = re.compile(
+    r"\b(tonight|today|right now|rn|this (morning|afternoon|evening|weekend)|tomorrow|in an? (hour|few hours|bit)|"
+    r"after (every(one|body)|they|she|he|the kids) (go(es)? to (bed|sleep)|fall asleep|sleeps?|leaves?)|"
+    r"esta (noche|tarde|mañana|semana)|hoy|ahorita|ahora mismo|mañana|en (una|un par de) horas?|"
+    r"cuando (todos|se) (se )?duerm)", re.IGNORECASE)
+
+_IMMINENT_WITH_TIME = frozenset({Construct.PLAN, Construct.MEANS, Construct.PREPARATORY, Construct.FAREWELL,
+                                 Construct.INTENT})
 L2 = 0.01
 SCALE = 10.0  # unit vectors are small; scaling them lets plain gradient descent converge
 STEPS = 1500
@@ -255,28 +287,42 @@ class SemanticLayer:
         return self.assess_many([text], [locale])[0]
 
     def assess_many(self, texts: Sequence[str], locales: Sequence[str]) -> list[Assessment]:
+        """One assessment per text. Each text is read whole and sentence by sentence: a guard in
+        one sentence ("my sister keeps saying she wants to die.") must not silence the next one
+        ("my brother can have my guitar …"), and a long preamble must not drown a short danger."""
         if not texts:
             return []
-        texts = [_COMMAND.sub("", text, count=1) for text in texts]  # "/goal add …": the words, not the command
-        scores, nearest = self.model.scores(self.encoder.encode_many(texts))
-        return [
-            self.judge(text, locale, float(score), near)
-            for text, locale, score, near in zip(texts, locales, scores, nearest, strict=True)
-        ]
+        units: list[tuple[int, str, str]] = []  # (text index, unit, locale)
+        for index, (text, locale) in enumerate(zip(texts, locales, strict=True)):
+            text = _COMMAND.sub("", text, count=1)  # "/goal add …": the words, not the command
+            for unit in _units(text):
+                units.append((index, unit, locale))
+        results = [NO_RISK] * len(texts)
+        if not units:
+            return results
+        scores, nearest = self.model.scores(self.encoder.encode_many([unit for _, unit, _ in units]))
+        for (index, unit, locale), score, near in zip(units, scores, nearest, strict=True):
+            found = self.judge(unit, locale, float(score), near, whole=texts[index])
+            if found.level > results[index].level:
+                results[index] = found
+        return results
 
-    def judge(self, text: str, locale: str, score: float, nearest: np.ndarray) -> Assessment:
-        """The one place that decides what the score means next to the rules."""
+    def judge(self, text: str, locale: str, score: float, nearest: np.ndarray, *,
+              whole: str | None = None) -> Assessment:
+        """The one place that decides what the score of `text` (a message or one of its sentences)
+        means next to the rules; `whole` is the message it came from (for a time word elsewhere)."""
         if score < self.model.concern_at or len(_words(text)) < MIN_WORDS:
             return NO_RISK
-        rules_level = Level.NONE
+        rules_level, timed = Level.NONE, False
         if self.rules is not None:
             findings = self.rules.explain(text, locale)
             if any(f.guard is not None and not f.rule.is_marker for f in findings):
                 return NO_RISK  # a denial, past or recovery talk, someone else, media, an idiom
             rules_level = max((f.level for f in findings), default=Level.NONE)
+        timed = bool(_SOON.search(whole or text))  # "tonight", "after they sleep", "esta noche"
         construct, category = _CONSTRUCTS[self.model.construct_near(nearest)]
         if score >= self.model.page_at:
-            level = Level.IMMINENT if construct is Construct.ACT else Level.URGENT
+            level = Level.URGENT
         elif rules_level >= Level.CONCERN:
             level = Level.URGENT  # the rules saw distress and the meaning points to danger
         else:
@@ -284,50 +330,95 @@ class SemanticLayer:
             # must not get a concerned reply. (Recording it for the caseload without a reply needs a
             # level the gate does not have yet.)
             return NO_RISK
+        if construct is Construct.ACT or (construct in _IMMINENT_WITH_TIME and timed):
+            level = Level.IMMINENT  # an act in progress; a plan, means, preparing or farewell with a time
         return Assessment(level, (category,), (REASON, construct_reason(construct, "by meaning")))
 
 
 class SemanticSecondOpinion:
-    """The semantic layer as the safety gate's background second opinion.
+    """The semantic layer as the safety gate uses it: off the event loop, in batches.
 
-    Texts queue up and are encoded in batches in one worker thread (numpy releases the GIL in its
-    matrix products): the rules' reply has already gone, and a burst of messages costs one batched
-    pass instead of one each. Never raises; a failure is logged (without the text) and gives None.
+    Texts queue up and are encoded in batches on the layer's own thread (NumPy releases the GIL in
+    its matrix products; charts and other work on the default pool neither wait for it nor delay
+    it): a burst of messages costs one batched pass instead of one each. Every caller gets an
+    answer: an assessment, or None when the layer failed (logged without the text) or the queue is
+    over `max_queue` (then the rules' assessment stands; the log says so). Never raises.
     """
 
-    def __init__(self, layer: SemanticLayer, *, batch: int = 32) -> None:
+    def __init__(self, layer: SemanticLayer, *, batch: int = 32, max_queue: int = 2_000) -> None:
+        import concurrent.futures
+
         self.layer = layer
         self.batch = batch
+        self.max_queue = max_queue
         self._queue: list[tuple[str, str, asyncio.Future[Assessment | None]]] = []
         self._worker: asyncio.Task[None] | None = None
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic")
         self.assessed = 0
+        self.skipped = 0
 
-    async def assess(self, text: str, locale: str = "en", *, ref: str | int | None = None) -> Assessment | None:
+    def submit(self, text: str, locale: str = "en") -> asyncio.Future[Assessment | None]:
+        """Queue `text`; the future resolves to its assessment (or None). The caller may wait for it
+        with a timeout and still use the answer later: it is never cancelled by a timeout."""
         future: asyncio.Future[Assessment | None] = asyncio.get_running_loop().create_future()
+        if len(self._queue) >= self.max_queue:
+            self.skipped += 1
+            if self.skipped == 1 or self.skipped % 100 == 0:
+                log.warning("semantic layer queue full (%d): %d message(s) had the rules only", len(self._queue),
+                            self.skipped)
+            future.set_result(None)
+            return future
         self._queue.append((text, locale, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
-        return await future
+        return future
+
+    async def assess(self, text: str, locale: str = "en", *, ref: str | int | None = None) -> Assessment | None:
+        return await asyncio.shield(self.submit(text, locale))
 
     async def _drain(self) -> None:
-        while self._queue:
-            chunk, self._queue = self._queue[: self.batch], self._queue[self.batch :]
-            texts, locales = [c[0] for c in chunk], [c[1] for c in chunk]
-            try:
-                results: Iterable[Assessment | None] = await asyncio.to_thread(
-                    self.layer.assess_many, texts, locales
-                )
-            except Exception as exc:
-                log.error("semantic layer failed on a batch of %d with %s; rules stand", len(chunk),
-                          type(exc).__name__)
-                results = [None] * len(chunk)
-            self.assessed += len(chunk)
-            for (_, _, future), result in zip(chunk, results, strict=True):
+        chunk: list[tuple[str, str, asyncio.Future[Assessment | None]]] = []
+        try:
+            while self._queue:
+                chunk, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+                results = await self._run(chunk)
+                self.assessed += len(chunk)
+                for (_, _, future), result in zip(chunk, results, strict=False):
+                    if not future.done():
+                        future.set_result(result)
+                chunk = []
+                if len(self._queue) > 10 * self.batch:
+                    log.warning("semantic layer is %d messages behind", len(self._queue))
+        except asyncio.CancelledError:
+            # Stopping: whoever still waits gets no opinion (the rules' level stands), not a hang.
+            for _, _, future in self._queue:
                 if not future.done():
-                    future.set_result(result)
-            if len(self._queue) > 10 * self.batch:
-                log.warning("semantic layer is %d messages behind", len(self._queue))
+                    future.set_result(None)
+            self._queue = []
+            raise
+        finally:
+            for _, _, future in chunk:  # a batch cut short by an error or a cancellation
+                if not future.done():
+                    future.set_result(None)
+
+    async def _run(self, chunk: list[tuple[str, str, asyncio.Future[Assessment | None]]]) -> list[Assessment | None]:
+        loop = asyncio.get_running_loop()
+        texts, locales = [c[0] for c in chunk], [c[1] for c in chunk]
+        try:
+            return list(await loop.run_in_executor(self._thread, self.layer.assess_many, texts, locales))
+        except Exception as exc:
+            log.error("semantic layer failed on a batch of %d with %s; trying them one by one", len(chunk),
+                      type(exc).__name__)
+        results: list[Assessment | None] = []
+        for text, locale in zip(texts, locales, strict=True):  # one bad text must not cost the others
+            try:
+                results.append((await loop.run_in_executor(self._thread, self.layer.assess_many, [text], [locale]))[0])
+            except Exception as exc:
+                log.error("semantic layer failed on one message with %s; rules stand", type(exc).__name__)
+                results.append(None)
+        return results
 
     async def aclose(self) -> None:
         if self._worker is not None:
             await asyncio.gather(self._worker, return_exceptions=True)
+        self._thread.shutdown(wait=False, cancel_futures=True)

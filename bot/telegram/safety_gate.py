@@ -28,6 +28,7 @@ from bot.content.i18n import locale_for
 from bot.context import AppContext
 from bot.messaging import NotDelivered, say
 from bot.safety.levels import Assessment, Level
+from bot.safety.semantic import SemanticSecondOpinion
 from bot.services.escalation.crisis import crisis_reply_text
 from bot.telegram.filters import is_private
 from bot.telegram.messenger import TelegramMessenger
@@ -116,7 +117,7 @@ class SecondOpinionBreaker:
 
 class SafetyGate(BaseMiddleware):
     def __init__(self, ctx: AppContext, assessor: Assessor, second_opinion: SecondOpinion | None = None,
-                 semantic: SecondOpinion | None = None) -> None:
+                 semantic: SemanticSecondOpinion | None = None) -> None:
         self.ctx = ctx
         self.assessor = assessor
         self.second_opinion = second_opinion
@@ -166,19 +167,34 @@ class SafetyGate(BaseMiddleware):
         once; the second opinion (if any) in the background, for someone the bot knows."""
         received_at = self.ctx.clock.now()
         assessment = self.assessor.assess(text, locale)
-        if self.semantic is not None and known and assessment.level < Level.URGENT:
-            # What the rules have no words for, read by meaning. Awaited here (it runs off the
-            # event loop, in batches, ~5-15 ms), so the one reply, the record, the page and the
-            # lanes all see one level. A message the rules already page for does not wait for it.
-            opinion = await self.semantic.assess(text, locale, ref=str(event.update_id))
-            if opinion is not None:
-                assessment = assessment.combine(opinion)
+        late: asyncio.Future[Assessment | None] | None = None
+        if self.semantic is not None:
+            # What the rules have no words for, read by meaning, for everyone the gate assesses (a
+            # participant this process has not met yet included). It runs on its own thread in
+            # batches; waited for a moment so that the one reply, the record, the page and the
+            # lanes see one level. Later than that, or when the rules already page (then it can
+            # only make it imminent), its answer is applied in the background: reply and page.
+            pending = self.semantic.submit(text, locale)
+            if assessment.level < Level.URGENT:
+                try:
+                    opinion = await asyncio.wait_for(asyncio.shield(pending), self.ctx.settings.semantic.wait_ms / 1000)
+                except TimeoutError:
+                    late = pending
+                else:
+                    if opinion is not None:
+                        assessment = assessment.combine(opinion)
+            else:
+                late = pending
         data["assessment"] = assessment
         data["message_received_at"] = received_at
         first_time = not self._seen(event.update_id)
         if assessment.flagged and first_time and not data.get("about_someone_else"):
             data["crisis_reply_sent_at"] = await self._reply(data["bot"], private_chat_of(message), assessment.level,
                                                              locale, in_group=in_group(message))
+        if late is not None and first_time and not data.get("about_someone_else"):
+            self._in_background(self._apply_opinion(
+                data["bot"], message, text, locale, assessment, received_at, data.get("crisis_reply_sent_at"),
+                event.update_id, late, "semantic"))
         if self.second_opinion is not None and first_time and known and not data.get("about_someone_else") \
                 and self.breaker.allow():
             # Never on the critical path: the reply above did not wait, and the handler won't.
@@ -188,25 +204,41 @@ class SafetyGate(BaseMiddleware):
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    def _in_background(self, job: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(job)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def _ask_second_opinion(self, bot: Bot, message: Message, text: str, locale: str, rules: Assessment,
                                   received_at: Any, reply_sent_at: Any, update_id: int) -> None:
         """The optional LLM layer: it may raise the level (then reply and escalate), never lower it."""
+        assert self.second_opinion is not None
+        opinion: Assessment | None = None
+        try:
+            opinion = await self.second_opinion.assess(text, locale, ref=str(update_id))
+        finally:
+            self.breaker.done(answered=opinion is not None)
+        await self._apply_opinion(bot, message, text, locale, rules, received_at, reply_sent_at, update_id,
+                                  opinion, "llm")
+
+    async def _apply_opinion(self, bot: Bot, message: Message, text: str, locale: str, rules: Assessment,
+                             received_at: Any, reply_sent_at: Any, update_id: int,
+                             opinion: Assessment | Awaitable[Assessment | None] | None, source: str) -> None:
+        """A layer that answered after the rules (the LLM, a late semantic layer) may raise the
+        level: then the crisis reply for the new level and the escalation; never lower it."""
         from sqlalchemy import select
 
         from bot.db.models import Participant
         from bot.services.escalation.record import raise_after_second_opinion
 
-        assert self.second_opinion is not None and message.from_user is not None
+        assert message.from_user is not None
         try:
-            opinion: Assessment | None = None
-            try:
-                opinion = await self.second_opinion.assess(text, locale, ref=str(update_id))
-            finally:
-                self.breaker.done(answered=opinion is not None)
+            if opinion is not None and not isinstance(opinion, Assessment):
+                opinion = await opinion
             merged = rules.combine(opinion) if opinion is not None else rules
             if merged.level <= rules.level:
                 return
-            log.warning("second opinion raised update %s from %s to %s", update_id, rules.level.label,
+            log.warning("%s opinion raised update %s from %s to %s", source, update_id, rules.level.label,
                         merged.level.label)
             reply_sent_at = await self._reply(bot, private_chat_of(message), merged.level, locale,
                                               in_group=in_group(message)) or reply_sent_at
@@ -217,13 +249,14 @@ class SafetyGate(BaseMiddleware):
                     return
                 escalation, _ = await raise_after_second_opinion(
                     session, self.ctx, participant, text=text, telegram_message_id=message.message_id,
-                    assessment=merged, received_at=received_at, crisis_reply_sent_at=reply_sent_at)
+                    assessment=merged, received_at=received_at, crisis_reply_sent_at=reply_sent_at,
+                    source=f"message+{source}")
                 await session.commit()
             if escalation is not None:
                 # "Your care team has been told" follows from the outbox once a page was delivered.
                 self.ctx.wake_outbox()
         except Exception:
-            log.exception("second opinion for update %s could not be applied", update_id)
+            log.exception("%s opinion for update %s could not be applied", source, update_id)
 
     async def _reply(self, bot: Bot, chat_id: int, level: Level, locale: str, *, in_group: bool = False) -> Any:
         text = crisis_reply_text(self.ctx, level, locale)
@@ -309,6 +342,9 @@ class FlagRecorder(BaseMiddleware):
         if message is not None and in_group(message):
             await self._group_message(event, message, data)
             return await handler(event, data)
+        if message is not None and actor is None and data.get("assessment") is not None:
+            await self._support_person_text(message, data)
+            return await handler(event, data)
         if message is None or not isinstance(actor, Participant):
             return await handler(event, data)
         if data.get("assessment") is None and self.gate is not None:
@@ -318,9 +354,6 @@ class FlagRecorder(BaseMiddleware):
             if text is not None and is_private(message.chat):
                 await self.gate.assess(event, message, text, actor.locale, data, known=True)
         assessment: Assessment | None = data.get("assessment")
-        if message is not None and actor is None and data.get("assessment") is not None:
-            await self._support_person_text(message, data)
-            return await handler(event, data)
         if assessment is None:
             return await handler(event, data)
         session = data["session"]

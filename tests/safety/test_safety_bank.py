@@ -100,7 +100,8 @@ def test_the_report_shows_what_matters(rules: SafetyRules, tmp_path: Path) -> No
 
 # The same with the semantic layer, as the bot runs (bot/safety/semantic.py). It learned from dev/,
 # dev3/ and dev4/ only; the held-out figures and everyday/ (ordinary messages, measurement only) are
-# today's less a margin, measured once with the thresholds fixed beforehand on dev4/.
+# today's less a margin, measured with the thresholds fixed beforehand on dev4/. Nobody may change a
+# rule, a threshold or a dev bank to make a held-out floor pass: that would be tuning on it.
 LAYERED_FLOORS = {
     ("dev", "en"): (0.96, 0.92),
     ("dev", "es"): (0.95, 0.90),
@@ -108,16 +109,16 @@ LAYERED_FLOORS = {
     ("dev3", "es"): (0.98, 0.92),
     ("dev4", "en"): (0.85, 0.88),
     ("dev4", "es"): (0.71, 0.86),
-    ("holdout", "en"): (0.61, 0.84),
-    ("holdout", "es"): (0.68, 0.80),
-    ("holdout2", "en"): (0.51, 0.89),
-    ("holdout2", "es"): (0.47, 0.87),
+    ("holdout", "en"): (0.64, 0.84),
+    ("holdout", "es"): (0.70, 0.79),
+    ("holdout2", "en"): (0.57, 0.88),
+    ("holdout2", "es"): (0.53, 0.86),
     ("everyday", "en"): (0.82, 0.85),
-    ("everyday", "es"): (0.55, 0.72),
+    ("everyday", "es"): (0.55, 0.68),
 }
-LAYERED_HARD_NEGATIVES_PAGING = {"dev": 0.075, "dev3": 0.06, "dev4": 0.075, "holdout": 0.13, "holdout2": 0.11,
+LAYERED_HARD_NEGATIVES_PAGING = {"dev": 0.08, "dev3": 0.06, "dev4": 0.075, "holdout": 0.14, "holdout2": 0.125,
                                  "everyday": 0.16}
-LAYERED_IMMINENT_PAGING_NOBODY = {"dev": 0.03, "dev3": 0.02, "dev4": 0.20, "holdout": 0.34, "holdout2": 0.56,
+LAYERED_IMMINENT_PAGING_NOBODY = {"dev": 0.03, "dev3": 0.02, "dev4": 0.20, "holdout": 0.31, "holdout2": 0.49,
                                   "everyday": 0.20}
 
 

@@ -143,3 +143,29 @@ def test_a_fresh_encoder_loads_from_the_installed_model() -> None:
 @pytest.mark.parametrize("text", ["/digest", "/help", "ok thanks", "/goal", "Sam"])
 def test_commands_and_a_word_or_two_are_left_to_the_rules(layer: SemanticLayer, text: str) -> None:
     assert layer.assess(text).level == Level.NONE
+
+
+def test_a_guard_in_one_sentence_does_not_silence_the_next(layer: SemanticLayer) -> None:
+    text = f"my sister keeps saying she wants to die. {UNLISTED_RISK[0][0]}"
+    assert layer.assess(text).level >= Level.URGENT
+    assert layer.assess("i used to cut years ago. " + UNLISTED_RISK[0][0]).level >= Level.URGENT
+
+
+def test_a_plan_with_a_time_is_imminent(layer: SemanticLayer) -> None:
+    assert layer.assess("drove out to the quarry tonight, i keep looking at the edge").level == Level.IMMINENT
+
+
+def test_a_long_preamble_does_not_drown_the_danger(layer: SemanticLayer) -> None:
+    preamble = ("work was long and the bus was late again and my boss wanted the reports by five so i stayed "
+                "and then the store was out of the cereal the kids like and it rained the whole way home. ") * 4
+    assert layer.assess(preamble + UNLISTED_RISK[0][0]).level >= Level.URGENT
+
+
+def test_held_out_rows_are_not_copies_of_what_it_learned() -> None:
+    """Counts only (nobody reads held-out rows): near-copies would make held-out figures too good."""
+    model = SemanticModel.load()
+    for bank, allowed in (("holdout", 2), ("holdout2", 0), ("everyday", 0)):
+        texts = [json.loads(line)["text"] for file in sorted((BANKS / bank).glob("*.jsonl"))
+                 for line in file.read_text().splitlines() if line.strip()]
+        nearest = (shared_encoder().encode_many(texts) @ model.examples.T).max(axis=1)
+        assert int((nearest >= 0.95).sum()) <= allowed, bank

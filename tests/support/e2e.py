@@ -57,6 +57,9 @@ class BotProcess:
             # limits themselves set these back to Telegram's numbers.
             "sender": "backoff_base_seconds = 0.05\nbackoff_max_seconds = 0.5\nper_chat_interval_seconds = 0.01",
             "logging": 'level = "DEBUG"',
+            # Replies are read in order: wait for the semantic layer however loaded the machine is
+            # (its late answer has its own test, tests/flows/test_semantic_gate.py).
+            "semantic": "wait_ms = 5000",
         }
         # Test-specific overrides replace whole keys of the defaults above.
         for block in re.split(r"(?m)^(?=\[)", textwrap.dedent(self.extra_config).strip()):

@@ -179,9 +179,10 @@ async def raise_after_second_opinion(
     assessment: Assessment,
     received_at: datetime,
     crisis_reply_sent_at: datetime | None,
+    source: str = "message+llm",
 ) -> tuple[Escalation | None, bool]:
-    """The LLM layer raised a message's level after the rules had their say: update the stored
-    message (or store it, if it has not been written yet) and escalate."""
+    """A later layer (the LLM, or a late semantic layer) raised a message's level after the rules
+    had their say: update the stored message (or store it, if it has not been written yet) and escalate."""
     inbound = await session.scalar(
         select(InboundMessage).where(InboundMessage.participant_id == participant.id,
                                      InboundMessage.telegram_message_id == telegram_message_id))
@@ -192,7 +193,7 @@ async def raise_after_second_opinion(
     inbound.categories = _merge(inbound.categories or "", assessment.categories)
     inbound.reasons = _merge(inbound.reasons or "", assessment.reasons)
     escalation, new = await escalate(session, ctx, participant, assessment, received_at=received_at,
-                                     crisis_reply_sent_at=crisis_reply_sent_at, source="message+llm",
+                                     crisis_reply_sent_at=crisis_reply_sent_at, source=source,
                                      follow_up=False)
     if escalation is not None:
         inbound.escalation_id = escalation.id
