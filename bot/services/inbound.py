@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.checkin_models import FlowRun, FlowStatus
 from bot.db.models import UNRESOLVED, DialogState, Escalation, InboundMessage, Participant, Staff
 from bot.safety.levels import Assessment
+from bot.services.escalation.kinds import SUPPORT_SOURCE
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class Writer:
 
 def _who_is_writing_query() -> Select[Staff, Participant, DialogState, bool, bool]:
     one = select(literal(1).label("one")).subquery()
-    open_alert = exists().where(Escalation.participant_id == Participant.id, Escalation.status.in_(UNRESOLVED))
+    # Theirs only: an alert a support person's words opened is not (their messages never attach to it).
+    open_alert = exists().where(Escalation.participant_id == Participant.id, Escalation.status.in_(UNRESOLVED),
+                                Escalation.source.not_like(f"{SUPPORT_SOURCE}%"))
     open_flow = exists().where(FlowRun.participant_id == Participant.id, FlowRun.status == FlowStatus.ACTIVE)
     user: BindParameter[int] = bindparam("telegram_user_id")
     return (select(Staff, Participant, DialogState, open_alert.label("open_alert"), open_flow.label("open_flow"))

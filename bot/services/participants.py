@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -19,6 +19,7 @@ from bot.db.models import (
 from bot.services.audit import disclose
 from bot.services.calendar.attendance import attendance_export
 from bot.services.checkins.service import answers_for_export
+from bot.services.escalation.kinds import SUPPORT_SOURCE
 from bot.services.goals.service import goals_for_export
 from bot.services.instruments.service import scores_for_export
 from bot.services.learning.shelf import content_export
@@ -41,14 +42,19 @@ def _iso(value: datetime | None) -> str | None:
 
 
 async def export_own_data(session: AsyncSession, participant: Participant, now: datetime) -> bytes:
-    """Everything stored about this participant, as JSON. Recorded as a disclosure to themselves."""
+    """Everything stored about this participant, as JSON. Recorded as a disclosure to themselves.
+
+    Not in it: what their support persons wrote and the alerts it opened (those are the support
+    person's, paged to the care team under the participant's record; never shown to the participant)."""
+    theirs = Escalation.source.not_like(f"{SUPPORT_SOURCE}%")
+    supporters_alerts = select(Escalation.id).where(Escalation.participant_id == participant.id, ~theirs)
     messages = (
         await session.scalars(
             select(InboundMessage).where(InboundMessage.participant_id == participant.id).order_by(InboundMessage.id)
         )
     ).all()
     escalations = (
-        await session.scalars(select(Escalation).where(Escalation.participant_id == participant.id))
+        await session.scalars(select(Escalation).where(Escalation.participant_id == participant.id, theirs))
     ).all()
     events = (
         await session.scalars(select(ParticipantEvent).where(ParticipantEvent.participant_id == participant.id))
@@ -56,7 +62,8 @@ async def export_own_data(session: AsyncSession, participant: Participant, now: 
     actions = (
         await session.scalars(
             select(ScheduledAction).where(
-                ScheduledAction.participant_id == participant.id, ScheduledAction.staff_id.is_(None)
+                ScheduledAction.participant_id == participant.id, ScheduledAction.staff_id.is_(None),
+                or_(ScheduledAction.escalation_id.is_(None), ScheduledAction.escalation_id.not_in(supporters_alerts)),
             )
         )
     ).all()

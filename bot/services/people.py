@@ -7,7 +7,8 @@ what the bot sends and who it pages:
 
 - discharge: check-ins, nudges, session reminders and the daily read are cancelled; the
   participant gets a goodbye with the crisis numbers (a `goodbye` row, sent by the running bot);
-  the clinician is told. With `alumni`, a short check-in comes every `[discharge] alumni_every_days`.
+  the clinician is told. Their support persons' sharing ends as if revoked, and whoever had joined
+  is told plainly, without detail. With `alumni`, a short check-in comes every `[discharge] alumni_every_days`.
   A crisis written after discharge still gets the crisis reply and still pages (nothing lands
   nowhere), as for anyone the bot knows.
 - deactivation is refused while the person is the clinician or backup of anyone in care, or holds
@@ -39,6 +40,7 @@ from bot.services.enrollment import cancel_future_actions, tell_clinician
 from bot.services.escalation.coverage import in_care_statuses
 from bot.services.groups.membership import leave_groups
 from bot.services.scheduling.rows import enqueue
+from bot.services.support.service import end_with_participant
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -104,6 +106,7 @@ async def discharge(session: AsyncSession, participant: Participant, now: dateti
     await revoke_open_invites(session, now, participant_id=participant.id)
     kind = "alumni" if alumni else "discharged"
     await leave_groups(session, participant, now, kind)  # out of the cohort's group chat, at once
+    await end_with_participant(session, now, participant, by=OPERATOR)  # support persons: told plainly
     session.add(ParticipantEvent(participant_id=participant.id, kind=kind, at=now))
     audit(session, now, OPERATOR, kind, participant_id=participant.id)
     if was_reachable:

@@ -2,10 +2,13 @@
 on SQLite and PostgreSQL: the participant's /support invite with what is shared and their consent,
 the support person's own consent, what they see (only what was chosen), family reads with the
 program's crisis numbers, refused commands, their words reaching the clinician at the level the
-safety layer gives (a concern notice, an urgent page), a family-session reminder, and revoking."""
+safety layer gives (a concern notice, an urgent page) and never the participant's own record
+(/mydata, the participant's open alert), a family-session reminder, revoking, and the participant
+leaving the program (/stop, discharge) ending it."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,14 +22,19 @@ from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.db.calendar_models import ProgramSession, SessionAttendee
 from bot.db.checkin_models import CheckinAnswer
-from bot.db.models import AuditEntry, Escalation, ScheduledAction
+from bot.db.models import AuditEntry, Escalation, Participant, ScheduledAction, Staff
 from bot.db.support_models import SupportCheckin, SupportMessage, SupportPerson, SupportShare, SupportStatus
 from bot.sandbox.botapi import FakeBotAPI, RateLimits
+from bot.services.inbound import who_is_writing
+from bot.services.people import discharge
+from bot.services.support import service
 from tests.support.databases import create_postgres_database, create_sqlite_database
 from tests.support.inproc import InProcessBot, add_participant, add_staff, inproc_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CLINICIAN, PARTICIPANT, MOM, STRANGER = 7101, 7201, 7301, 7401
+OTHER_PARTICIPANT, DAD = 7202, 7302
+ENDED = "Your connection as a support person has ended"
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -79,6 +87,19 @@ async def invite_mom(bot: InProcessBot, *shares: str) -> str:
 async def scalar(bot: InProcessBot, statement: object) -> object:
     async with bot.ctx.sessionmaker() as session:
         return await session.scalar(statement)  # type: ignore[call-overload]
+
+
+async def my_data(bot: InProcessBot) -> dict:  # type: ignore[type-arg]
+    """The participant's /mydata file, as they would open it."""
+    await bot.say(PARTICIPANT, "/mydata")
+    document = bot.messages(PARTICIPANT)[-1]["document"]
+    return json.loads(bot.api.file_bytes(document["file_id"]))  # type: ignore[no-any-return]
+
+
+async def open_alert_of_participant(bot: InProcessBot) -> bool:
+    """What the update pipeline reads about the participant writing: is an alert of theirs open?"""
+    async with bot.ctx.sessionmaker() as session:
+        return (await who_is_writing(session, PARTICIPANT, None)).open_alert
 
 
 async def test_support_person_sees_only_what_was_chosen_and_loses_it_on_revoke(bot: InProcessBot) -> None:
@@ -205,10 +226,79 @@ async def test_distress_reaches_the_clinician_at_the_level_given_and_family_remi
     assert len(bot.texts(PARTICIPANT)) == before  # the participant is told nothing of it
     stored = await scalar(bot, select(func.count()).select_from(SupportMessage))
     assert stored == 2
+    # Her alert is not the participant's: not in their own export, and what they write is not
+    # taken as written during an alert of theirs.
+    mine = await my_data(bot)
+    assert mine["safety_flags"] == [] and not any(row["kind"].startswith("alert") for row in mine["scheduled"])
+    assert not await open_alert_of_participant(bot)
     # The participant's own crisis still opens an alert of their own.
     await bot.say(PARTICIPANT, "i want to kill myself tonight")
     await bot.tick()
     assert await scalar(bot, select(func.count()).select_from(Escalation)) == 2
     assert await scalar(bot, select(func.count()).select_from(ScheduledAction).where(
         ScheduledAction.kind == "crisis_line", ScheduledAction.participant_id.is_not(None))) == 1
+    assert await open_alert_of_participant(bot)
+    mine = await my_data(bot)
+    own = await scalar(bot, select(Escalation).where(Escalation.source == "message"))
+    assert isinstance(own, Escalation)
+    own_rows = await scalar(bot, select(func.count()).select_from(ScheduledAction).where(
+        ScheduledAction.escalation_id == own.id, ScheduledAction.kind.like("alert%"),
+        ScheduledAction.staff_id.is_(None), ScheduledAction.participant_id.is_not(None)))
+    assert [flag["level"] for flag in mine["safety_flags"]] == [own.level]  # theirs alone
+    assert len([row for row in mine["scheduled"] if row["kind"].startswith("alert")]) == own_rows
+
+
+async def test_the_participant_leaving_ends_it_and_the_support_person_is_told_plainly(bot: InProcessBot) -> None:
+    """/stop, or a discharge: each support person's sharing ends as if revoked, whoever had joined
+    is told plainly (nothing says why), and nothing more comes to them."""
+    token = await invite_mom(bot, "Checked in this week")
+    await bot.say(MOM, f"/start {token}")
+    await bot.press(MOM, "I agree")
+    await bot.tick()  # the planner has looked: its next look is a plan interval away
+    # Another participant, with a support person the operator set up (`iopbot invite support`).
+    async with bot.ctx.sessionmaker() as session:
+        clinician = await session.scalar(select(Staff))
+        assert clinician is not None
+        other = await add_participant(session, "P-SP2", clinician, OTHER_PARTICIPANT, START)
+        _, issued = await service.invite(session, START, bot.ctx.settings, other, "dad", frozenset(),
+                                         by=service.OPERATOR)
+        await session.commit()
+    await bot.say(DAD, f"/start {issued.token}")
+    await bot.press(DAD, "I agree")
+    await bot.tick()
+    assert "You are all set" in bot.last_text(DAD)
+
+    # The participant stops using the bot: at the planner's next look, mom is told plainly.
+    await bot.say(PARTICIPANT, "/stop")
+    await bot.press(PARTICIPANT, "Yes, stop")
+    assert "You have stopped" in bot.last_text(PARTICIPANT)
+    await bot.tick(START + timedelta(minutes=11))
+    told = bot.last_text(MOM)
+    assert ENDED in told and "988" in told and "stop" not in told.lower() and "P-SP" not in told
+    mom = await scalar(bot, select(SupportPerson).where(SupportPerson.telegram_user_id == MOM))
+    assert isinstance(mom, SupportPerson) and mom.status == SupportStatus.REVOKED
+    assert await scalar(bot, select(SupportShare.ended_at).where(SupportShare.support_person_id == mom.id))
+    assert await scalar(bot, select(AuditEntry.actor).where(AuditEntry.action == f"support_revoked:{mom.id}")) == \
+        f"participant:{mom.participant_id}"
+
+    # The other participant is discharged by the operator: dad is told at the next tick.
+    async with bot.ctx.sessionmaker() as session:
+        leaving = await session.scalar(select(Participant).where(Participant.alias == "P-SP2"))
+        assert leaving is not None
+        await discharge(session, leaving, START + timedelta(minutes=12), alumni=False)
+        await session.commit()
+    await bot.tick(START + timedelta(minutes=12))
+    told = bot.last_text(DAD)
+    assert ENDED in told and "discharge" not in told.lower() and "P-SP2" not in told
+    assert await scalar(bot, select(SupportPerson.status).where(SupportPerson.telegram_user_id == DAD)) == \
+        SupportStatus.REVOKED
+
+    # Nothing more comes to either: no weekly update or check-in, each told once.
+    seen = {who: len(bot.texts(who)) for who in (MOM, DAD)}
+    await bot.tick(weekly(7))
+    await bot.tick(weekly(14))
+    assert {who: len(bot.texts(who)) for who in (MOM, DAD)} == seen
+    assert [t for who in (MOM, DAD) for t in bot.texts(who) if ENDED in t] == [bot.last_text(MOM), bot.last_text(DAD)]
+    await bot.say(MOM, "/family")
+    assert "no longer connected" in bot.last_text(MOM)
 

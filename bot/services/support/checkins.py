@@ -26,7 +26,7 @@ from bot.db.support_models import SupportCheckin, SupportPerson, SupportStatus
 from bot.services.calendar.recurrence import local_to_utc
 from bot.services.scheduling.rows import enqueue
 from bot.services.support.safety import tell_clinician
-from bot.services.support.service import person_key
+from bot.services.support.service import end_where_participant_left, person_key
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ async def follow_with_checkin(session: AsyncSession, person: SupportPerson, upda
 
 
 class WeeklyPlanner:
-    """Plans every active support person's next week, from the tick (at most once a plan interval)."""
+    """Plans every active support person's next week, from the tick (at most once a plan interval).
+    First it ends the support of participants who left the program (/stop; a discharge ends it at
+    once): their support persons are told plainly, and nothing of theirs is planned again."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -85,6 +87,7 @@ class WeeklyPlanner:
             return
         try:
             async with self.ctx.sessionmaker() as session:
+                ended = await end_where_participant_left(session, now)
                 people = (await session.scalars(select(SupportPerson).where(
                     SupportPerson.status == SupportStatus.ACTIVE))).unique().all()
                 added = sum([await plan_week(session, person, now) for person in people])
@@ -93,6 +96,8 @@ class WeeklyPlanner:
             log.exception("planning support persons' weeks failed")  # the next tick tries again
             return
         self._last = now
+        if ended:
+            log.info("support persons: %s ended (their participant left the program)", ended)
         if added:
             log.info("support persons: %s weeks planned", added)
 

@@ -44,6 +44,8 @@ CONSENT_VERSION = "2026-12-01"
 NAME_MAX = 40
 # Who may invite: participants in the program (not someone who left or has not finished enrolling).
 MAY_INVITE = (ParticipantStatus.ACTIVE, ParticipantStatus.PAUSED)
+# A participant who left the program (/stop, discharged, alumni): their support persons' sharing ends.
+LEFT_PROGRAM = (ParticipantStatus.OPTED_OUT, ParticipantStatus.DISCHARGED, ParticipantStatus.ALUMNI)
 # Still someone the participant has: shown in /support, counts against the limit.
 CURRENT = (SupportStatus.INVITED, SupportStatus.CONSENT_PENDING, SupportStatus.ACTIVE)
 OPERATOR = "operator"
@@ -260,7 +262,8 @@ async def _end(session: AsyncSession, now: datetime, person: SupportPerson, why:
     await _cancel_pending(session, person, why)
 
 
-async def revoke(session: AsyncSession, now: datetime, person: SupportPerson, *, by: str) -> bool:
+async def revoke(session: AsyncSession, now: datetime, person: SupportPerson, *, by: str,
+                 why: str = "revoked by the participant") -> bool:
     """The participant (or staff) stops it: nothing is shared or sent from now, the link stops
     working, and a support person who had joined is told plainly, without detail. False if it was
     already over."""
@@ -269,11 +272,42 @@ async def revoke(session: AsyncSession, now: datetime, person: SupportPerson, *,
     was_active = person.status == SupportStatus.ACTIVE
     person.status = SupportStatus.REVOKED
     person.revoked_at = now
-    await _end(session, now, person, "revoked by the participant")
+    await _end(session, now, person, why)
     audit(session, now, by, f"support_revoked:{person.id}", participant_id=person.participant_id)
     if was_active and person.chat_id is not None:
         await notify_support_person(session, person, "revoked", now)
     return True
+
+
+async def end_with_participant(session: AsyncSession, now: datetime, participant: Participant, *, by: str) -> int:
+    """The participant left the program (discharged, alumni, or /stop): each of their support
+    persons' sharing ends as if revoked, and whoever had joined is told plainly, without detail
+    (nothing says why). An alert a support person's words opened goes on to its outcome. Returns
+    how many were ended."""
+    # Locked: every worker's planner may look at once; the second finds them ended and does nothing.
+    persons = (await session.scalars(
+        select(SupportPerson).where(SupportPerson.participant_id == participant.id, SupportPerson.status.in_(CURRENT))
+        .order_by(SupportPerson.id).with_for_update(of=SupportPerson))).unique().all()
+    ended = 0
+    for person in persons:
+        ended += await revoke(session, now, person, by=by, why=f"participant {participant.status}")
+    return ended
+
+
+async def end_where_participant_left(session: AsyncSession, now: datetime) -> int:
+    """Every support person still current whose participant has left the program (a /stop, or a
+    discharge that did not end them): ended as `end_with_participant` does. Run by the planner."""
+    ids = (await session.scalars(
+        select(SupportPerson.participant_id).join(Participant, SupportPerson.participant_id == Participant.id)
+        .where(Participant.status.in_(LEFT_PROGRAM), SupportPerson.status.in_(CURRENT)).distinct())).all()
+    ended = 0
+    for participant_id in ids:
+        participant = await session.get(Participant, participant_id)
+        if participant is None:
+            continue
+        by = f"participant:{participant.id}" if participant.status == ParticipantStatus.OPTED_OUT else OPERATOR
+        ended += await end_with_participant(session, now, participant, by=by)
+    return ended
 
 
 async def leave(session: AsyncSession, now: datetime, person: SupportPerson) -> None:
