@@ -25,6 +25,7 @@ from bot.db.checkin_models import CheckinAnswer
 from bot.db.models import AuditEntry, Escalation, Participant, ScheduledAction, Staff
 from bot.db.support_models import SupportCheckin, SupportMessage, SupportPerson, SupportShare, SupportStatus
 from bot.sandbox.botapi import FakeBotAPI, RateLimits
+from bot.services.enrollment import invite_participant
 from bot.services.inbound import who_is_writing
 from bot.services.people import discharge
 from bot.services.support import service
@@ -124,6 +125,15 @@ async def test_support_person_sees_only_what_was_chosen_and_loses_it_on_revoke(b
     # The same link again, or from someone else: nothing.
     await bot.say(STRANGER, f"/start {token}")
     assert "This link doesn't work" in bot.last_text(STRANGER) or "link" in bot.last_text(STRANGER)
+    # A participant's link opened by her: one Telegram account is one role; the link stays unused.
+    async with bot.ctx.sessionmaker() as session:
+        issued = await invite_participant(session, START, bot.ctx.settings, "P-SP-NEW", "dr-sp")
+        await session.commit()
+    await bot.say(MOM, f"/start {issued.token}")
+    assert "already connected to this program" in bot.last_text(MOM)
+    assert await scalar(bot, select(Participant.alias).where(Participant.telegram_user_id == MOM)) is None
+    await bot.say(MOM, "/start")  # her own help, not the hint for strangers
+    assert "/family" in bot.last_text(MOM) and "This bot is for people in a treatment program" not in bot.last_text(MOM)
 
     # The crisis read, with the program's numbers filled in.
     await bot.press(MOM, "What to do in a crisis")

@@ -1,8 +1,14 @@
-"""/start: binding an invite link, and the first thing anyone sees."""
+"""/start: binding an invite link, and the first thing anyone sees.
+
+A support person's /start is not handled here but by their own router (handlers/support.py:
+their help, their consent screen, "already connected"), whichever of the two routers the
+dispatcher asks first: a current support person's /start always, a former one's bare /start (a
+former one may open a new link of any kind, which is handled here)."""
 
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
@@ -10,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.db.models import Participant, ParticipantStatus, Staff
+from bot.db.support_models import BOUND, SupportPerson
 from bot.messaging import Replies
 from bot.safety.levels import Assessment
 from bot.services import enrollment
 from bot.services.audit import actor_label, audit
+from bot.services.support.service import find_by_telegram
 from bot.telegram.handlers import support
 from bot.telegram.handlers.help import send_help
 from bot.telegram.handlers.onboarding import Onboarding, show_consent
@@ -22,12 +30,24 @@ from bot.telegram.handlers.staff import ask_timezone as ask_staff_timezone
 router = Router(name="start")
 
 
+async def _support_person(session: AsyncSession, message: Message, actor: Staff | Participant | None,
+                          known: SupportPerson | None) -> SupportPerson | None:
+    """The support person writing (neither staff nor a participant), if it is one."""
+    if actor is not None or message.from_user is None:
+        return None
+    return known or await find_by_telegram(session, message.from_user.id)
+
+
 @router.message(CommandStart(deep_link=True))
 async def start_with_link(message: Message, command: CommandObject, actor: Staff | Participant | None,
                           session: AsyncSession, state: FSMContext, replies: Replies, ctx: AppContext,
-                          locale: str, assessment: Assessment | None = None) -> None:
+                          locale: str, assessment: Assessment | None = None,
+                          support_person: SupportPerson | None = None) -> None:
     user = message.from_user
     assert user is not None
+    person = await _support_person(session, message, actor, support_person)
+    if person is not None and person.status in BOUND:
+        raise SkipHandler  # a current support person's (module docstring)
     now = ctx.clock.now()
     result, who = await enrollment.redeem_invite(
         session, now, command.args or "", user.id, message.chat.id, user.language_code
@@ -59,7 +79,10 @@ async def start_with_link(message: Message, command: CommandObject, actor: Staff
 
 @router.message(CommandStart())
 async def start_plain(message: Message, actor: Staff | Participant | None, state: FSMContext,
-                      replies: Replies, ctx: AppContext, locale: str) -> None:
+                      replies: Replies, ctx: AppContext, locale: str, session: AsyncSession,
+                      support_person: SupportPerson | None = None) -> None:
+    if await _support_person(session, message, actor, support_person) is not None:
+        raise SkipHandler  # a support person's, current or former (module docstring)
     if actor is None:
         replies.text(message.chat.id, ctx.t("unknown.hint", locale))
     elif isinstance(actor, Participant) and actor.status == ParticipantStatus.CONSENT_PENDING:
