@@ -8,13 +8,15 @@ participant, so what a visitor sees was made by the same code a real program run
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -37,6 +39,9 @@ from bot.services.local_time import jitter_seconds, local_date, parse_hhmm, plan
 from bot.services.medications.schedule import reminder_key
 from bot.services.medications.service import add_reminder, set_consent
 from bot.services.scheduling.hooks import participant_schedule_changed
+
+if TYPE_CHECKING:
+    from bot.sandbox.botapi import FakeBotAPI
 
 PersonaKind = Literal["staff", "participant", "new", "support"]
 
@@ -491,6 +496,7 @@ async def seed_records(session: AsyncSession, ctx: AppContext, now: datetime) ->
     for n in range(1, max(count, 1) + 1):
         await _ensure_new_user(session, now, ctx.settings, new_user_persona(n), demo)
     await seed_sessions(session, ctx, now)
+    await seed_group_agreements(session, ctx, now)
     return demo
 
 
@@ -531,6 +537,159 @@ async def seed_sessions(session: AsyncSession, ctx: AppContext, now: datetime) -
     group = await calendar.get_or_create_group(session, DEMO_GROUP, now)
     members = (await session.scalars(select(Participant).where(Participant.alias.in_(["P-101", "P-102"])))).all()
     await calendar.set_membership(session, ctx.settings, group, members, now, member=True)
+
+
+# The cohort's group chat (#17): a supergroup Dr. Rivera made for the evening-iop cohort, with the
+# bot as an admin, linked with /linkgroup. Its Telegram id, and what it is called.
+GROUP_CHAT_ID = -1001000000101
+GROUP_TITLE = "Evening IOP peer chat"
+# The participants who accepted the group's confidentiality agreement (and so are let in), and when.
+GROUP_AGREED = ("P-101", "P-102")
+GROUP_AGREED_DAYS_AGO = MID_PROGRAM_DAYS - 2
+# What peers wrote after the week's discussion prompt (the first of content/<locale>/group_prompts/,
+# "one small thing that went well"): persona key and words. Demo text, not real people; nothing in it
+# names anyone, and none of it is a worry for the safety layer.
+GROUP_MESSAGES = (
+    ("alex", "Small win: I cooked dinner at home three nights this week instead of grabbing takeout."),
+    ("sam", "That's a good one. Mine: I went to the Tuesday meeting even though I almost talked myself out of it."),
+    ("alex", "Showing up when you don't feel like it counts double. Glad you went."),
+)
+GROUP_SEED_WAIT_SECONDS = 20.0
+DEMO_PROMPT = "prompt:sandbox-demo"  # the outbox key of the prompt the demo posts at start
+
+
+async def seed_group_agreements(session: AsyncSession, ctx: AppContext, now: datetime) -> None:
+    """GROUP_AGREED accepted the group agreement (the current version) two days into the program, as
+    the agreement's button stores it. Idempotent."""
+    from bot.db.group_models import GroupAgreement
+    from bot.services.groups import membership
+
+    version = ctx.settings.groups.agreement_version
+    for alias in GROUP_AGREED:
+        participant = await session.scalar(select(Participant).where(Participant.alias == alias))
+        if participant is None or await membership.agreement_accepted(session, participant.id, version):
+            continue
+        await membership.accept_agreement(session, ctx.settings, participant, now)
+        agreement = await session.scalar(select(GroupAgreement).where(
+            GroupAgreement.participant_id == participant.id, GroupAgreement.version == version))
+        if agreement is not None:
+            agreement.accepted_at = now - timedelta(days=GROUP_AGREED_DAYS_AGO)
+
+
+@dataclass(frozen=True)
+class DemoGroup:
+    """The cohort's group chat as the sandbox left it: for the start-up message."""
+
+    chat_id: int
+    title: str
+    members: list[str]  # participant aliases inside (staff views only)
+    prompt_waits: bool  # the discussion prompt waits for the end of the group's quiet hours
+
+
+async def open_cohort_group(api: FakeBotAPI, ctx: AppContext, demo: DemoProgram) -> DemoGroup:
+    """The cohort's group chat, made through the running bot as a program makes one: the therapist
+    creates the supergroup and adds the bot as an admin, sends `/linkgroup evening-iop` in it, adds
+    the participants who accepted the agreement (the bot checks each and welcomes them), the week's
+    discussion prompt is queued, and peers answer it. Run once the bot polls and the therapist is
+    enrolled. On a kept database the group is linked already; the local Bot API forgets it between
+    runs, so it is made again with its members on record, quietly (no second welcome or messages)."""
+    from bot.db.group_models import GroupChat, GroupMember, MemberStatus
+    from bot.services.groups import posting
+
+    therapist = demo.personas["therapist"]
+
+    async def linked_chat() -> GroupChat | None:
+        async with ctx.sessionmaker() as session:
+            return await session.scalar(select(GroupChat).where(GroupChat.telegram_chat_id == GROUP_CHAT_ID,
+                                                                GroupChat.cohort_id.is_not(None)))
+
+    async def member_ids() -> list[int]:
+        async with ctx.sessionmaker() as session:
+            rows = await session.scalars(select(GroupMember.participant_id).join(
+                GroupChat, GroupChat.id == GroupMember.group_chat_id).where(
+                GroupChat.telegram_chat_id == GROUP_CHAT_ID, GroupMember.status == MemberStatus.MEMBER,
+                GroupMember.participant_id.is_not(None)))
+            ids = [i for i in rows.all() if i is not None]
+            users = await session.scalars(select(Participant.telegram_user_id).where(Participant.id.in_(ids)))
+            return [u for u in users.all() if u is not None]
+
+    async def aliases() -> list[str]:
+        users = set(await member_ids())
+        return sorted(p.alias for p in demo.personas.values() if p.kind == "participant" and p.user_id in users)
+
+    if await linked_chat() is not None:  # a kept database: the group again, with whoever is in it
+        if GROUP_CHAT_ID not in _groups_in(api):
+            api.create_group(GROUP_CHAT_ID, therapist.user_id, title=GROUP_TITLE, members=await member_ids())
+        return DemoGroup(GROUP_CHAT_ID, GROUP_TITLE, await aliases(), prompt_waits=False)
+
+    api.create_group(GROUP_CHAT_ID, therapist.user_id, title=GROUP_TITLE)
+    await _until(lambda: _bot_knows_group(ctx), "the bot did not record being added to the demo group")
+    api.group_message(GROUP_CHAT_ID, therapist.user_id, f"/linkgroup {DEMO_GROUP}", first_name=therapist.first_name)
+    await _until(lambda: _truthy(linked_chat()), "the bot did not link the demo group (/linkgroup)")
+    async with ctx.sessionmaker() as session:
+        agreed = (await session.scalars(select(Participant.telegram_user_id).where(
+            Participant.alias.in_(GROUP_AGREED)))).all()
+    for user_id in agreed:
+        if user_id is not None:
+            api.add_to_group(GROUP_CHAT_ID, user_id, by=therapist.user_id)
+    await _until(lambda: _has_all(member_ids(), {u for u in agreed if u is not None}),
+                 "the bot did not take the demo participants into the group")
+    now = ctx.clock.now()
+    chat = await linked_chat()
+    assert chat is not None
+    async with ctx.sessionmaker() as session:
+        await posting.post(session, ctx.settings, chat, posting.PROMPT, now, unique=DEMO_PROMPT)
+        await session.commit()
+    ctx.wake_outbox()
+    waits = posting.quiet_until(ctx.settings, now) is not None
+    if not waits:  # the prompt first, then the answers (the linked notice and welcomes come before it)
+        key = f"{posting.POST}:{chat.id}:{DEMO_PROMPT}"
+        await _until(lambda: _row_sent(ctx, key), "the demo group's discussion prompt was not posted")
+    for key, text in GROUP_MESSAGES:
+        persona = demo.personas[key]
+        api.group_message(GROUP_CHAT_ID, persona.user_id, text, first_name=persona.first_name)
+    return DemoGroup(GROUP_CHAT_ID, GROUP_TITLE, await aliases(), prompt_waits=waits)
+
+
+def _groups_in(api: FakeBotAPI) -> set[int]:
+    from bot.sandbox.botapi import ControlError
+
+    try:
+        api.group(GROUP_CHAT_ID)
+    except ControlError:  # no such group (yet)
+        return set()
+    return {GROUP_CHAT_ID}
+
+
+async def _bot_knows_group(ctx: AppContext) -> bool:
+    from bot.db.group_models import GroupChat
+
+    async with ctx.sessionmaker() as session:
+        status = await session.scalar(select(GroupChat.bot_status).where(GroupChat.telegram_chat_id == GROUP_CHAT_ID))
+    return status == "administrator"
+
+
+async def _truthy(value: Awaitable[object]) -> bool:
+    return bool(await value)
+
+
+async def _has_all(found: Awaitable[list[int]], wanted: set[int]) -> bool:
+    return wanted <= set(await found)
+
+
+async def _row_sent(ctx: AppContext, key: str) -> bool:
+    async with ctx.sessionmaker() as session:
+        status = await session.scalar(select(ScheduledAction.status).where(ScheduledAction.key == key))
+    return status == ActionStatus.SENT
+
+
+async def _until(check: Callable[[], Awaitable[bool]], failure: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GROUP_SEED_WAIT_SECONDS
+    while not await check():
+        if loop.time() > deadline:
+            raise RuntimeError(f"{failure} within {GROUP_SEED_WAIT_SECONDS:.0f} s; see the log (--verbose)")
+        await asyncio.sleep(0.05)
 
 
 async def add_new_user(session: AsyncSession, ctx: AppContext, now: datetime, demo: DemoProgram) -> Persona:

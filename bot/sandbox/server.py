@@ -43,6 +43,7 @@ from bot.sandbox.demo import (
     Persona,
     add_new_user,
     has_open_alert,
+    open_cohort_group,
     seed_records,
 )
 from bot.sandbox.timetravel import BotClock
@@ -179,6 +180,15 @@ class Sandbox:
             program_timezone=settings.program.default_timezone, add_new_user=new_user,
         )
         await self._accept_staff_invites(page, demo)
+        # The cohort's group chat (#17): the page shows private chats only; the group is in the
+        # local Bot API, where its test controls read it and write in it as a member.
+        group = await open_cohort_group(self.api, ctx, demo)
+        self.say(f"  Cohort group chat: {group.title!r}, chat id {group.chat_id}, members {', '.join(group.members)} "
+                 f"and the therapist; read it at {api_base}/_control/chats/{group.chat_id}, write as a member with "
+                 f"POST {api_base}/_control/groups/{group.chat_id}/messages {{\"user_id\": 2001, \"text\": ...}}")
+        if group.prompt_waits:
+            self.say("  (the bot posts nothing in the group during its quiet hours: the discussion prompt and the "
+                     "welcomes come at their end; move the clock to see them)")
         await self._raise_demo_alert(page, demo)
 
         self.page_runner = web.AppRunner(page.app(), access_log=None, shutdown_timeout=1.0)
