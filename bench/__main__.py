@@ -7,6 +7,7 @@
     python -m bench --only inbound,safety    a subset (inbound, outbound, crisis, scheduler, safety, caseload,
                                              scale_out)
     python -m bench --full     also the scheduler at 100,000 participants on PostgreSQL (+2 minutes)
+    python -m bench --no-semantic   the semantic safety layer off (as shipped it is on)
 
 Figures compared with each other (full pipeline vs a bare bot, achieved vs configured rate) are
 measured side by side in one run, because the machine may be shared: the load average before and
@@ -259,7 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true",
                         help="scheduler scale on PostgreSQL at 100,000 participants too (+2 minutes)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {', '.join(NAMES)}")
+    parser.add_argument("--no-semantic", action="store_true",
+                        help="[semantic] enabled = false (the pipeline alone; inbound measures both anyway)")
     args = parser.parse_args(argv)
+    if args.no_semantic:
+        from bench import support
+
+        support.SEMANTIC = False
     global FULL
     FULL = args.full
     chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(NAMES)
@@ -278,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{about['memory_gb']} GB, Python {about['python']}, {about['platform']}")
     print(f"load average {about['load_average_1m']} at the start: this machine is shared; figures compared with each "
           "other are measured in the same run. Log: " + str(log_path), flush=True)
+    if args.no_semantic:
+        print("[semantic] enabled = false: the pipeline alone (as shipped the semantic layer is on)", flush=True)
     started = time.monotonic()
     results: dict[str, Any] = {}
     table: list[Row] = []

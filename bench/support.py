@@ -243,10 +243,21 @@ async def seed(url: str, *, participants: int, staff: int = 1, user_offset: int 
 # --------------------------------------------------------------------------------------------
 
 
+# `python -m bench --no-semantic`: the semantic safety layer off in every benchmark that does not
+# choose for itself (the inbound one measures both); None: as config.toml ships it.
+SEMANTIC: bool | None = None
+
+
 def bench_settings(api_base: str, db_url: str, **changes: dict[str, Any]) -> Any:
     """config.toml's settings pointed at the local Bot API and `db_url`; `changes` maps a section
     name to the fields to change in it, e.g. sender={"messages_per_second": 100.0}."""
     from bot.config import load_settings
+
+    if SEMANTIC is not None and "semantic" not in changes:
+        from bot.config import Settings
+
+        if "semantic" in Settings.__dataclass_fields__:
+            changes = {**changes, "semantic": {"enabled": SEMANTIC}}
 
     s = load_settings(REPO / "config.toml", env={"BOT_TOKEN": DEFAULT_TOKEN})
     s = s.replace(
