@@ -335,6 +335,18 @@ class SemanticLayer:
         return Assessment(level, (category,), (REASON, construct_reason(construct, "by meaning")))
 
 
+def _lower_priority() -> None:
+    """Run the layer's thread at a lower CPU priority (Linux: a thread's own nice value). Under a
+    burst it is the one that falls behind — its late answers still page — not the event loop that
+    sends the rules' crisis replies and the pages."""
+    import contextlib
+    import os
+    import threading
+
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: same priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class SemanticSecondOpinion:
     """The semantic layer as the safety gate uses it: off the event loop, in batches.
 
@@ -353,7 +365,8 @@ class SemanticSecondOpinion:
         self.max_queue = max_queue
         self._queue: list[tuple[str, str, asyncio.Future[Assessment | None]]] = []
         self._worker: asyncio.Task[None] | None = None
-        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic")
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic",
+                                                             initializer=_lower_priority)
         self.assessed = 0
         self.skipped = 0
 

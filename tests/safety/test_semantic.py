@@ -169,3 +169,19 @@ def test_held_out_rows_are_not_copies_of_what_it_learned() -> None:
                  for line in file.read_text().splitlines() if line.strip()]
         nearest = (shared_encoder().encode_many(texts) @ model.examples.T).max(axis=1)
         assert int((nearest >= 0.95).sum()) <= allowed, bank
+
+
+async def test_its_thread_yields_the_cpu_to_the_event_loop(layer: SemanticLayer) -> None:
+    """Under a burst the layer falls behind (its late answers still page), not the crisis replies."""
+    import os
+    import sys
+    import threading
+
+    opinion = SemanticSecondOpinion(layer)
+    try:
+        thread_id = await asyncio.get_running_loop().run_in_executor(opinion._thread, threading.get_native_id)
+        if sys.platform.startswith("linux"):
+            assert os.getpriority(os.PRIO_PROCESS, thread_id) > os.getpriority(os.PRIO_PROCESS,
+                                                                                threading.get_native_id())
+    finally:
+        await opinion.aclose()
