@@ -21,7 +21,9 @@ async def test_webhook_mode_checks_the_secret(tmp_path: Path, botapi: FakeBotAPI
     worker = WorkerBot(tmp_path, botapi.base_url or "", db_url, "webhook")
     before = len(await control.requests(method="setWebhook"))  # the module's Bot API is shared
     printed = await register_webhook(worker, control, [])  # once, by the operator: no worker sets it
-    assert "webhook set" in printed and "callback_query, edited_message, message" in printed, printed
+    # Every kind the bot handles, the peer groups' member updates included (asked for by name).
+    assert "webhook set" in printed and ("callback_query, chat_join_request, chat_member, edited_message, message, "
+                                         "my_chat_member") in printed, printed
     worker.start()
     try:
         await worker.wait_listening()
