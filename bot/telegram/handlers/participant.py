@@ -16,6 +16,7 @@ from bot.services.audit import actor_label, audit
 from bot.services.groups.membership import leave_groups
 from bot.services.participants import export_own_data
 from bot.services.scheduling.hooks import participant_schedule_changed
+from bot.services.support.service import end_with_participant
 from bot.telegram.filters import IsEnrolledParticipant
 from bot.telegram.handlers.onboarding import settings_summary
 
@@ -72,6 +73,8 @@ async def stop_answer(query: CallbackQuery, actor: Participant, session: AsyncSe
     await state.clear()
     await enrollment.opt_out(session, actor, ctx.clock.now())
     await leave_groups(session, actor, ctx.clock.now(), "opted_out")  # out of the cohort's group chat, at once
+    # Their support persons' sharing ends now too (as a revoke by them), not at the planner's next look.
+    await end_with_participant(session, ctx.clock.now(), actor, by=f"participant:{actor.id}")
     replies.outbox_due = True  # the clinician's notice goes out now, not at the next tick
     replies.text(actor.chat_id or 0, ctx.t("stop.done", actor.locale))
 
