@@ -320,6 +320,24 @@ class GroupSettings:
     mute_hours: float = 24.0
 
 
+SUPPORT_CHECKIN_DAYS = ("joined", *WEEKDAYS)
+
+
+@dataclass(frozen=True)
+class SupportSettings:
+    # Support persons (README "Support persons"). Once a week a support person gets the line the
+    # participant chose to share, then their own check-in: on `checkin_day` ("joined": the weekday
+    # they joined; or "monday".."sunday"), at `checkin_time` in their time zone, from a week after.
+    checkin_day: str = "joined"
+    checkin_time: str = "18:00"
+    # A week they rate this low or lower (0-10) tells the participant's clinician (a notice, no page).
+    low_score: int = 2
+    # How long a support person's invite link works (single use), in days.
+    invite_days: float = 7.0
+    # A participant may have at most this many support persons at a time.
+    max_per_participant: int = 3
+
+
 @dataclass(frozen=True)
 class CrisisResources:
     """Fixed lines of the crisis reply for one locale. No generated text, ever."""
@@ -367,6 +385,7 @@ class Settings:
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     discharge: DischargeSettings = field(default_factory=DischargeSettings)
     groups: GroupSettings = field(default_factory=GroupSettings)
+    support: SupportSettings = field(default_factory=SupportSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     crisis: dict[str, CrisisResources] = field(
         default_factory=lambda: {"en": CrisisResources(), "es": CrisisResources()}
@@ -455,6 +474,7 @@ SECTIONS: dict[str, type] = {
     "coverage": CoverageSettings,
     "discharge": DischargeSettings,
     "groups": GroupSettings,
+    "support": SupportSettings,
     "health": HealthSettings,
     "logging": LoggingSettings,
 }
@@ -549,6 +569,9 @@ RANGES: dict[tuple[str, str], Range] = {
     ("groups", "messages_per_minute"): Range(1, 20),
     ("groups", "invite_hours"): Range(0, 168, above_low=True),
     ("groups", "mute_hours"): Range(0, 8760, above_low=True),
+    ("support", "low_score"): Range(0, 9),
+    ("support", "invite_days"): Range(0, 90, above_low=True),
+    ("support", "max_per_participant"): Range(1, 10),
     ("health", "max_tick_age_seconds"): Range(0, 86400, above_low=True),
     ("health", "listen_port"): Range(0, 65535, zero_means="off"),
 }
@@ -711,6 +734,7 @@ def _validate(s: Settings, where: str) -> None:
             _check_text(getattr(crisis, key), f"{where} [crisis.{locale}] {key}", example='"988"')
         _check_url(crisis.chat_url, f"{where} [crisis.{locale}] chat_url")
     _check_groups(s.groups, where)
+    _check_support(s.support, where)
     _check_health(s, where)
     if s.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{where} [logging] level must be DEBUG, INFO, WARNING or ERROR, not {s.logging.level!r}")
@@ -740,6 +764,15 @@ def _check_groups(g: GroupSettings, where: str) -> None:
                               f"not {getattr(g, key)!r}")
     _check_text(g.agreement_version, f"{where} [groups] agreement_version", pattern=r"[A-Za-z0-9._-]{1,40}",
                 example='"2026-12-01"')
+
+
+def _check_support(p: SupportSettings, where: str) -> None:
+    if p.checkin_day not in SUPPORT_CHECKIN_DAYS:
+        raise ConfigError(f"{where} [support] checkin_day must be \"joined\" (the weekday the support person "
+                          f"joined) or one of {', '.join(WEEKDAYS)}, not {p.checkin_day!r}")
+    if not _HHMM.match(p.checkin_time):
+        raise ConfigError(f"{where} [support] checkin_time must be a 24-hour time like \"18:00\" (the support "
+                          f"person's time zone), not {p.checkin_time!r}")
 
 
 def _check_instruments(i: InstrumentSettings, where: str) -> None:

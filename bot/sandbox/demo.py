@@ -184,7 +184,7 @@ async def _ensure_support_person(session: AsyncSession, ctx: AppContext, now: da
         raise RuntimeError(f"could not enroll the demo's support person {persona.alias}: {opened.result}")
     # Her consent, as `service.agree` records it (without telling Sam again: that was a week ago).
     person.status, person.consent_version, person.consented_at = SupportStatus.ACTIVE, service.CONSENT_VERSION, invited
-    await checkins.plan_week(session, person, now)
+    await checkins.plan_week(session, person, now, ctx.settings.support)
 
 
 async def _ensure_new_user(session: AsyncSession, now: datetime, settings: Settings, persona: Persona,

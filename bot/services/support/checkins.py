@@ -1,26 +1,27 @@
 """A support person's week: the line the participant chose to share, then their own check-in
-("how are you doing?", 0-10 and an optional line), once a week at WEEKLY_TIME in their time zone,
-on the weekday they joined, from a week after they joined.
+("how are you doing?", 0-10 and an optional line), once a week at `[support] checkin_time` in their
+time zone, on `[support] checkin_day` (by default the weekday they joined), from a week after they joined.
 
 The update is a row planned ahead by `WeeklyPlanner` (keyed by the local date, so a restart neither
 loses nor repeats one) and rendered when sent: it reads what is shared at that moment (nothing
 after a revocation: the rows are cancelled then too). The check-in's row is added by the update's
 sender once the update is done (sent, or nothing to share), due at once, so the question always
 comes after the update and stays the last message, even when both are late (a bot that was down,
-a slow tick): two rows due together are sent side by side, in no fixed order. A score at or below LOW_SCORE tells the
-participant's clinician as a concern (no page); the optional line passes the safety gate like any
-message (bot/services/support/safety.py).
+a slow tick): two rows due together are sent side by side, in no fixed order. A score at or below
+`[support] low_score` tells the participant's clinician as a concern (no page); the optional line
+passes the safety gate like any message (bot/services/support/safety.py).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.config import WEEKDAYS, SupportSettings
 from bot.context import AppContext
 from bot.db.support_models import SupportCheckin, SupportPerson, SupportStatus
 from bot.services.calendar.recurrence import local_to_utc
@@ -32,21 +33,22 @@ log = logging.getLogger(__name__)
 
 UPDATE_KIND = "support_update"  # the weekly line the participant shares
 CHECKIN_KIND = "support_checkin"  # "how are you doing?"
-WEEKLY_TIME = time(18, 0)
-LOW_SCORE = 2  # a week rated this or lower tells the participant's clinician (a concern)
 SCORES = range(11)
 
 
-def next_week_slot(person: SupportPerson, now: datetime) -> datetime:
-    """The next weekly time after `now`, never before a week after they joined."""
+def next_week_slot(person: SupportPerson, now: datetime, support: SupportSettings) -> datetime:
+    """The next weekly time after `now` (`[support] checkin_day` and `checkin_time`, their time
+    zone), never before a week after they joined."""
     tz = ZoneInfo(person.timezone)
     joined = person.consented_at or now
-    weekday = joined.astimezone(tz).weekday()
+    at = datetime.strptime(support.checkin_time, "%H:%M").time()
+    weekday = (joined.astimezone(tz).weekday() if support.checkin_day == "joined"
+               else WEEKDAYS.index(support.checkin_day))
     base = max(now, joined + timedelta(days=6))
     day = base.astimezone(tz).date()
     while True:
         if day.weekday() == weekday:
-            when = local_to_utc(datetime.combine(day, WEEKLY_TIME), tz)
+            when = local_to_utc(datetime.combine(day, at), tz)
             if when > base:
                 return when
         day += timedelta(days=1)
@@ -56,9 +58,9 @@ def local_day(person: SupportPerson, when: datetime) -> date:
     return when.astimezone(ZoneInfo(person.timezone)).date()
 
 
-async def plan_week(session: AsyncSession, person: SupportPerson, now: datetime) -> bool:
+async def plan_week(session: AsyncSession, person: SupportPerson, now: datetime, support: SupportSettings) -> bool:
     """The person's next update row (idempotent; its sender adds the check-in). True when added."""
-    when = next_week_slot(person, now)
+    when = next_week_slot(person, now, support)
     return await enqueue(session, kind=UPDATE_KIND, key=person_key(person.id, f"update:{local_day(person, when)}"),
                          due_at=when, payload={"support_person_id": person.id}, now=now)
 
@@ -90,7 +92,7 @@ class WeeklyPlanner:
                 ended = await end_where_participant_left(session, now)
                 people = (await session.scalars(select(SupportPerson).where(
                     SupportPerson.status == SupportStatus.ACTIVE))).unique().all()
-                added = sum([await plan_week(session, person, now) for person in people])
+                added = sum([await plan_week(session, person, now, self.ctx.settings.support) for person in people])
                 await session.commit()
         except Exception:
             log.exception("planning support persons' weeks failed")  # the next tick tries again
@@ -115,13 +117,14 @@ async def open_checkin(session: AsyncSession, person: SupportPerson, now: dateti
 
 
 async def record_score(session: AsyncSession, person: SupportPerson, checkin: SupportCheckin, score: int,
-                       now: datetime) -> None:
-    """Their 0-10. A low one tells the participant's clinician (about the support person, no page)."""
+                       now: datetime, *, low_score: int) -> None:
+    """Their 0-10. One at or below `low_score` (`[support] low_score`) tells the participant's
+    clinician (about the support person, no page)."""
     if score not in SCORES:
         raise ValueError(f"score {score} is not 0-10")
     first = checkin.score is None
     checkin.score, checkin.answered_at = score, now
-    if first and score <= LOW_SCORE:
+    if first and score <= low_score:
         await tell_clinician(session, person, now, about=False, reason="low_score")
 
 

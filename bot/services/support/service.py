@@ -37,8 +37,6 @@ from bot.services.audit import audit
 from bot.services.enrollment import IssuedInvite, hash_token
 from bot.services.scheduling.rows import enqueue
 
-# How many support persons a participant may have at once (invited, opening the link, or active).
-MAX_PER_PARTICIPANT = 3
 # The version of both consent texts (content/<locale>/ui/support.toml): stored with each consent.
 CONSENT_VERSION = "2026-12-01"
 NAME_MAX = 40
@@ -152,11 +150,13 @@ async def invite(session: AsyncSession, now: datetime, settings: Settings, parti
     if name is not None and cleaned is None:
         raise SupportError(f"the support person's name must be one line of 1-{NAME_MAX} characters, "
                            "like \"mom\" or a first name")
-    if len(await supports_of(session, participant.id)) >= MAX_PER_PARTICIPANT:
-        raise SupportError(f"participant {participant.alias!r} already has {MAX_PER_PARTICIPANT} support persons; "
+    most = settings.support.max_per_participant
+    if len(await supports_of(session, participant.id)) >= most:
+        raise SupportError(f"participant {participant.alias!r} already has {most} support persons "
+                           "([support] max_per_participant); "
                            "revoke one first")
     token = secrets.token_urlsafe(24)  # 32 characters, the shape of every invite (the safety gate skips it)
-    expires = now + timedelta(days=settings.enrollment.invite_ttl_days)
+    expires = now + timedelta(days=settings.support.invite_days)
     person = SupportPerson(
         participant_id=participant.id, alias=await _next_alias(session, participant), name=cleaned,
         status=SupportStatus.INVITED, token_hash=hash_token(token), invite_expires_at=expires, invited_by=by,

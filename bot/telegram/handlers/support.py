@@ -191,7 +191,7 @@ async def consent_answer(query: CallbackQuery, support_person: SupportPerson, se
         replies.outbox_due = True
         return
     await service.agree(session, now, support_person)
-    await checkins.plan_week(session, support_person, now)
+    await checkins.plan_week(session, support_person, now, ctx.settings.support)
     replies.text(chat, ctx.t("support.welcome", locale), _family_menu(ctx, locale))
     replies.outbox_due = True
 
@@ -281,7 +281,8 @@ async def checkin_score(query: CallbackQuery, support_person: SupportPerson, ses
             or support_person.status != SupportStatus.ACTIVE or now - checkin.asked_at > timedelta(days=6)):
         replies.notice(ctx.t("support.checkin_expired", locale))
         return
-    await checkins.record_score(session, support_person, checkin, score, now)
+    await checkins.record_score(session, support_person, checkin, score, now,
+                                low_score=ctx.settings.support.low_score)
     await state.set_state(SupportCheckinNote.note)
     await state.set_data({"checkin_id": checkin.id, "asked_at": now.isoformat()})
     replies.text(chat, ctx.t("support.ask_note", locale),
@@ -291,7 +292,7 @@ async def checkin_score(query: CallbackQuery, support_person: SupportPerson, ses
 
 async def _checkin_done(checkin: SupportCheckin | None, support_person: SupportPerson, replies: Replies,
                         ctx: AppContext) -> None:
-    hard = checkin is not None and checkin.score is not None and checkin.score <= checkins.LOW_SCORE
+    hard = checkin is not None and checkin.score is not None and checkin.score <= ctx.settings.support.low_score
     replies.text(support_person.chat_id or 0,
                  ctx.t("support.checkin_hard" if hard else "support.checkin_done", support_person.locale))
 
@@ -346,7 +347,7 @@ async def anything_else(message: Message, support_person: SupportPerson, replies
 async def _overview(session: AsyncSession, ctx: AppContext, actor: Participant) -> tuple[str, Any]:
     people = await service.supports_of(session, actor.id)
     pairs = [(p, await service.shares_of(session, p.id)) for p in people]
-    return views.overview(ctx, actor.locale, pairs, len(people) < service.MAX_PER_PARTICIPANT)
+    return views.overview(ctx, actor.locale, pairs, len(people) < ctx.settings.support.max_per_participant)
 
 
 @participants.message(Command("support"))
@@ -362,8 +363,9 @@ async def support_command(message: Message, actor: Participant, session: AsyncSe
 @participants.callback_query(F.data == views.INVITE)
 async def invite_button(query: CallbackQuery, actor: Participant, session: AsyncSession, state: FSMContext,
                         replies: Replies, ctx: AppContext) -> None:
-    if len(await service.supports_of(session, actor.id)) >= service.MAX_PER_PARTICIPANT:
-        replies.text(actor.chat_id or 0, ctx.t("support.too_many", actor.locale, count=service.MAX_PER_PARTICIPANT))
+    if len(await service.supports_of(session, actor.id)) >= ctx.settings.support.max_per_participant:
+        replies.text(actor.chat_id or 0, ctx.t("support.too_many", actor.locale,
+                                               count=ctx.settings.support.max_per_participant))
         return
     await state.set_state(SupportInvite.name)
     await state.set_data({"asked_at": ctx.clock.now().isoformat()})
@@ -447,13 +449,13 @@ async def create_link(query: CallbackQuery, actor: Participant, session: AsyncSe
         person, issued = await service.invite(session, ctx.clock.now(), ctx.settings, actor, str(data.get("name", "")),
                                               frozenset(data.get("items", [])), by=actor_label(actor))
     except service.SupportError:
-        replies.text(chat, ctx.t("support.too_many", locale, count=service.MAX_PER_PARTICIPANT))
+        replies.text(chat, ctx.t("support.too_many", locale, count=ctx.settings.support.max_per_participant))
         return
     username = ctx.settings.telegram.bot_username
     if not username and query.bot is not None:
         username = (await query.bot.me()).username or ""
     replies.text(chat, ctx.t("support.link_for_you", locale, name=person.label,
-                             days=f"{ctx.settings.enrollment.invite_ttl_days:g}"))
+                             days=f"{ctx.settings.support.invite_days:g}"))
     replies.text(chat, ctx.t("support.link_to_forward", locale, program=_program(ctx, locale),
                              link=issued.link(username or "")))
 
