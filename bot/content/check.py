@@ -28,8 +28,8 @@ def check_content(
     content_dir: Path, *, grade_limit: float = DEFAULT_GRADE_LIMIT, tracks: Collection[str] | None = None
 ) -> list[Problem]:
     """Every problem under `content_dir`, sorted by file and line: the library (psychoeducation and
-    skills), the check-in questionnaires, the instruments (PHQ-9, GAD-7...), the UI texts (ui.toml)
-    and the safety rules.
+    skills), the check-in questionnaires, the instruments (PHQ-9, GAD-7...), the UI texts (ui.toml),
+    the safety rules, the group discussion prompts and the family reads for support persons.
 
     Drafts are checked like everything else and reported as not delivered (a warning). A clinician's
     broken edit is caught here, before a restart would refuse it. `tracks`: the program's
@@ -52,6 +52,10 @@ def check_content(
         from bot.content.group_prompts import load_group_prompts
 
         problems += load_group_prompts(content_dir)[1]
+    if any(content_dir.glob("*/family/*")):  # support persons' family reads (same checks as snippets)
+        from bot.content.family import load_family
+
+        problems += load_family(content_dir, grade_limit=grade_limit).problems
     return sorted(set(problems))
 
 
