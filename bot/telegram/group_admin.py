@@ -77,3 +77,18 @@ class TelegramGroupAdmin:
             await self.bot.revoke_chat_invite_link(chat_id, link)
         except TelegramAPIError as exc:
             raise _failed(exc) from exc
+
+    async def create_topic(self, chat_id: int, title: str) -> int:
+        try:
+            topic = await self.bot.create_forum_topic(chat_id, title[:128])
+        except TelegramAPIError as exc:
+            raise _failed(exc) from exc
+        return topic.message_thread_id
+
+    async def close_topic(self, chat_id: int, topic_id: int) -> None:
+        try:
+            await self.bot.close_forum_topic(chat_id, topic_id)
+        except TelegramAPIError as exc:
+            if "TOPIC_NOT_MODIFIED" in exc.message:  # closed already (by hand in Telegram)
+                return
+            raise _failed(exc) from exc

@@ -249,8 +249,8 @@ async def test_alert_buttons_only_for_those_who_may_handle_the_alert(world: Worl
 
 
 async def test_group_commands_only_for_staff_who_lead_the_cohort(world: World) -> None:
-    """Peer groups (#17): /linkgroup in the group, and /mute, /unmute, /remove, /readmit in private,
-    work for the cohort's facilitator (the clinician here), a lead and an admin; the participant,
+    """Peer groups (#17): /linkgroup and /closethread in the group, and /mute, /unmute, /remove,
+    /readmit in private, work for the cohort's facilitator (the clinician here), a lead and an admin; the participant,
     an unknown user and another clinician are refused, audited, and change nothing. Nothing is
     ever answered in the group."""
     from bot.db.calendar_models import GroupMembership, ParticipantGroup, ProgramSession
@@ -268,7 +268,7 @@ async def test_group_commands_only_for_staff_who_lead_the_cohort(world: World) -
                                    updated_at=now))
         session.add(GroupMembership(group_id=cohort.id, participant_id=world.participant_id, joined_at=now))
         await session.commit()
-    world.api.create_group(group, USERS["admin"], members=list(USERS.values()))
+    world.api.create_group(group, USERS["admin"], members=list(USERS.values()), is_forum=True)
     wrong: list[str] = []
     matrix: dict[str, str] = {}
     for role in ("unknown", "participant", "other clinician", "clinician", "lead", "admin"):
@@ -285,6 +285,26 @@ async def test_group_commands_only_for_staff_who_lead_the_cohort(world: World) -
         if not ok:
             wrong.append(f"/linkgroup by {role}: linked_by={linked_by}, refused rows "
                          f"{await world.refused_count() - before}")
+    # Peer-led threads: the facilitator opens one; /closethread inside it works only for staff who
+    # lead the cohort (refused and audited for the others, who are answered in private if known).
+    written = world.api.group_message(group, USERS["clinician"], "/thread Auth topic")
+    await world.bot.feed({"update_id": written["update_id"], "message": written["message"]})
+    topics = world.api.group(group)["topics"]
+    matrix["/thread by clinician (facilitator)"] = "works" if len(topics) == 1 else "WRONG"
+    if len(topics) != 1:
+        wrong.append(f"/thread by the facilitator made no topic: {topics}")
+    topic = topics[0]["message_thread_id"] if topics else 0
+    for role in ("unknown", "participant", "other clinician", "lead"):
+        before = await world.refused_count()
+        written = world.api.group_message(group, USERS[role], "/closethread", message_thread_id=topic or None)
+        await world.bot.feed({"update_id": written["update_id"], "message": written["message"]})
+        closes = await world.scalar(select(func.count()).select_from(ScheduledAction).where(
+            ScheduledAction.payload["action"].as_string() == "close_topic"))
+        refused = await world.refused_count() - before
+        ok = (refused == 0 and closes == 1) if role == "lead" else (refused >= 1 and closes == 0)
+        matrix[f"/closethread by {role}"] = ("works" if role == "lead" else "refused") if ok else "WRONG"
+        if not ok:
+            wrong.append(f"/closethread by {role}: refused rows={refused}, close requests={closes}")
     for command in ("mute", "unmute", "remove", "readmit"):
         for role in ("participant", "other clinician", "clinician", "lead", "admin"):
             before = await world.refused_count()

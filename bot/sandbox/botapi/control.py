@@ -290,9 +290,9 @@ class BotAPIControl:
     # ---- group mode -----------------------------------------------------------------------------
 
     async def create_group(self, chat_id: int, owner_id: int, *, title: str = "Group", bot_admin: bool = True,
-                           members: list[int] | None = None) -> dict[str, Any]:
+                           members: list[int] | None = None, is_forum: bool = False) -> dict[str, Any]:
         body = {"chat_id": chat_id, "owner_id": owner_id, "title": title, "bot_admin": bot_admin,
-                "members": members or []}
+                "members": members or [], "is_forum": is_forum}
         result: dict[str, Any] = await self._call("POST", "/groups", body=body)
         return result
 
@@ -306,10 +306,10 @@ class BotAPIControl:
         return result
 
     async def group_message(self, chat_id: int, user_id: int, text: str, *, reply_to_message_id: int | None = None,
-                            first_name: str | None = None) -> dict[str, Any]:
+                            first_name: str | None = None, message_thread_id: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"user_id": user_id, "text": text}
-        body.update({k: v for k, v in (("reply_to_message_id", reply_to_message_id), ("first_name", first_name))
-                     if v is not None})
+        body.update({k: v for k, v in (("reply_to_message_id", reply_to_message_id), ("first_name", first_name),
+                                       ("message_thread_id", message_thread_id)) if v is not None})
         result: dict[str, Any] = await self._call("POST", f"/groups/{chat_id}/messages", body=body)
         return result
 

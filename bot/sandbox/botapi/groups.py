@@ -5,7 +5,9 @@ admin, write in it, ask to join with a link, add or remove someone).
 Telegram's rules kept here: the bot must be an administrator to make links, decide join requests,
 ban, restrict, or delete someone else's message (and only within 48 hours); a join-request link
 cannot also have a member limit; a request can be decided once; an administrator cannot be banned;
-a revoked or expired link does not work. Every change of a member is a `chat_member` update (sent
+a revoked or expired link does not work. A group made with `is_forum` has Topics: an admin bot may
+create and close forum topics (the title 1-128 characters), a member writes in one with its
+`message_thread_id`, and only admins write in a closed one. Every change of a member is a `chat_member` update (sent
 only when the bot asked for them, as Telegram does), the bot's own a `my_chat_member` update.
 """
 
@@ -49,9 +51,18 @@ class InviteLink:
 
 
 @dataclass
+class Topic:
+    message_thread_id: int
+    name: str
+    closed: bool = False
+
+
+@dataclass
 class GroupState:
     chat_id: int
     title: str
+    is_forum: bool = False
+    topics: dict[int, Topic] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
     requests: dict[int, dict[str, Any]] = field(default_factory=dict)  # user id -> the pending request
     links: dict[str, InviteLink] = field(default_factory=dict)
@@ -82,7 +93,10 @@ class Groups:
 
     def chat_json(self, chat_id: int) -> dict[str, Any]:
         group = self.groups[chat_id]
-        return {"id": chat_id, "type": "supergroup", "title": group.title}
+        out: dict[str, Any] = {"id": chat_id, "type": "supergroup", "title": group.title}
+        if group.is_forum:
+            out["is_forum"] = True
+        return out
 
     def _user(self, user_id: int) -> dict[str, Any]:
         if user_id == self.bot_id:
@@ -129,14 +143,15 @@ class Groups:
     # ---- what tests do -------------------------------------------------------------------------
 
     def create(self, chat_id: int, title: str = "Group", *, owner_id: int, bot_admin: bool = True,
-               members: list[int] | None = None) -> dict[str, Any]:
-        """A supergroup made by `owner_id`, who adds the bot (as an admin unless told otherwise)."""
+               members: list[int] | None = None, is_forum: bool = False) -> dict[str, Any]:
+        """A supergroup made by `owner_id`, who adds the bot (as an admin unless told otherwise);
+        with Topics turned on when `is_forum`."""
         chat_id = int(chat_id)
         if chat_id >= 0:
             raise ControlError("a group's chat_id is negative (supergroups look like -100...)")
         if chat_id in self.groups:
             raise ControlError(f"group {chat_id} exists already")
-        group = self.groups[chat_id] = GroupState(chat_id, title)
+        group = self.groups[chat_id] = GroupState(chat_id, title, is_forum=bool(is_forum))
         self._chats.chat(chat_id)
         group.members[int(owner_id)] = Member("creator")
         for user_id in members or []:
@@ -155,8 +170,9 @@ class Groups:
         self._change(group, self.bot_id, Member("administrator" if admin else "member"), by=int(by))
 
     def write(self, chat_id: int, user_id: int, text: str, *, reply_to_message_id: int | None = None,
-              first_name: str | None = None) -> dict[str, Any]:
-        """`user_id` writes `text` in the group (they must be in it, and allowed to write)."""
+              first_name: str | None = None, message_thread_id: int | None = None) -> dict[str, Any]:
+        """`user_id` writes `text` in the group (they must be in it, and allowed to write), in the
+        forum topic `message_thread_id` when given."""
         group = self.group(chat_id)
         user_id = int(user_id)
         member = group.members.get(user_id)
@@ -165,10 +181,20 @@ class Groups:
         if member.status == "restricted" and not member.permissions.get("can_send_messages", False) and (
                 member.until_date == 0 or member.until_date > self._chats.now()):
             raise ControlError(f"user {user_id} is muted in group {chat_id}: Telegram would not let them write")
+        topic = None
+        if message_thread_id is not None:
+            topic = group.topics.get(int(message_thread_id))
+            if topic is None:
+                raise ControlError(f"group {chat_id} has no topic {message_thread_id}")
+            if topic.closed and member.status not in ("creator", "administrator"):
+                raise ControlError(f"topic {message_thread_id} is closed: Telegram would not let user {user_id} "
+                                   "write in it")
         user = self._chats.remember_user(user_id, first_name)
         chat = self._chats.chat(int(chat_id))
         message: dict[str, Any] = {"message_id": chat.take_message_id(), "date": self._chats.now(),
                                    "chat": self.chat_json(group.chat_id), "from": dict(user), "text": text}
+        if topic is not None:
+            message.update(message_thread_id=topic.message_thread_id, is_topic_message=True)
         _mark_command(message)
         if reply_to_message_id is not None:
             target = chat.user_messages.get(int(reply_to_message_id))
@@ -218,6 +244,9 @@ class Groups:
             "members": {str(u): self.member_json(group, u)["status"] for u in group.members},
             "muted_until": {str(u): m.until_date for u, m in group.members.items() if m.status == "restricted"},
             "join_requests": sorted(group.requests),
+            "is_forum": group.is_forum,
+            "topics": [{"message_thread_id": t.message_thread_id, "name": t.name, "closed": t.closed}
+                       for t in group.topics.values()],
             "decided": list(group.decided),
             "invite_links": [self.link_json(link) for link in group.links.values()],
         }
@@ -231,6 +260,7 @@ class Groups:
             ("banChatMember", self._ban), ("unbanChatMember", self._unban),
             ("restrictChatMember", self._restrict), ("getChatMember", self._get_member),
             ("getChatAdministrators", self._get_admins), ("leaveChat", self._leave_chat),
+            ("createForumTopic", self._create_topic), ("closeForumTopic", self._close_topic),
         ]
 
     def _known(self, params: Params) -> GroupState:
@@ -329,6 +359,42 @@ class Groups:
             permissions={k: bool(permissions.get(k, False)) for k in _SEND_RIGHTS})
         self._change(group, user_id, new, by=self.bot_id)
         return True
+
+    def _forum(self, params: Params) -> GroupState:
+        group = self._admin(params)
+        if not group.is_forum:
+            raise bad_request("the chat is not a forum")
+        return group
+
+    async def _create_topic(self, params: Params) -> dict[str, Any]:
+        group = self._forum(params)
+        name = params.text("name") or ""
+        if not name.strip():
+            raise bad_request("TOPIC_TITLE_EMPTY")
+        if len(name) > 128:
+            raise bad_request("TOPIC_TITLE_TOO_LONG")
+        # A topic's id is the id of the service message that opens it.
+        topic = Topic(self._chats.chat(group.chat_id).take_message_id(), name)
+        group.topics[topic.message_thread_id] = topic
+        self._chats.pulse.fire()
+        return {"message_thread_id": topic.message_thread_id, "name": name, "icon_color": 7322096}
+
+    async def _close_topic(self, params: Params) -> bool:
+        group = self._forum(params)
+        topic = group.topics.get(params.integer("message_thread_id") or 0)
+        if topic is None:
+            raise bad_request("TOPIC_ID_INVALID")
+        if topic.closed:
+            raise bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = True
+        self._chats.pulse.fire()
+        return True
+
+    def check_topic(self, chat_id: int, message_thread_id: int) -> None:
+        """sendMessage with a message_thread_id: a topic of that forum group."""
+        group = self.groups.get(chat_id)
+        if group is None or not group.is_forum or message_thread_id not in group.topics:
+            raise bad_request("message thread not found")
 
     async def _get_member(self, params: Params) -> dict[str, Any]:
         group = self._known(params)

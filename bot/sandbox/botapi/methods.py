@@ -106,9 +106,13 @@ class BotMethods:
     async def _send_message(self, params: Params) -> dict[str, Any]:
         chat_id = params.chat_id()
         self._groups.check_can_post(chat_id)
+        thread = params.integer("message_thread_id")
+        if thread is not None:
+            self._groups.check_topic(chat_id, thread)  # a forum topic of that group
         text, parse_mode, visible = _message_text(params)
         message = self._chats.add_bot_message(
-            chat_id, text=text, visible_text=visible, parse_mode=parse_mode, reply_markup=self._chats.markup(params)
+            chat_id, text=text, visible_text=visible, parse_mode=parse_mode, reply_markup=self._chats.markup(params),
+            message_thread_id=thread,
         )
         return self._chats.message_json(chat_id, message)
 

@@ -374,22 +374,25 @@ class FakeBotAPI:
     # ---- group mode (bot/sandbox/botapi/groups.py) -------------------------------------------
 
     def create_group(self, chat_id: int, owner_id: int, *, title: str = "Group", bot_admin: bool = True,
-                     members: list[int] | None = None) -> dict[str, Any]:
+                     members: list[int] | None = None, is_forum: bool = False) -> dict[str, Any]:
         """A supergroup made by `owner_id` (its creator), who adds the bot, as an administrator
-        unless `bot_admin` is false (the bot gets my_chat_member), with `members` already in it."""
-        return self._groups.create(chat_id, title, owner_id=owner_id, bot_admin=bot_admin, members=members)
+        unless `bot_admin` is false (the bot gets my_chat_member), with `members` already in it;
+        with Topics turned on when `is_forum`."""
+        return self._groups.create(chat_id, title, owner_id=owner_id, bot_admin=bot_admin, members=members,
+                                   is_forum=is_forum)
 
     def set_bot_admin(self, chat_id: int, admin: bool = True, *, by: int) -> dict[str, Any]:
         self._groups.set_bot_admin(chat_id, admin, by=by)
         return self._groups.view(chat_id)
 
     def group_message(self, chat_id: int, user_id: int, text: str, *, reply_to_message_id: int | None = None,
-                      first_name: str | None = None) -> dict[str, Any]:
-        """A member writes in the group. Returns {update_id, message}."""
+                      first_name: str | None = None, message_thread_id: int | None = None) -> dict[str, Any]:
+        """A member writes in the group (in a forum topic with `message_thread_id`). Returns
+        {update_id, message}."""
         if not isinstance(text, str) or not text:
             raise ControlError("text must be a non-empty string")
         return self._groups.write(chat_id, user_id, text, reply_to_message_id=reply_to_message_id,
-                                  first_name=first_name)
+                                  first_name=first_name, message_thread_id=message_thread_id)
 
     def join_with_link(self, user_id: int, invite_link: str, *, first_name: str | None = None) -> dict[str, Any]:
         """A user opens an invite link: a chat_join_request for a link that asks for approval."""

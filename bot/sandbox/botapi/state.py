@@ -52,6 +52,7 @@ class SentMessage:
     edit_date: int | None = None
     deleted: bool = False
     sent: dict[str, Any] = field(default_factory=dict)
+    message_thread_id: int | None = None  # a forum topic of a group (sendMessage's message_thread_id)
 
     def __post_init__(self) -> None:
         self.sent = self.content()
@@ -84,6 +85,7 @@ class SentMessage:
             "sent": self.sent,
             "edits": self.edits,
             "deleted": self.deleted,
+            "message_thread_id": self.message_thread_id,
         }
 
 
@@ -199,6 +201,8 @@ class Chats:
             out["reply_markup"] = message.reply_markup
         if message.edit_date is not None:
             out["edit_date"] = message.edit_date
+        if message.message_thread_id is not None:
+            out.update(message_thread_id=message.message_thread_id, is_topic_message=True)
         return out
 
     def add_bot_message(self, chat_id: int, **content: Any) -> SentMessage:

@@ -27,6 +27,7 @@ INVITE = "group_invite"
 # What a `group_action` row asks for.
 APPROVE, DECLINE, KICK, REVOKE = "approve", "decline", "kick", "revoke"
 MUTE, UNMUTE, DELETE = "mute", "unmute", "delete"
+CLOSE_TOPIC = "close_topic"  # a peer-led thread (threads.py); `message` is the topic's id
 
 
 async def request(session: AsyncSession, now: datetime, action: str, chat_id: int, *, user_id: int | None = None,
@@ -77,6 +78,8 @@ def action_sender(admin: GroupAdmin) -> ActionSender:
                 await admin.delete_message(chat, int(p["message"]))
             elif action == REVOKE:
                 await admin.revoke_invite(chat, str(p["link"]))
+            elif action == CLOSE_TOPIC:
+                await admin.close_topic(chat, int(p["message"]))
             else:
                 return Handled(status=ActionStatus.FAILED, note=f"unknown group action {action!r}")
         except GroupActionFailed as exc:

@@ -8,9 +8,14 @@ in a group: its words there are the outbox's paced posts (services/groups/postin
 answers to one person go to their private chat. Unlinked groups: the bot says once, when added,
 that it must be linked, and otherwise ignores them (it stays, so staff can link it).
 
+Peer-led threads (services/groups/threads.py): `/thread TITLE` by a member in a group with
+Topics makes a forum topic (its title was assessed by the safety gate like any message: a flagged
+one opens nothing); the facilitators are told in private with a "Close it" button, and
+`/closethread` in the topic closes it. Every answer about it goes to the writer's private chat.
+
 In private: /group (a participant's agreement and own link; staff's links to the cohorts they
-lead), the agreement's buttons, the facilitator's "Hide it from the group" button, /linkgroup's
-usage, and the facilitators' /mute, /unmute, /remove, /readmit.
+lead), the agreement's buttons, the facilitator's "Hide it from the group" and "Close the thread"
+buttons, /linkgroup's usage, and the facilitators' /mute, /unmute, /remove, /readmit.
 
 This router comes first: no other router ever sees a group's update.
 """
@@ -28,23 +33,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import LOCALES
 from bot.context import AppContext
-from bot.db.group_models import GroupChat, MemberStatus
+from bot.db.group_models import GroupChat, GroupPost, MemberStatus
 from bot.db.models import Participant, Staff
 from bot.messaging import Keyboard, Replies, keyboard
+from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
-from bot.services.groups import actions, membership, posting, watch
+from bot.services.groups import actions, membership, posting, threads, watch
 from bot.services.groups.chats import IN_GROUP as MAY_BE_INSIDE
 from bot.services.groups.chats import (
     LinkedGroups,
     LinkRefused,
     cohort_names,
+    facilitators,
     led_cohort_ids,
     link_group,
     seen_group,
 )
+from bot.services.groups.port import GroupActionFailed
 from bot.services.staff_time import staff_clock_text
 from bot.services.visibility import example_alias
 from bot.telegram.filters import IsEnrolledParticipant, IsParticipant, IsStaff
+from bot.telegram.group_admin import TelegramGroupAdmin
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +78,8 @@ def _linked(ctx: AppContext) -> LinkedGroups | None:
 
 @router.message(IN_GROUP)
 async def group_message(message: Message, bot: Bot, actor: Staff | Participant | None, session: AsyncSession,
-                        replies: Replies, ctx: AppContext, group_chat: GroupChat | None = None) -> None:
+                        replies: Replies, ctx: AppContext, group_chat: GroupChat | None = None,
+                        assessment: Assessment | None = None) -> None:
     if message.from_user is None or message.from_user.is_bot:
         return
     now = ctx.clock.now()
@@ -84,6 +94,76 @@ async def group_message(message: Message, bot: Bot, actor: Staff | Participant |
     if row is None or row.status != MemberStatus.MEMBER:
         await membership.member_joined(session, ctx.settings, group_chat, message.from_user.id, now)
         replies.outbox_due = True
+    if command is not None and command[0] == "thread":
+        await _open_thread(message, bot, actor, session, replies, ctx, group_chat, command[1],
+                           flagged=assessment is not None and assessment.flagged)
+    elif command is not None and command[0] == "closethread":
+        await _close_thread_here(message, actor, session, replies, ctx, group_chat)
+
+
+def _private_chat(actor: Staff | Participant | None) -> int | None:
+    """Where an answer to someone writing in the group goes: their private chat with the bot (never
+    the group); None for someone the bot does not know (it never writes first to a stranger)."""
+    if isinstance(actor, Staff | Participant):
+        return actor.chat_id or actor.telegram_user_id
+    return None
+
+
+async def _open_thread(message: Message, bot: Bot, actor: Staff | Participant | None, session: AsyncSession,
+                       replies: Replies, ctx: AppContext, chat: GroupChat, args: str, *, flagged: bool) -> None:
+    assert message.from_user is not None
+    now, user_id = ctx.clock.now(), message.from_user.id
+    to = _private_chat(actor)
+    locale = actor.locale if actor is not None else ctx.settings.program.default_locale
+    try:
+        title = threads.clean_title(args)
+        await threads.may_open(session, chat, actor, user_id, now, is_forum=bool(message.chat.is_forum),
+                               flagged=flagged)
+        topic_id = await TelegramGroupAdmin(bot).create_topic(chat.telegram_chat_id, title)
+    except threads.ThreadRefused as refused:
+        if to is not None:
+            replies.text(to, ctx.t(refused.key, locale, **refused.values))
+        return
+    except GroupActionFailed as exc:
+        log.info("could not open a forum topic: %s", str(exc)[:120])
+        audit(session, now, actor_label(actor, user_id), "refused:group_thread_open:telegram", allowed=False)
+        if to is not None:
+            replies.text(to, ctx.t("groups.thread_failed", locale))
+        return
+    threads.opened(session, chat, actor, user_id, topic_id, now)
+    session.add(GroupPost(group_chat_id=chat.id, kind="thread", sent_at=now))  # counts toward the group's pace
+    if to is not None:
+        replies.text(to, ctx.t("groups.thread_opened", locale, title=title))
+    who = actor.alias if isinstance(actor, Participant | Staff) else "-"
+    for staff in await facilitators(session, chat.cohort_id or 0):
+        if staff.chat_id is None or staff.telegram_user_id == user_id:
+            continue
+        replies.text(staff.chat_id, ctx.t("groups.thread_notice", staff.locale,
+                                          cohort=chat.cohort.name if chat.cohort else "-", alias=who, title=title),
+                     keyboard([[(ctx.t("groups.close_thread_button", staff.locale),
+                                 threads.close_data(chat, topic_id))]]))
+
+
+async def _close_thread_here(message: Message, actor: Staff | Participant | None, session: AsyncSession,
+                             replies: Replies, ctx: AppContext, chat: GroupChat) -> None:
+    """`/closethread` written inside a peer-led thread by one of the cohort's facilitators."""
+    now, to = ctx.clock.now(), _private_chat(actor)
+    topic_id = message.message_thread_id if message.is_topic_message else None
+    if not isinstance(actor, Staff):
+        audit(session, now, actor_label(actor, message.from_user.id if message.from_user else None),
+              "refused:/closethread", participant_id=actor.id if isinstance(actor, Participant) else None,
+              allowed=False)
+        if to is not None and actor is not None:
+            replies.text(to, ctx.t("groups.close_thread_staff_only", actor.locale))
+        return
+    if topic_id is None:
+        replies.text(to or 0, ctx.t("groups.close_thread_usage", actor.locale))
+        return
+    if not await threads.close(session, actor, chat, topic_id, now):
+        replies.text(to or 0, ctx.t("groups.close_thread_not_yours", actor.locale))
+        return
+    replies.outbox_due = True
+    replies.text(to or 0, ctx.t("groups.thread_closed", actor.locale, alias=actor.alias))
 
 
 @router.edited_message(IN_GROUP)
@@ -250,6 +330,18 @@ async def hide_pressed(query: CallbackQuery, actor: Staff, session: AsyncSession
         text = await watch.notice_text(session, ctx, flag, actor)
         replies.edit(query.message.chat.id, query.message.message_id,
                      text + "\n" + ctx.t("groups.hidden", actor.locale, alias=actor.alias), None)
+
+
+@router.callback_query(F.data.startswith(threads.CLOSE_PREFIX), IsStaff())
+async def close_thread_pressed(query: CallbackQuery, actor: Staff, session: AsyncSession, replies: Replies,
+                               ctx: AppContext) -> None:
+    parsed = threads.parse_close_data(query.data or "")
+    chat = await session.get(GroupChat, parsed[0]) if parsed is not None else None
+    if parsed is None or not await threads.close(session, actor, chat, parsed[1], ctx.clock.now()):
+        replies.notice(ctx.t("common.button_expired", actor.locale))
+        return
+    replies.outbox_due = True
+    replies.text(query.from_user.id, ctx.t("groups.thread_closed", actor.locale, alias=actor.alias))
 
 
 @router.message(Command("group"), IsStaff())
