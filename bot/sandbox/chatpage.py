@@ -6,8 +6,11 @@ a message, press a button, open an invite link or move the clock. This server tu
 the local Bot API's control calls, so the bot sees exactly what Telegram would send it.
 
 Who the visitor is travels in the page's address (``/?as=therapist``), so each browser tab can be
-a different person. The server only listens on 127.0.0.1; it also refuses requests addressed to
-another host name and cross-site POSTs, so a web page elsewhere cannot drive it.
+a different person; ``&chat=group`` shows the demo cohort's group chat as that person sees it
+(its messages only to someone inside it), where they can write like any member.
+
+The server only listens on 127.0.0.1; it also refuses requests addressed to another host name
+and cross-site POSTs, so a web page elsewhere cannot drive it.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import Participant, ParticipantStatus, Staff
 from bot.sandbox.botapi import MESSAGE_LIMIT, ControlError, FakeBotAPI
-from bot.sandbox.demo import DemoProgram, Persona, has_open_alert
+from bot.sandbox.demo import GROUP_CHAT_ID, GROUP_TITLE, DemoProgram, Persona, has_open_alert
 from bot.sandbox.timetravel import BotClock
 
 STATIC_DIR = Path(__file__).parent / "static"
+GROUP_INSIDE = frozenset({"creator", "administrator", "member", "restricted"})
 STATIC_FILES = {"sandbox.js": "text/javascript", "sandbox.css": "text/css"}
 LONG_POLL_SECONDS = 25.0
 POLL_INTERVAL = 0.1
@@ -86,6 +90,9 @@ class ChatPage:
     add_new_user: Callable[[], Awaitable[Persona]]
     # The Host headers this page answers to; set once the port is known.
     allowed_hosts: set[str] = field(default_factory=set)
+    # The demo cohort's group chat (made at start by bot.sandbox.demo.open_cohort_group).
+    group_chat_id: int = GROUP_CHAT_ID
+    group_title: str = GROUP_TITLE
     # When each user message was written (bot time), for the time stamp beside it.
     _user_dates: dict[tuple[int, int], int] = field(default_factory=dict, init=False)
 
@@ -101,6 +108,8 @@ class ChatPage:
         app.router.add_post("/api/chat/{key}/buttons", self._press)
         app.router.add_post("/api/chat/{key}/invite", self._open_invite)
         app.router.add_get("/api/chat/{key}/files/{file_id}", self._file)
+        app.router.add_get("/api/chat/{key}/group", self._group)
+        app.router.add_post("/api/chat/{key}/group/messages", self._send_in_group)
         app.router.add_get("/api/clock", self._clock_state)
         app.router.add_post("/api/clock", self._move_clock)
         return app
@@ -312,6 +321,89 @@ class ChatPage:
         return web.Response(body=self.api.file_bytes(file_id), content_type=mime if disposition == "inline"
                             else "application/octet-stream",
                             headers={"Content-Disposition": f'{disposition}; filename="{filename}"'})
+
+    # ---- the cohort's group chat -------------------------------------------------------------
+
+    def _raw_group(self, persona: Persona) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
+        """(version, the group's view or None when it is not open yet, its messages or None when
+        `persona` is not inside: what is written there is only for its members)."""
+        try:
+            group = self.api.group(self.group_chat_id)
+        except ControlError:
+            return "not-open", None, None
+        status = group["members"].get(str(persona.user_id), "left")
+        view = self.api.chat(self.group_chat_id) if status in GROUP_INSIDE else None
+        relevant = {"status": status, "topics": group["topics"],
+                    "chat": None if view is None else {k: view[k] for k in ("messages", "user_messages")}}
+        digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return digest, group, view
+
+    async def _group(self, request: web.Request) -> web.Response:
+        """The group chat as `persona` sees it; ?since= and ?wait= as for a private chat."""
+        persona = self._persona(request)
+        since = request.query.get("since")
+        try:
+            wait = min(float(request.query.get("wait", 0)), LONG_POLL_SECONDS)
+        except ValueError:
+            raise PageError(400, "wait must be a number of seconds") from None
+        loop_time = asyncio.get_running_loop().time
+        deadline = loop_time() + wait
+        version, group, view = self._raw_group(persona)
+        while since == version and loop_time() < deadline:
+            await asyncio.sleep(POLL_INTERVAL)
+            version, group, view = self._raw_group(persona)
+        async with self.sessionmaker() as session:
+            described = await self._describe(session, persona)
+        zone = ZoneInfo(described["timezone"] or self.program_timezone)
+        if group is None:
+            note = "The cohort's group chat is not open yet: the sandbox makes it once the bot is running."
+        elif view is None:
+            how = ("/group sends you the links to the group chats of the cohorts you lead" if persona.kind == "staff"
+                   else "/group asks you to accept the group agreement, then sends your own link")
+            note = f"{persona.first_name} is not in the group chat. In the private chat, {how}."
+        else:
+            note = ""
+        topics = {t["message_thread_id"]: t["name"] for t in (group or {}).get("topics", [])}
+        return web.json_response({
+            "version": version, "person": described, "notices": [],
+            "group": {"title": self.group_title, "member": view is not None, "note": note},
+            "items": [] if view is None else self._group_items(persona, view, zone, topics),
+        })
+
+    def _group_items(self, persona: Persona, view: dict[str, Any], zone: ZoneInfo,
+                     topics: dict[int, str]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for m in view["messages"]:
+            if m["deleted"]:
+                continue
+            items.append({"id": m["message_id"], "from": "bot", "time": _time_text(m["date"], zone), "kind": "text",
+                          "text": m["text"], "html": (m["parse_mode"] or "").lower() == "html",
+                          "edited": bool(m["edits"]), "buttons": _buttons(m["reply_markup"]), "file": None,
+                          "topic": topics.get(m.get("message_thread_id") or 0)})
+        for u in view["user_messages"]:
+            if u["deleted"]:
+                continue
+            sender = u.get("from") or {}
+            mine = sender.get("id") == persona.user_id
+            items.append({"id": u["message_id"], "from": "you" if mine else "peer",
+                          "name": "" if mine else sender.get("first_name", "Someone"), "text": u["text"],
+                          "time": _time_text(int(u["date"]), zone),
+                          "topic": topics.get(u.get("message_thread_id") or 0)})
+        items.sort(key=lambda item: int(item["id"]))
+        return items
+
+    async def _send_in_group(self, request: web.Request) -> web.Response:
+        persona = self._persona(request)
+        text = (await self._body(request)).get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise PageError(400, "type a message first")
+        if len(text) > MESSAGE_LIMIT:
+            raise PageError(400, f"a Telegram message holds at most {MESSAGE_LIMIT} characters")
+        _, group, view = self._raw_group(persona)
+        if group is None or view is None:
+            raise PageError(403, f"{persona.first_name} is not in the group chat; send /group in the private chat")
+        sent = self.api.group_message(self.group_chat_id, persona.user_id, text, first_name=persona.first_name)
+        return web.json_response({"message_id": sent["message"]["message_id"]})
 
     # ---- the clock --------------------------------------------------------------------------
 

@@ -180,11 +180,12 @@ class Sandbox:
             program_timezone=settings.program.default_timezone, add_new_user=new_user,
         )
         await self._accept_staff_invites(page, demo)
-        # The cohort's group chat (#17): the page shows private chats only; the group is in the
-        # local Bot API, where its test controls read it and write in it as a member.
+        # The cohort's group chat (#17), in the local Bot API: the page's Group chat tab shows it to
+        # its members and writes there as them; the test controls read and write it too.
         group = await open_cohort_group(self.api, ctx, demo)
         self.say(f"  Cohort group chat: {group.title!r}, chat id {group.chat_id}, members {', '.join(group.members)} "
-                 f"and the therapist; read it at {api_base}/_control/chats/{group.chat_id}, write as a member with "
+                 f"and the therapist; on the page: Group chat (e.g. /?as=alex&chat=group); also "
+                 f"{api_base}/_control/chats/{group.chat_id}, and write as a member with "
                  f"POST {api_base}/_control/groups/{group.chat_id}/messages {{\"user_id\": 2001, \"text\": ...}}")
         if group.prompt_waits:
             self.say("  (the bot posts nothing in the group during its quiet hours: the discussion prompt and the "

@@ -288,3 +288,16 @@ def test_bot_html_is_rendered_safely_and_photos_and_documents_open(page: Any, sa
     assert response.json()["alias"] == "P-102"
     screens(page, "html-photo-document")
     assert dialogs == []
+
+
+def test_a_member_reads_and_writes_in_the_cohort_group_chat(page: Any, sandbox: RunningSandbox) -> None:
+    check, screens = expect(), Screens("group-chat")
+    page.goto(f"{sandbox.url}/?as=sam")
+    page.get_by_role("link", name="Group chat").click()
+    check(page).to_have_title(re.compile("Evening IOP peer chat"))
+    check(page.locator("li.msg.from-peer").filter(has_text="I cooked dinner at home")).to_contain_text("Alex")
+    box = page.get_by_role("textbox", name="Message to the group")
+    box.fill("Glad to be here with you all.")
+    box.press("Enter")
+    check(page.locator("li.msg.from-you").filter(has_text="Glad to be here with you all.")).to_be_visible()
+    screens(page, "group-chat")

@@ -3,7 +3,9 @@ the local Bot API, the bot polling it, SQLite in a temporary folder) starts with
 in the local Bot API with the bot as an admin, linked to the cohort as /linkgroup links it, the two
 participants who accepted the agreement inside, the discussion prompt and a few peer messages; a
 crisis a participant writes there gets the crisis reply in their private chat and pages their
-therapist, and nothing the bot wrote in the group names anyone. One sandbox for all of it."""
+therapist, and nothing the bot wrote in the group names anyone. The chat page shows the group to
+its members (``?as=sam&chat=group``) and lets them write in it; to anyone else, nothing of it. One
+sandbox for all of it."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 from sqlalchemy import select
 
 from bot.config import load_settings
 from bot.db.calendar_models import ParticipantGroup
 from bot.db.group_models import GroupChat, GroupFlag, GroupMember, MemberStatus
 from bot.db.models import Participant, Staff
-from bot.sandbox.demo import DEMO_GROUP, GROUP_CHAT_ID, GROUP_MESSAGES, PARTICIPANTS, STAFF
+from bot.sandbox.demo import DEMO_GROUP, GROUP_CHAT_ID, GROUP_MESSAGES, GROUP_TITLE, PARTICIPANTS, STAFF
 from bot.sandbox.server import Sandbox, SandboxOptions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -124,3 +127,42 @@ async def test_the_demo_has_a_linked_cohort_group_whose_crises_reach_the_writer_
 
 async def _has(box: Sandbox, chat_id: int, *words: str) -> bool:
     return any(all(w in t for w in words) for t in _visible(box, chat_id))
+
+
+async def test_the_chat_page_shows_the_group_to_its_members_and_they_write_there(
+        sandbox: tuple[Sandbox, list[str]]) -> None:
+    box, _ = sandbox
+    async with ClientSession() as http:
+        async def group(key: str) -> dict[str, Any]:
+            async with http.get(f"{box.url}/api/chat/{key}/group") as response:
+                assert response.status == 200, await response.text()
+                return dict(await response.json())
+
+        # Sam sees the group: the bot's posts, Alex's words under his name, his own as his.
+        seen = await group("sam")
+        assert seen["group"] == {"title": GROUP_TITLE, "member": True, "note": ""}
+        items = [(i["from"], i.get("name", ""), i["text"]) for i in seen["items"]]
+        assert any(who == "bot" and "This is now your group's chat" in text for who, _, text in items)
+        by_people = [(who, name, text) for who, name, text in items if who != "bot"]
+        assert by_people[0] == ("peer", "Dana Rivera", "/linkgroup evening-iop")  # as Telegram shows it
+        assert by_people[1:4] == [("peer" if key == "alex" else "you", "Alex" if key == "alex" else "", text)
+                                  for key, text in GROUP_MESSAGES]
+        # He writes in it from the page: Telegram (the local Bot API) has it from him, and Alex sees it.
+        words = "Thanks for the welcome, everyone."
+        async with http.post(f"{box.url}/api/chat/sam/group/messages", json={"text": words}) as response:
+            assert response.status == 200, await response.text()
+        assert box.api is not None
+        last = box.api.chat(GROUP_CHAT_ID)["user_messages"][-1]
+        assert (last["from"]["id"], last["text"]) == (PARTICIPANTS[1].user_id, words)
+        alex_items = (await group("alex"))["items"]
+        assert ("peer", "Sam", words) in [(i["from"], i.get("name"), i["text"]) for i in alex_items]
+
+        # The lead is not in it: no messages, what to do instead, and writing there is refused.
+        lead = await group("lead")
+        assert lead["items"] == [] and not lead["group"]["member"] and "/group" in lead["group"]["note"]
+        async with http.post(f"{box.url}/api/chat/lead/group/messages", json={"text": "hello"}) as response:
+            assert response.status == 403
+        # The page has the two tabs.
+        async with http.get(f"{box.url}/") as response:
+            page = await response.text()
+        assert 'id="tab-private"' in page and 'id="tab-group"' in page

@@ -1,11 +1,15 @@
 // The sandbox chat page. Plain JavaScript, no build step.
-// Who you are comes from the address (?as=therapist), so every tab can be someone else.
+// Who you are comes from the address (?as=therapist), so every tab can be someone else; &chat=group
+// shows the demo cohort's group chat as that person sees it.
 // Bot messages carry Telegram HTML; it is rendered by building elements (never innerHTML), and only
 // b, i, u, s, a, code and pre become markup: everything else is shown as the text it is.
 "use strict";
 
 (() => {
-  const me = new URLSearchParams(window.location.search).get("as");
+  const params = new URLSearchParams(window.location.search);
+  const me = params.get("as");
+  const inGroup = params.get("chat") === "group";
+  const chatPath = () => `/api/chat/${encodeURIComponent(me)}${inGroup ? "/group" : ""}`;
   const $ = (id) => document.getElementById(id);
 
   let version = "";
@@ -177,15 +181,23 @@
 
   function renderItem(item) {
     const li = document.createElement("li");
-    li.className = `msg ${item.from === "bot" ? "from-bot" : "from-you"}`;
+    li.className = `msg ${item.from === "bot" ? "from-bot" : item.from === "peer" ? "from-peer" : "from-you"}`;
     li.id = `message-${item.id}`;
     const who = document.createElement("span");
     who.className = "visually-hidden";
-    who.textContent = item.from === "bot" ? "The bot wrote: " : "You wrote: ";
+    who.textContent = item.from === "bot" ? "The bot wrote: " : item.from === "peer" ? `${item.name} wrote: `
+      : "You wrote: ";
     li.appendChild(who);
 
     const bubble = document.createElement("div");
     bubble.className = "bubble";
+    if (item.from === "peer") {
+      const name = document.createElement("div");
+      name.className = "sender";
+      name.setAttribute("aria-hidden", "true");
+      name.textContent = item.name;
+      bubble.appendChild(name);
+    }
     if (item.file && item.kind === "photo") {
       const img = document.createElement("img");
       img.src = item.file.url;
@@ -209,7 +221,8 @@
     }
     const meta = document.createElement("div");
     meta.className = "meta";
-    meta.textContent = [item.time, item.edited ? "edited" : ""].filter(Boolean).join(" · ");
+    meta.textContent = [item.time, item.edited ? "edited" : "", item.topic ? `in “${item.topic}”` : ""]
+      .filter(Boolean).join(" · ");
     bubble.appendChild(meta);
     li.appendChild(bubble);
     if (item.buttons && item.buttons.length) li.appendChild(renderButtons(item));
@@ -300,6 +313,7 @@
     staff: ["/caseload", "/alerts", "/help"],
     participant: ["/help", "/settings", "I had a rough morning but I went to group.",
       "I want to kill myself tonight"],
+    group: ["Small win: I took a walk after dinner.", "/thread Sleep after stopping", "I want to kill myself tonight"],
   };
 
   function applyPerson(p) {
@@ -320,7 +334,7 @@
     if (hadFocus && invite.hidden) $("composer-input").focus();
     const list = $("suggestion-list");
     list.replaceChildren();
-    for (const text of SUGGESTIONS[p.kind === "staff" ? "staff" : "participant"]) {
+    for (const text of SUGGESTIONS[inGroup ? "group" : p.kind === "staff" ? "staff" : "participant"]) {
       const li = document.createElement("li");
       const button = document.createElement("button");
       button.type = "button";
@@ -336,11 +350,20 @@
     }
   }
 
+  function applyGroup(group) {
+    $("chat-title").textContent = `Group chat: ${group.title}`;
+    document.title = `${group.title} (as ${person.name}) – iopbot sandbox`;
+    $("invite").hidden = true;
+    $("composer").hidden = !group.member;
+    $("empty-chat").textContent = group.note || "No messages yet.";
+  }
+
   function apply(data) {
     version = data.version;
     const list = $("messages");
     if (firstLoad) list.setAttribute("aria-live", "off"); // do not read out the whole history at once
     applyPerson(data.person);
+    if (data.group) applyGroup(data.group);
     applyItems(data.items);
     applyNotices(data.notices);
     if (firstLoad) {
@@ -352,7 +375,7 @@
   async function follow() {
     for (;;) {
       try {
-        const data = await call(`/api/chat/${encodeURIComponent(me)}?since=${version}&wait=${firstLoad ? 0 : 25}`);
+        const data = await call(`${chatPath()}?since=${version}&wait=${firstLoad ? 0 : 25}`);
         $("composer-error").textContent = "";
         apply(data);
       } catch (error) {
@@ -383,7 +406,7 @@
       return;
     }
     try {
-      await call(`/api/chat/${encodeURIComponent(me)}/messages`, {text});
+      await call(`${chatPath()}/messages`, {text});
       input.value = "";
       $("composer-error").textContent = "";
     } catch (error) {
@@ -475,6 +498,14 @@
       return;
     }
     $("chat").hidden = false;
+    const here = `/?as=${encodeURIComponent(me)}`;
+    $("tab-private").href = here;
+    $("tab-group").href = `${here}&chat=group`;
+    $(inGroup ? "tab-group" : "tab-private").setAttribute("aria-current", "page");
+    if (inGroup) {
+      $("composer-label").textContent = "Message to the group";
+      $("composer-hint").textContent = "Press Enter to send. Everyone in the group sees it; the bot reads it for safety.";
+    }
     $("composer").addEventListener("submit", send);
     $("open-invite").addEventListener("click", async () => {
       try {
