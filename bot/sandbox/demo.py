@@ -33,12 +33,13 @@ from bot.services import enrollment
 from bot.services.checkins.service import checkin_key
 from bot.services.escalation.record import open_escalation
 from bot.services.goals import progress as goal_prompt
-from bot.services.goals.planner import goal_progress_key, time_after
+from bot.services.goals.planner import goal_progress_key
 from bot.services.goals.service import Change, add_goal
 from bot.services.local_time import jitter_seconds, local_date, parse_hhmm, plan_daily, wall_time_to_utc
 from bot.services.medications.schedule import reminder_key
 from bot.services.medications.service import add_reminder, set_consent
 from bot.services.scheduling.hooks import participant_schedule_changed
+from bot.services.scheduling.rows import time_after
 
 if TYPE_CHECKING:
     from bot.sandbox.botapi import FakeBotAPI

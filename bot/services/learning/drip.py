@@ -28,25 +28,30 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.content.library import Library
 from bot.content.model import Snippet
 from bot.context import AppContext
 from bot.db.content_models import CONTENT_DRIP, DeliveredVia
-from bot.db.models import ActionStatus, Participant, ParticipantStatus, ScheduledAction
+from bot.db.models import Participant, ScheduledAction
 from bot.messaging import Messenger, Replies
 from bot.services.learning.receipts import delivered_ids, feedback_prompt, record_delivery
 from bot.services.learning.shelf import content_library, snippet_messages
-from bot.services.local_time import jitter_seconds, local_date, now_in_quiet_hours, parse_hhmm, plan_daily
+from bot.services.local_time import local_date, now_in_quiet_hours
 from bot.services.scheduling.outbox import Delivered, Skip
+from bot.services.scheduling.rows import (
+    PAGE,
+    PeriodicPlanner,
+    daily_rows,
+    plan_in_pages,
+    reachable_participants,
+    sync_pending,
+    time_after,
+)
 
 log = logging.getLogger(__name__)
 
-PAGE = 1000  # participants per planning round trip
-INSERT_CHUNK = 500
 
 
 def drip_key(participant_id: int, day: date) -> str:
@@ -62,9 +67,7 @@ def program_week(start: datetime | None, day: date, zone: ZoneInfo) -> int:
 
 def drip_time(checkin_time: str, minutes_after: int) -> str:
     """'HH:MM' of the drip: after the check-in, on the same clock day (wrapping past midnight)."""
-    at = parse_hhmm(checkin_time)
-    total = (at.hour * 60 + at.minute + minutes_after) % (24 * 60)
-    return f"{total // 60:02d}:{total % 60:02d}"
+    return time_after(checkin_time, minutes_after)
 
 
 def drip_track(ctx: AppContext, participant: Participant) -> str | None:
@@ -88,15 +91,13 @@ async def next_snippet(session: AsyncSession, ctx: AppContext, participant: Part
     return pick_snippet(content_library(ctx), participant.locale, drip_track(ctx, participant), week, had)
 
 
-class DripPlanner:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._last_plan: datetime | None = None
+class DripPlanner(PeriodicPlanner):
+    what = "content drip rows"
 
     def wanted(self, participant_id: int, timezone: str, checkin_time: str, quiet_start: str, quiet_end: str,
                consented_at: datetime | None, now: datetime) -> list[dict[str, Any]]:
         """The rows (as insert values) of today and tomorrow that are still ahead."""
-        c, s = self.ctx.settings.content, self.ctx.settings.schedule
+        c = self.ctx.settings.content
         if c.drip_every_days <= 0:
             return []
         try:
@@ -104,85 +105,33 @@ class DripPlanner:
         except (KeyError, ValueError):
             return []
         start = local_date(consented_at, zone) if consented_at else None
-        at = drip_time(checkin_time, c.drip_minutes_after_checkin)
-        jitter = jitter_seconds(participant_id, s.jitter_minutes)
         today = local_date(now, zone)
-        rows = []
-        for day in (today, today + timedelta(days=1)):
-            if start is not None and (day - start).days % c.drip_every_days:
-                continue
-            planned = plan_daily(day, at, zone.key, quiet_start, quiet_end, s.quiet_hours_policy, jitter)
-            if planned.due is not None and planned.due > now:
-                rows.append(dict(kind=CONTENT_DRIP, key=drip_key(participant_id, day), due_at=planned.due,
-                                 intended_at=planned.intended, status=ActionStatus.PENDING,
-                                 participant_id=participant_id, payload={"date": day.isoformat()},
-                                 created_at=now, attempts=0))
-        return rows
-
-    async def tick(self, now: datetime) -> None:
-        """From the scheduler tick: plan when it is time (the rows are idempotent on their key)."""
-        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
-        if self._last_plan is None or now - self._last_plan >= interval or now < self._last_plan:
-            created = await self.plan(now)
-            self._last_plan = now
-            if created:
-                log.info("planned %s content drip rows", created)
+        days = [d for d in (today, today + timedelta(days=1))
+                if start is None or not (d - start).days % c.drip_every_days]
+        return daily_rows(CONTENT_DRIP, participant_id, timezone, drip_time(checkin_time, c.drip_minutes_after_checkin),
+                          quiet_start, quiet_end, days, now, self.ctx.settings.schedule,
+                          lambda day: {"date": day.isoformat()})
 
     async def plan(self, now: datetime) -> int:
         """Add the missing rows of every active participant; returns how many were added."""
-        after, created = 0, 0
-        while True:
-            async with self.ctx.sessionmaker() as session:
-                people = (await session.execute(
-                    select(Participant.id, Participant.timezone, Participant.checkin_time, Participant.quiet_start,
-                           Participant.quiet_end, Participant.consented_at)
-                    .where(Participant.status == ParticipantStatus.ACTIVE, Participant.unreachable_at.is_(None),
-                           Participant.chat_id.is_not(None), Participant.id > after)
-                    .order_by(Participant.id).limit(PAGE))).all()
-                if not people:
-                    return created
-                after = people[-1].id
-                rows = [row for p in people for row in self.wanted(p.id, p.timezone, p.checkin_time, p.quiet_start,
-                                                                   p.quiet_end, p.consented_at, now)]
-                # One read of the keys that exist, so a refresh writes only what is missing.
-                have = set((await session.scalars(select(ScheduledAction.key).where(
-                    ScheduledAction.key.in_([r["key"] for r in rows])))).all()) if rows else set()
-                created += await _insert(session, [r for r in rows if r["key"] not in have])
-                await session.commit()
+        return await plan_in_pages(
+            self.ctx.sessionmaker,
+            lambda after: select(Participant.id, Participant.timezone, Participant.checkin_time,
+                                 Participant.quiet_start, Participant.quiet_end, Participant.consented_at)
+            .where(*reachable_participants(), Participant.id > after).order_by(Participant.id).limit(PAGE),
+            lambda p: self.wanted(p.id, p.timezone, p.checkin_time, p.quiet_start, p.quiet_end, p.consented_at, now))
 
     async def replan_participant(self, session: AsyncSession, participant: Participant, now: datetime) -> None:
         """A participant's times or status changed: pending rows move, or are cancelled when not active;
         a day cancelled by a pause comes back on resume."""
         await session.flush()
-        active = participant.status == ParticipantStatus.ACTIVE
+        active = participant.receives_messages
         wanted = {row["key"]: row for row in self.wanted(
             participant.id, participant.timezone, participant.checkin_time, participant.quiet_start,
             participant.quiet_end, participant.consented_at, now)} if active else {}
-        rows = (await session.scalars(select(ScheduledAction).where(
-            ScheduledAction.participant_id == participant.id, ScheduledAction.kind == CONTENT_DRIP,
-            (ScheduledAction.status == ActionStatus.PENDING) | ScheduledAction.key.in_(list(wanted))))).all()
-        for row in rows:
-            want = wanted.pop(row.key, None)
-            if row.status not in (ActionStatus.PENDING, ActionStatus.CANCELLED):
-                continue  # that day's read went out (or is going out)
-            if want is None:
-                if row.status == ActionStatus.PENDING and (not active or row.due_at > now):
-                    row.status, row.last_error = ActionStatus.CANCELLED, "participant not active or time changed"
-            else:
-                row.status, row.due_at, row.intended_at = ActionStatus.PENDING, want["due_at"], want["intended_at"]
-                row.last_error, row.attempts, row.lease_until, row.claimed_by = None, 0, None, None
-        if wanted:
-            await _insert(session, list(wanted.values()))
-
-
-async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    added = 0
-    for start in range(0, len(rows), INSERT_CHUNK):
-        result = await session.execute(insert(ScheduledAction).values(rows[start:start + INSERT_CHUNK])
-                                       .on_conflict_do_nothing(index_elements=["key"]))
-        added += max(0, int(result.rowcount or 0))  # type: ignore[attr-defined]
-    return added
+        await sync_pending(session, participant.id, CONTENT_DRIP, wanted, now,
+                           cancel=lambda row: not active or row.due_at > now,
+                           why="participant not active or time changed")
 
 
 async def send_drip(ctx: AppContext, messenger: Messenger, session: AsyncSession,

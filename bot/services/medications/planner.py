@@ -13,22 +13,20 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import AppContext
 from bot.db.medication_models import MED_REMINDER, MedicationReminder
-from bot.db.models import ActionStatus, Participant, ParticipantStatus, ScheduledAction
+from bot.db.models import ActionStatus, Participant
 from bot.services.medications.schedule import days_from_text, planned_doses, times_from_text
-from bot.services.scheduling.rows import insert_new
+from bot.services.scheduling.rows import PAGE, PeriodicPlanner, plan_in_pages, reachable_participants, sync_pending
 
 log = logging.getLogger(__name__)
 
 AHEAD_DAYS = 2  # today, tomorrow and the day after
-PAGE = 1000  # reminders per planning round trip
 
 
 def wanted_rows(reminder_id: int, participant_id: int, times: str, days: str, timezone: str,
@@ -41,44 +39,23 @@ def wanted_rows(reminder_id: int, participant_id: int, times: str, days: str, ti
                                    AHEAD_DAYS)]
 
 
-class MedicationPlanner:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._last_plan: datetime | None = None
+class MedicationPlanner(PeriodicPlanner):
+    what = "medication reminder rows"
 
-    async def tick(self, now: datetime) -> None:
-        """From the scheduler tick: plan when it is time (the rows are idempotent on their key)."""
-        if not self.ctx.settings.medications.enabled:
-            return
-        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
-        if self._last_plan is None or now - self._last_plan >= interval or now < self._last_plan:
-            created = await self.plan(now)
-            self._last_plan = now
-            if created:
-                log.info("planned %s medication reminder rows", created)
+    def enabled(self) -> bool:
+        return self.ctx.settings.medications.enabled
 
     async def plan(self, now: datetime) -> int:
         """Add the missing rows of every active reminder of every active participant."""
-        after, created = 0, 0
-        while True:
-            async with self.ctx.sessionmaker() as session:
-                reminders = (await session.execute(
-                    select(MedicationReminder.id, MedicationReminder.participant_id, MedicationReminder.times,
-                           MedicationReminder.days, Participant.timezone)
-                    .join(Participant, Participant.id == MedicationReminder.participant_id)
-                    .where(MedicationReminder.removed_at.is_(None), MedicationReminder.paused_at.is_(None),
-                           Participant.status == ParticipantStatus.ACTIVE, Participant.unreachable_at.is_(None),
-                           Participant.chat_id.is_not(None), MedicationReminder.id > after)
-                    .order_by(MedicationReminder.id).limit(PAGE))).all()
-                if not reminders:
-                    return created
-                after = reminders[-1].id
-                rows = [row for r in reminders
-                        for row in wanted_rows(r.id, r.participant_id, r.times, r.days, r.timezone, now)]
-                have = set((await session.scalars(select(ScheduledAction.key).where(
-                    ScheduledAction.key.in_([r["key"] for r in rows])))).all()) if rows else set()
-                created += await insert_new(session, [r for r in rows if r["key"] not in have])
-                await session.commit()
+        return await plan_in_pages(
+            self.ctx.sessionmaker,
+            lambda after: select(MedicationReminder.id, MedicationReminder.participant_id, MedicationReminder.times,
+                                 MedicationReminder.days, Participant.timezone)
+            .join(Participant, Participant.id == MedicationReminder.participant_id)
+            .where(MedicationReminder.removed_at.is_(None), MedicationReminder.paused_at.is_(None),
+                   *reachable_participants(), MedicationReminder.id > after)
+            .order_by(MedicationReminder.id).limit(PAGE),
+            lambda r: wanted_rows(r.id, r.participant_id, r.times, r.days, r.timezone, now))
 
     async def replan_participant(self, session: AsyncSession, participant: Participant, now: datetime) -> None:
         """Bring this participant's future reminder rows in line with their reminders, zone and status."""
@@ -91,22 +68,8 @@ class MedicationPlanner:
                     MedicationReminder.paused_at.is_(None)))).all():
                 wanted.update({row["key"]: row for row in wanted_rows(
                     r.id, participant.id, r.times, r.days, participant.timezone, now)})
-        rows = (await session.scalars(select(ScheduledAction).where(
-            ScheduledAction.participant_id == participant.id, ScheduledAction.kind == MED_REMINDER,
-            (ScheduledAction.status == ActionStatus.PENDING) | ScheduledAction.key.in_(list(wanted))))).all()
-        for row in rows:
-            want = wanted.pop(row.key, None)
-            if row.status not in (ActionStatus.PENDING, ActionStatus.CANCELLED):
-                continue  # that dose's reminder went out (or is going out)
-            if want is None:
-                # A snooze stays while they are active (its sender checks the dose); a planned dose
-                # no longer wanted is cancelled.
-                snooze = "dose_id" in row.payload
-                if row.status == ActionStatus.PENDING and (not active or not snooze):
-                    row.status, row.last_error = ActionStatus.CANCELLED, "participant not active or reminder changed"
-            else:
-                row.status, row.due_at, row.intended_at = ActionStatus.PENDING, want["due_at"], want["intended_at"]
-                row.payload = want["payload"]
-                row.last_error, row.attempts, row.lease_until, row.claimed_by = None, 0, None, None
-        if wanted:
-            await insert_new(session, list(wanted.values()))
+        # A snooze stays while they are active (its sender checks the dose); a planned dose no longer
+        # wanted is cancelled.
+        await sync_pending(session, participant.id, MED_REMINDER, wanted, now,
+                           cancel=lambda row: not active or "dose_id" not in row.payload,
+                           why="participant not active or reminder changed")
