@@ -35,7 +35,7 @@ from bot.telegram.handlers import (
 from bot.telegram.handlers import flows as flow_routes
 from bot.telegram.lanes import UpdateLanes, database_slots
 from bot.telegram.middlewares import ActorMiddleware, DatabaseRetryMiddleware, UnitOfWorkMiddleware
-from bot.telegram.routing import filters_on_the_loop
+from bot.telegram.routing import filters_on_the_loop, skip_routers_that_cannot_take
 from bot.telegram.safety_gate import Assessor, FlagRecorder, SafetyGate, SecondOpinion
 from bot.telegram.sender import DeliveryRecorder, SenderMiddleware
 from bot.telegram.storage import DatabaseStorage
@@ -98,6 +98,7 @@ def build_dispatcher(ctx: AppContext, assessor: Assessor, *, second_opinion: Sec
         edits.router,  # edited messages: assessed and recorded by the middlewares above, nothing more
     )
     filters_on_the_loop(dp)  # F.text and the like: no thread hop each (bot/telegram/routing.py)
+    skip_routers_that_cannot_take(dp)  # a note no handler of a router takes skips it (same module)
     return dp
 
 

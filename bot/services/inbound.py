@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, exists, literal, select
+from sqlalchemy import BindParameter, Select, Table, and_, bindparam, exists, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.checkin_models import FlowRun, FlowStatus
@@ -78,3 +79,19 @@ def keep_message(session: AsyncSession, participant: Participant, *, text: str, 
         inbound.reasons = ",".join(assessment.reasons)
     session.add(inbound)
     return inbound
+
+
+async def keep_note(session: AsyncSession, participant: Participant, *, text: str, telegram_message_id: int | None,
+                    received_at: datetime) -> None:
+    """Keep an unflagged message no dialog took as a note for the care team: one INSERT now, in
+    the update's transaction. Nothing reads it back in this update, so no mapped object is built
+    (the ORM's unit of work around one row cost more than the row); `keep_message` when the caller
+    needs the row."""
+    await session.execute(_INSERT_NOTE, {"participant_id": participant.id, "telegram_message_id": telegram_message_id,
+                                         "received_at": received_at, "text": text, "level": 0, "categories": "",
+                                         "reasons": "", "escalation_id": None})
+
+
+# Built once (compiled once, then only its parameters change), on the table: the column types (the
+# encrypted text, UTC times) apply as they do for the mapped class.
+_INSERT_NOTE = insert(cast(Table, InboundMessage.__table__))

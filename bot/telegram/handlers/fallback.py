@@ -15,7 +15,7 @@ from bot.db.models import InboundMessage, Participant, ParticipantStatus, Staff
 from bot.messaging import Replies
 from bot.safety.levels import Assessment
 from bot.services.audit import actor_label, audit
-from bot.services.inbound import keep_message
+from bot.services.inbound import keep_note
 from bot.telegram.commands import PARTICIPANT_COMMANDS, STAFF_COMMANDS
 from bot.telegram.filters import ENROLLED
 from bot.telegram.handlers.help import send_help
@@ -70,7 +70,7 @@ async def any_text(message: Message, actor: Staff | Participant | None, session:
         send_help(replies, ctx, actor, message.chat.id)
         return
     if stored_message is None:  # a flagged message was already stored with its escalation
-        keep_message(session, actor, text=text, telegram_message_id=message.message_id, received_at=now)
+        await keep_note(session, actor, text=text, telegram_message_id=message.message_id, received_at=now)
     if assessment is not None and assessment.flagged:
         return  # the safety gate already answered with the crisis or supportive reply
     replies.text(message.chat.id, ctx.t("note.saved", locale))
