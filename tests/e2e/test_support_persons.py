@@ -95,6 +95,7 @@ async def test_support_person_end_to_end(shared_bot: BotProcess, control: BotAPI
     assert "not end-to-end encrypted" in consent["visible_text"]
     await mom.press("I agree")
     welcome = await wait_for(mom, "You are all set")
+    joined = now_of(shared_bot)  # her week runs from here (not from after the family session's move)
     assert "What to do in a crisis" in buttons(welcome)
     await wait_for(participant, "mom accepted your invitation")
     # The link worked once: someone else who got it is told it does not work.
@@ -146,7 +147,6 @@ async def test_support_person_end_to_end(shared_bot: BotProcess, control: BotAPI
     await clinician.press("Acknowledge")
 
     # A week later (18:00 in her zone, the weekday she joined): only what was shared, then her check-in.
-    joined = now_of(shared_bot)
     week = (joined + timedelta(days=7)).astimezone(CHICAGO).replace(hour=18, minute=2, second=0, microsecond=0)
     move_to(shared_bot, week.astimezone(ZoneInfo("UTC")))
     update = await wait_for(mom, "This week's update")
