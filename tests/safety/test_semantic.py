@@ -16,7 +16,6 @@ from bot.safety.encoder import SentenceEncoder, shared_encoder
 from bot.safety.levels import Level
 from bot.safety.rules import SafetyRules
 from bot.safety.semantic import (
-    MODEL_FILE,
     TRAINING_BANKS,
     SemanticLayer,
     SemanticModel,
@@ -72,14 +71,21 @@ def test_the_committed_model_was_trained_on_the_banks_as_they_are() -> None:
     assert len(model.examples) == sum(int(str(model.trained_on[b]["rows"])) for b in TRAINING_BANKS)
 
 
-def test_training_again_gives_the_committed_model(tmp_path: Path) -> None:
+def test_training_again_gives_the_committed_model() -> None:
+    """The committed model is what `iopbot safety train-semantic` makes of the banks as they are:
+    the labels are the rows', the stored vectors are the encoder's (a fixed sample of the rows
+    encoded again: the whole bank takes half a minute, and the banks' digests are checked above),
+    and training on those vectors gives the committed weights."""
     rows = training_rows(BANKS)
-    vectors = shared_encoder().encode_many([str(row["text"]) for row in rows])
-    model = train(rows, vectors, BANKS)
-    model.save(tmp_path / MODEL_FILE.name)
-    again, committed = SemanticModel.load(tmp_path / MODEL_FILE.name), SemanticModel.load()
+    committed = SemanticModel.load()
+    assert committed.pages.tolist() == [1.0 if row["level"] in ("urgent", "imminent") else 0.0 for row in rows]
+    assert committed.constructs == [str(row.get("construct") or "") for row in rows]
+    sample = list(range(0, len(rows), max(1, len(rows) // 120)))
+    fresh = shared_encoder().encode_many([str(rows[i]["text"]) for i in sample])
+    assert np.allclose(fresh, committed.examples[sample], atol=2e-3)  # float16 as stored
+    again = train(rows, committed.examples, BANKS)
     probe = shared_encoder().encode_many([text for text, _ in UNLISTED_RISK] + QUIET)
-    assert np.allclose(again.scores(probe)[0], committed.scores(probe)[0], atol=1e-3)
+    assert np.allclose(again.scores(probe)[0], committed.scores(probe)[0], atol=5e-3)
 
 
 def test_test_sentences_were_not_learned_from() -> None:
