@@ -276,9 +276,9 @@ async def test_in_spanish_with_a_name_that_looks_like_markup(inbot: InProcessBot
     assert reminder["visible_text"] == "⏰ 08:00: tu recordatorio de <b>B12</b> & D."
     assert _buttons(reminder) == ["✅ Tomada", "⏰ Posponer 15 min", "Saltar"]
     await inbot.say(SAM, "/meds", language_code="es")
-    assert "Tu equipo de cuidado no ve tus recordatorios" in inbot.last_text(SAM)
+    assert "Tu equipo de atención no ve tus recordatorios" in inbot.last_text(SAM)
     await inbot.press(SAM, "Avisar a mi equipo tras 3")
-    assert "Tu equipo de cuidado ve cuántos recordatorios marcas como tomados y recibe un aviso si no respondes 3 seguidos" in inbot.last_text(SAM)
+    assert "Tu equipo de atención ve cuántos recordatorios marcas como tomados y recibe un aviso si no respondes 3 seguidos" in inbot.last_text(SAM)
 
 
 async def test_discharge_stops_reminders_even_for_alumni(inbot: InProcessBot) -> None:
