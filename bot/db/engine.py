@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
@@ -75,8 +75,9 @@ def _ping_after_idle(engine: AsyncEngine) -> None:
         try:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:
-            # The pool drops this connection and checks out another (a new one if need be).
-            raise DisconnectionError(f"a pooled connection did not answer a ping: {type(exc).__name__}") from exc
+            # The server went away while it sat idle: so did the others of its age. The pool drops
+            # them all and checks out a new connection.
+            raise InvalidatePoolError(f"a pooled connection did not answer a ping: {type(exc).__name__}") from exc
 
 
 # --- SQLite: one trip to aiosqlite's thread per statement ---------------------------------------
