@@ -363,6 +363,7 @@ async def run(settings: Settings, mode: str | None = None) -> None:
     await registry.unregister()
     if running.semantic is not None:
         await running.semantic.aclose()
+    await running.sender.settled()  # a blocked participant marked, a failed delivery written down
     if main in done and not main.cancelled() and main.exception():
         raise main.exception()  # type: ignore[misc]
     await running.bot.session.close()

@@ -5,12 +5,27 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.db.models import DeliveryFailure, Participant, ParticipantEvent, Staff
+from bot.services.scheduling.hooks import participant_schedule_changed
 from bot.services.scheduling.rows import enqueue
 
 log = logging.getLogger(__name__)
+
+
+async def wrote_again(session: AsyncSession, ctx: AppContext, person: Participant | Staff) -> None:
+    """Someone marked unreachable (Telegram said they blocked the bot) writes again: they unblocked
+    it. Staff are paged again; a participant's check-ins, reminders and reads are planned again
+    from now (nothing missed meanwhile is sent late), and their chart shows when they came back."""
+    if person.unreachable_at is None:
+        return
+    person.unreachable_at = None
+    if isinstance(person, Participant):
+        session.add(ParticipantEvent(participant_id=person.id, kind="unblocked_bot", at=ctx.clock.now()))
+        await participant_schedule_changed(session, ctx, person)
+        log.info("participant %s wrote again after blocking the bot; their schedule resumes", person.id)
 
 
 class DatabaseDeliveryRecorder:

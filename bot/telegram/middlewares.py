@@ -26,6 +26,7 @@ from bot.context import AppContext
 from bot.db.models import Participant, Staff
 from bot.db.types import UTCDateTime
 from bot.messaging import NotDelivered, Replies
+from bot.services.delivery import wrote_again
 from bot.services.inbound import who_is_writing
 from bot.services.scheduling.outbox import database_unavailable
 from bot.services.scheduling.replies import (
@@ -283,8 +284,8 @@ class ActorMiddleware(BaseMiddleware):
             else:
                 self.ctx.directory.remember(user.id, actor)
         data["actor"] = actor
-        if isinstance(actor, Staff) and actor.unreachable_at is not None:
-            actor.unreachable_at = None  # they write again, so they have unblocked the bot: page them again
+        if isinstance(actor, Staff | Participant) and actor.unreachable_at is not None:
+            await wrote_again(data["session"], self.ctx, actor)  # they unblocked the bot: page, plan again
         if isinstance(actor, Staff | Participant):
             data["locale"] = actor.locale
         else:

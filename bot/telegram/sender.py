@@ -107,6 +107,7 @@ class SenderMiddleware(BaseRequestMiddleware):
         self.stats: dict[str, int] = {"sent": 0, "retry_after": 0, "server_error": 0, "network": 0,
                                       "blocked": 0, "failed": 0}
         self._lanes: weakref.WeakValueDictionary[Any, _ChatLane] = weakref.WeakValueDictionary()
+        self._recording: set[asyncio.Task[None]] = set()  # delivery problems being written down
         # The budget shared by every worker (PostgreSQL), set by install_send_budget; None: this
         # process is the whole bot and the buckets above are the budget.
         self.budget: SharedBudget | None = None
@@ -243,7 +244,7 @@ class SenderMiddleware(BaseRequestMiddleware):
                 self.stats["blocked"] += 1
                 log.warning("403 on %s chat=%s: the user blocked the bot or left", name, chat_id)
                 if self.recorder is not None and isinstance(chat_id, int):
-                    await self._safely(self.recorder.blocked(chat_id))
+                    self._record(self.recorder.blocked(chat_id))
                 await self._give_up(chat_id, name, f"forbidden: {exc.message[:200]}")
                 raise
             except (TelegramServerError, TelegramNetworkError) as exc:
@@ -263,7 +264,21 @@ class SenderMiddleware(BaseRequestMiddleware):
         self.stats["failed"] += 1
         log.error("delivery failed: %s chat=%s: %s", method, chat_id, reason)
         if self.recorder is not None:
-            await self._safely(self.recorder.failed(chat_id if isinstance(chat_id, int) else None, method, reason))
+            self._record(self.recorder.failed(chat_id if isinstance(chat_id, int) else None, method, reason))
+
+    def _record(self, coro: Any) -> None:
+        """Write a delivery problem down in its own transaction, without holding up the send that
+        met it: that send may run inside a transaction holding SQLite's write lock (the outbox
+        sending a check-in), which the record would wait for until it timed out, and the
+        participant who blocked the bot was never marked nor their clinician told."""
+        task = asyncio.create_task(self._safely(coro))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def settled(self) -> None:
+        """Wait for the delivery problems being written down (at shutdown; tests)."""
+        while self._recording:
+            await asyncio.gather(*self._recording)
 
     @staticmethod
     async def _safely(coro: Any) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from bot.db.checkin_models import CheckinAnswer, FlowRun
-from bot.db.models import ActionStatus, ScheduledAction
+from bot.db.models import ActionStatus, Participant, ParticipantEvent, ScheduledAction
 from bot.services.scheduling.status import render, schedule_status
 from tests.support.inproc import InProcessBot, add_participant, add_staff
 
@@ -223,3 +223,24 @@ async def test_a_low_mood_is_recorded_as_a_concern_with_a_supportive_reply_and_n
         run = await s.scalar(select(FlowRun))
         assert run is not None and run.level == 1
         assert "trigger:low_mood" in run.reasons and "trigger:high_craving" in run.reasons
+
+
+async def test_after_blocking_the_bot_writing_again_brings_the_check_ins_back(inbot: InProcessBot) -> None:
+    pid = await _enrolled(inbot, checkin_time="10:00")
+    await inbot.tick()
+    inbot.api.block(SAM, notify=False)
+    await inbot.tick(MONDAY_9AM_NY + timedelta(hours=1))  # Monday's check-in: Telegram answers 403
+    async with inbot.ctx.sessionmaker() as s:
+        participant = await s.get(Participant, pid)
+        assert participant is not None and participant.unreachable_at is not None
+    await inbot.tick(MONDAY_9AM_NY + timedelta(days=1, hours=1))
+    assert inbot.messages(SAM) == []
+    inbot.api.unblock(SAM, notify=False)
+    await inbot.say(SAM, "hi, sorry, i'm back")
+    async with inbot.ctx.sessionmaker() as s:
+        participant = await s.get(Participant, pid)
+        assert participant is not None and participant.unreachable_at is None
+        events = (await s.scalars(select(ParticipantEvent.kind).where(ParticipantEvent.participant_id == pid))).all()
+        assert "blocked_bot" in events and "unblocked_bot" in events  # the chart shows the gap
+    await inbot.tick(MONDAY_9AM_NY + timedelta(days=2, hours=1))  # Wednesday 10:00 in New York
+    assert "Time for your daily check-in" in inbot.last_text(SAM)

@@ -98,10 +98,11 @@ async def test_blocked_bot_marks_participant_unreachable_and_tells_clinician(api
         await enrollment.redeem_invite(s, now, issued.token, 21, 21, None)
         await s.commit()
     api.block(21)
-    bot, _ = make_bot(api, DatabaseDeliveryRecorder(ctx))
+    bot, sender = make_bot(api, DatabaseDeliveryRecorder(ctx))
     try:
         with pytest.raises(TelegramForbiddenError):
             await bot.send_message(21, "check-in")
+        await sender.settled()  # written down in its own transaction, after the send gave up
     finally:
         await bot.session.close()
     assert len(sends(api, 21)) == 1  # 403 is permanent: never retried

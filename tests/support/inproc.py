@@ -60,6 +60,7 @@ class InProcessBot:
         return self.running.ctx
 
     async def close(self) -> None:
+        await self.running.sender.settled()
         await self.running.bot.session.close()
         await self.running.engine.dispose()
 
@@ -104,7 +105,9 @@ class InProcessBot:
     async def tick(self, at: datetime | None = None) -> int:
         if at is not None:
             self.clock.set(at)
-        return await self.running.worker.tick()
+        done = await self.running.worker.tick()
+        await self.running.sender.settled()  # what the sends met is written down, as in a running bot soon after
+        return done
 
 
 async def add_staff(session: AsyncSession, alias: str, chat_id: int, now: datetime) -> Staff:
