@@ -24,7 +24,7 @@ from bot.services.caseload import digest_for
 from bot.services.caseload_text import digest_messages
 from bot.services.local_time import local_date, wall_time_to_utc
 from bot.services.scheduling.outbox import Delivered, Skip
-from bot.services.scheduling.rows import enqueue
+from bot.services.scheduling.rows import OneTransactionPlanner, enqueue
 from bot.services.staff_time import staff_zone
 
 log = logging.getLogger(__name__)
@@ -52,27 +52,16 @@ def digest_key(staff_id: int, day: str) -> str:
     return f"digest:{staff_id}:{day}"
 
 
-class DigestPlanner:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._last: datetime | None = None
+class DigestPlanner(OneTransactionPlanner):
+    what = "daily digests"
 
-    async def tick(self, now: datetime) -> None:
-        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
-        if self._last is not None and self._last <= now < self._last + interval:
-            return
-        try:
-            async with self.ctx.sessionmaker() as session:
-                staff = (await session.scalars(
-                    select(Staff).where(Staff.digest_at.is_not(None), Staff.active.is_(True),
-                                        Staff.deactivated_at.is_(None)).limit(PAGE * 20))).all()
-                for member in staff:
-                    await plan_digest(session, self.ctx, member, now)
-                await session.commit()
-        except Exception:
-            log.exception("planning daily digests failed")  # the next tick tries again
-            return
-        self._last = now
+    async def plan_in(self, session: AsyncSession, now: datetime) -> int:
+        staff = (await session.scalars(
+            select(Staff).where(Staff.digest_at.is_not(None), Staff.active.is_(True),
+                                Staff.deactivated_at.is_(None)).limit(PAGE * 20))).all()
+        for member in staff:
+            await plan_digest(session, self.ctx, member, now)
+        return 0  # the digest rows are kept in line, not counted
 
 
 async def plan_digest(session: AsyncSession, ctx: AppContext, staff: Staff, now: datetime) -> None:

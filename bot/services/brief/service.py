@@ -32,7 +32,7 @@ from bot.services.brief.compose import group_brief, participant_brief
 from bot.services.brief.facts import ParticipantFacts, participant_facts, period_start
 from bot.services.calendar import occurrences as cal
 from bot.services.scheduling.outbox import Delivered, Skip
-from bot.services.scheduling.rows import enqueue
+from bot.services.scheduling.rows import OneTransactionPlanner, enqueue
 from bot.services.staff_time import staff_zone
 
 log = logging.getLogger(__name__)
@@ -50,27 +50,14 @@ def brief_key(occurrence_id: int, staff_id: int, participant_id: int | None) -> 
     return f"brief:{occurrence_id}:{staff_id}:{participant_id if participant_id is not None else GROUP}"
 
 
-class BriefPlanner:
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._last: datetime | None = None
+class BriefPlanner(OneTransactionPlanner):
+    what = "session briefs"
 
-    async def tick(self, now: datetime) -> None:
-        if not self.ctx.settings.brief.enabled:
-            return
-        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
-        if self._last is not None and self._last <= now < self._last + interval:
-            return
-        try:
-            async with self.ctx.sessionmaker() as session:
-                added = await plan_briefs(session, self.ctx, now)
-                await session.commit()
-        except Exception:
-            log.exception("planning session briefs failed")  # the next tick tries again
-            return
-        self._last = now
-        if added:
-            log.info("session briefs: %s planned", added)
+    def enabled(self) -> bool:
+        return self.ctx.settings.brief.enabled
+
+    async def plan_in(self, session: AsyncSession, now: datetime) -> int:
+        return await plan_briefs(session, self.ctx, now)
 
 
 async def plan_briefs(session: AsyncSession, ctx: AppContext, now: datetime) -> int:

@@ -29,6 +29,7 @@ from bot.services.audit import disclose
 from bot.services.calendar import occurrences as cal
 from bot.services.calendar.attendance import answer_of
 from bot.services.scheduling.outbox import ActionSender, Delivered, OutboxWorker, Skip
+from bot.services.scheduling.rows import OneTransactionPlanner
 
 log = logging.getLogger(__name__)
 
@@ -199,30 +200,18 @@ CALENDAR_SENDERS: dict[str, ActionSender] = {
 
 # --- planning from the scheduler tick ---------------------------------------------------------------
 
-class CalendarPlanner:
+class CalendarPlanner(OneTransactionPlanner):
     """Materializes occurrences and reconciles reminder rows, every `[schedule] plan_interval_minutes`
     from the tick (changes made through the bot or the CLI are planned in their own transaction)."""
 
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._last: datetime | None = None
+    what = "session reminder changes"
 
-    async def tick(self, now: datetime) -> None:
-        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
-        if self._last is not None and self._last <= now < self._last + interval:
-            return
-        try:
-            async with self.ctx.sessionmaker() as session:
-                result = await cal.plan_reminders(session, self.ctx.settings, now)
-                await session.commit()
-        except Exception:
-            # Planning must never stop due rows from going out; the next tick tries again.
-            log.exception("planning session reminders failed")
-            return
-        self._last = now
+    async def plan_in(self, session: AsyncSession, now: datetime) -> int:
+        result = await cal.plan_reminders(session, self.ctx.settings, now)
         if result.added or result.cancelled or result.retimed or result.revived:
             log.info("session reminders: %s added, %s re-timed, %s cancelled, %s revived",
                      result.added, result.retimed, result.cancelled, result.revived)
+        return 0  # logged above, in detail
 
     async def replan_participant(self, session: AsyncSession, participant: Participant, now: datetime) -> None:
         """In the transaction that changed a participant's zone, quiet hours or status."""

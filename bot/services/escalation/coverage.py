@@ -41,7 +41,7 @@ from bot.db.models import (
 )
 from bot.services.audit import disclose
 from bot.services.local_time import parse_hhmm, wall_time_to_utc
-from bot.services.scheduling.rows import enqueue
+from bot.services.scheduling.rows import OneTransactionPlanner, enqueue
 
 if TYPE_CHECKING:
     from bot.context import AppContext
@@ -310,27 +310,19 @@ def report_json(report: CoverageReport) -> dict[str, Any]:
 
 # --- the daily notice to leads ---------------------------------------------------------------------
 
-class CoveragePlanner:
+class CoveragePlanner(OneTransactionPlanner):
     """From the scheduler tick: one notice a day to every reachable lead and admin while a gap lasts."""
 
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._last: datetime | None = None
+    what = "coverage notices"
 
-    async def tick(self, now: datetime) -> None:
-        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
-        if self._last is not None and self._last <= now < self._last + interval:
-            return
-        try:
-            async with self.ctx.sessionmaker() as session:
-                added = await plan_coverage_notices(session, self.ctx.settings, now)
-                await session.commit()
-        except Exception:
-            log.exception("planning coverage notices failed")  # the next tick tries again
-            return
-        self._last = now
+    async def plan_in(self, session: AsyncSession, now: datetime) -> int:
+        return await plan_coverage_notices(session, self.ctx.settings, now)
+
+    async def plan(self, now: datetime) -> int:
+        added = await super().plan(now)
         if added:
-            self.ctx.wake_outbox()
+            self.ctx.wake_outbox()  # a lead hears of the gap now, not at the outbox's next look
+        return added
 
 
 async def plan_coverage_notices(session: AsyncSession, settings: Settings, now: datetime) -> int:

@@ -164,9 +164,11 @@ async def sync_pending(session: AsyncSession, participant_id: int, kind: str, wa
 
 class PeriodicPlanner:
     """A planner run from the scheduler tick: `plan(now)` (idempotent: rows are unique on their key)
-    every `[schedule] plan_interval_minutes`. Subclasses name what they plan and may switch off."""
+    every `[schedule] plan_interval_minutes`. Subclasses name what they plan and may switch off.
+    A failed plan is logged and tried again at the next tick: planning must never stop the rows
+    that are due from going out."""
 
-    what = "rows"  # for the log line: "planned 12 <what>"
+    what = "rows"  # for the log lines: "planned 12 <what>", "planning <what> failed"
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -181,7 +183,24 @@ class PeriodicPlanner:
     async def tick(self, now: datetime) -> None:
         if not self.enabled() or not plan_due(self._last_plan, now, self.ctx.settings.schedule.plan_interval_minutes):
             return
-        created = await self.plan(now)
+        try:
+            created = await self.plan(now)
+        except Exception:
+            log.exception("planning %s failed", self.what)  # the next tick tries again
+            return
         self._last_plan = now
         if created:
             log.info("planned %s %s", created, self.what)
+
+
+class OneTransactionPlanner(PeriodicPlanner):
+    """A periodic planner whose whole plan is one transaction: `plan_in(session, now)`."""
+
+    async def plan_in(self, session: AsyncSession, now: datetime) -> int:
+        raise NotImplementedError
+
+    async def plan(self, now: datetime) -> int:
+        async with self.ctx.sessionmaker() as session:
+            changed = await self.plan_in(session, now)
+            await session.commit()
+        return changed

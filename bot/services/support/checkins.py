@@ -22,10 +22,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import WEEKDAYS, SupportSettings
-from bot.context import AppContext
 from bot.db.support_models import SupportCheckin, SupportPerson, SupportStatus
 from bot.services.calendar.recurrence import local_to_utc
-from bot.services.scheduling.rows import enqueue
+from bot.services.scheduling.rows import OneTransactionPlanner, enqueue
 from bot.services.support.safety import tell_clinician
 from bot.services.support.service import end_where_participant_left, person_key
 
@@ -74,34 +73,20 @@ async def follow_with_checkin(session: AsyncSession, person: SupportPerson, upda
                          payload={"support_person_id": person.id}, now=now)
 
 
-class WeeklyPlanner:
+class WeeklyPlanner(OneTransactionPlanner):
     """Plans every active support person's next week, from the tick (at most once a plan interval).
     First it ends the support of participants who left the program (/stop; a discharge ends it at
     once): their support persons are told plainly, and nothing of theirs is planned again."""
 
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._last: datetime | None = None
+    what = "support persons' weeks"
 
-    async def tick(self, now: datetime) -> None:
-        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
-        if self._last is not None and self._last <= now < self._last + interval:
-            return
-        try:
-            async with self.ctx.sessionmaker() as session:
-                ended = await end_where_participant_left(session, now)
-                people = (await session.scalars(select(SupportPerson).where(
-                    SupportPerson.status == SupportStatus.ACTIVE))).unique().all()
-                added = sum([await plan_week(session, person, now, self.ctx.settings.support) for person in people])
-                await session.commit()
-        except Exception:
-            log.exception("planning support persons' weeks failed")  # the next tick tries again
-            return
-        self._last = now
+    async def plan_in(self, session: AsyncSession, now: datetime) -> int:
+        ended = await end_where_participant_left(session, now)
         if ended:
             log.info("support persons: %s ended (their participant left the program)", ended)
-        if added:
-            log.info("support persons: %s weeks planned", added)
+        people = (await session.scalars(select(SupportPerson).where(
+            SupportPerson.status == SupportStatus.ACTIVE))).unique().all()
+        return sum([await plan_week(session, person, now, self.ctx.settings.support) for person in people])
 
 
 async def open_checkin(session: AsyncSession, person: SupportPerson, now: datetime) -> SupportCheckin:

@@ -26,7 +26,7 @@ from bot.messaging import Messenger, say
 from bot.services.calendar import occurrences as cal
 from bot.services.calendar.reminders import reminder_text, session_keyboard
 from bot.services.scheduling.outbox import Delivered, Skip
-from bot.services.scheduling.rows import enqueue
+from bot.services.scheduling.rows import OneTransactionPlanner, enqueue
 from bot.services.support.service import MAY_INVITE, person_key
 
 log = logging.getLogger(__name__)
@@ -70,30 +70,16 @@ async def plan_family_reminders(session: AsyncSession, ctx: AppContext, person: 
     return changed
 
 
-class FamilyReminderPlanner:
+class FamilyReminderPlanner(OneTransactionPlanner):
     """Plans every active support person's family-session reminders, from the tick (at most once a
     plan interval, like the participants' session reminders)."""
 
-    def __init__(self, ctx: AppContext) -> None:
-        self.ctx = ctx
-        self._last: datetime | None = None
+    what = "family-session reminders (planned or re-timed)"
 
-    async def tick(self, now: datetime) -> None:
-        interval = timedelta(minutes=self.ctx.settings.schedule.plan_interval_minutes)
-        if self._last is not None and self._last <= now < self._last + interval:
-            return
-        try:
-            async with self.ctx.sessionmaker() as session:
-                people = (await session.scalars(select(SupportPerson).where(
-                    SupportPerson.status == SupportStatus.ACTIVE))).unique().all()
-                changed = sum([await plan_family_reminders(session, self.ctx, p, now) for p in people])
-                await session.commit()
-        except Exception:
-            log.exception("planning family-session reminders failed")  # the next tick tries again
-            return
-        self._last = now
-        if changed:
-            log.info("family-session reminders: %s planned or re-timed", changed)
+    async def plan_in(self, session: AsyncSession, now: datetime) -> int:
+        people = (await session.scalars(select(SupportPerson).where(
+            SupportPerson.status == SupportStatus.ACTIVE))).unique().all()
+        return sum([await plan_family_reminders(session, self.ctx, p, now) for p in people])
 
 
 async def send_family_reminder(ctx: AppContext, messenger: Messenger, session: AsyncSession,
