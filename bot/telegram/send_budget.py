@@ -162,41 +162,31 @@ booked AS (
 SELECT extract(epoch FROM booked.next_at - now.t)::float8 - $2::float8 FROM booked, now
 """
 
-# Booked only if the chat may have a message now (its next_at, less the burst, has come); else the wait.
-_BOOK_CHAT = """
-WITH now AS (SELECT clock_timestamp() AS t),
-cur AS (SELECT next_at FROM chat_send_pace WHERE chat_id = $1),
-booked AS (
-    INSERT INTO chat_send_pace AS c (chat_id, next_at)
-    SELECT $1, t + make_interval(secs => $2::float8) FROM now
-    ON CONFLICT (chat_id) DO UPDATE
-        SET next_at = greatest(c.next_at, EXCLUDED.next_at - make_interval(secs => $2::float8))
-                      + make_interval(secs => $2::float8)
-        WHERE c.next_at - make_interval(secs => $3::float8) <= EXCLUDED.next_at - make_interval(secs => $2::float8)
-    RETURNING 1
-)
-SELECT CASE WHEN EXISTS (SELECT 1 FROM booked) THEN 0::float8
-            ELSE greatest(0.001, extract(epoch FROM (SELECT next_at FROM cur) - (SELECT t FROM now))::float8
-                                 - $3::float8) END
-"""
 
-# The urgent lane's cap: the chat's cell-rate booking, on the `urgent` row of send_budget.
-_BOOK_URGENT = """
+def _cell_rate_booking(table: str, key: str) -> str:
+    """Book a slot on the row `key = $1` of `table` only if it may have one now (its next_at, less
+    the burst $3, has come; one slot is $2 seconds); the answer is 0, or the seconds to wait.
+    `table` and `key` are this module's own names, never input."""
+    return f"""
 WITH now AS (SELECT clock_timestamp() AS t),
-cur AS (SELECT next_at FROM send_budget WHERE name = $1),
+cur AS (SELECT next_at FROM {table} WHERE {key} = $1),
 booked AS (
-    INSERT INTO send_budget AS b (name, next_at)
+    INSERT INTO {table} AS r ({key}, next_at)
     SELECT $1, t + make_interval(secs => $2::float8) FROM now
-    ON CONFLICT (name) DO UPDATE
-        SET next_at = greatest(b.next_at, EXCLUDED.next_at - make_interval(secs => $2::float8))
+    ON CONFLICT ({key}) DO UPDATE
+        SET next_at = greatest(r.next_at, EXCLUDED.next_at - make_interval(secs => $2::float8))
                       + make_interval(secs => $2::float8)
-        WHERE b.next_at - make_interval(secs => $3::float8) <= EXCLUDED.next_at - make_interval(secs => $2::float8)
+        WHERE r.next_at - make_interval(secs => $3::float8) <= EXCLUDED.next_at - make_interval(secs => $2::float8)
     RETURNING 1
 )
 SELECT CASE WHEN EXISTS (SELECT 1 FROM booked) THEN 0::float8
             ELSE greatest(0.001, extract(epoch FROM (SELECT next_at FROM cur) - (SELECT t FROM now))::float8
                                  - $3::float8) END
-"""
+"""  # noqa: S608
+
+
+_BOOK_CHAT = _cell_rate_booking("chat_send_pace", "chat_id")  # one chat's ~1 message a second
+_BOOK_URGENT = _cell_rate_booking("send_budget", "name")  # the urgent lane's cap, on the `urgent` row
 
 _CHARGE = """
 WITH now AS (SELECT clock_timestamp() AS t),
