@@ -357,13 +357,17 @@ async def run(settings: Settings, mode: str | None = None) -> None:
     for task in (main, worker_task, *([health] if health else [])):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    # A blocked participant marked, a failed delivery written down, before the pool closes.
+    try:
+        await asyncio.wait_for(running.sender.settled(), STOP_GRACE_SECONDS)
+    except TimeoutError:
+        log.error("stopping: delivery problems not written down in %s s were left", STOP_GRACE_SECONDS)
     ledger = running.ctx.parts.find(ReplyLedger)
     if ledger is not None:
         await ledger.close()  # the reply rows of replies sent are deleted before the pool closes
     await registry.unregister()
     if running.semantic is not None:
         await running.semantic.aclose()
-    await running.sender.settled()  # a blocked participant marked, a failed delivery written down
     if main in done and not main.cancelled() and main.exception():
         raise main.exception()  # type: ignore[misc]
     await running.bot.session.close()

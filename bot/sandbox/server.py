@@ -259,6 +259,7 @@ class Sandbox:
             await self.page_runner.cleanup()
         running = self.running
         if running is not None:
+            await running.sender.settled()  # delivery problems written down before the pool closes
             await running.bot.session.close()
             await running.engine.dispose()
         if self.api is not None:

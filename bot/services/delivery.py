@@ -16,15 +16,29 @@ log = logging.getLogger(__name__)
 
 
 async def wrote_again(session: AsyncSession, ctx: AppContext, person: Participant | Staff) -> None:
-    """Someone marked unreachable (Telegram said they blocked the bot) writes again: they unblocked
-    it. Staff are paged again; a participant's check-ins, reminders and reads are planned again
-    from now (nothing missed meanwhile is sent late), and their chart shows when they came back."""
+    """Someone marked unreachable (Telegram said they blocked the bot) writes to the bot in private
+    again: they unblocked it. Staff are paged again; a participant's check-ins, reminders and reads
+    are planned again from now (nothing missed meanwhile is sent late), their clinician is told, and
+    their events show when they came back. Called only for a private message or button press (a
+    post in their cohort's group says nothing about the private chat). A replanning that fails is
+    logged and left to the planners' next look: it must not cost the update, which may be a crisis."""
     if person.unreachable_at is None:
         return
     person.unreachable_at = None
-    if isinstance(person, Participant):
-        session.add(ParticipantEvent(participant_id=person.id, kind="unblocked_bot", at=ctx.clock.now()))
-        await participant_schedule_changed(session, ctx, person)
+    if not isinstance(person, Participant):
+        return
+    now = ctx.clock.now()
+    session.add(ParticipantEvent(participant_id=person.id, kind="unblocked_bot", at=now))
+    await enqueue(session, kind="staff_notice", key=f"unblocked:{person.id}:{now:%Y%m%dT%H%M%S}", due_at=now,
+                  participant_id=person.id, staff_id=person.therapist_id, payload={"notice": "unblocked_bot"},
+                  now=now)
+    try:
+        async with session.begin_nested():
+            await participant_schedule_changed(session, ctx, person)
+    except Exception:
+        log.exception("participant %s wrote again after blocking the bot; replanning failed (the planners "
+                      "plan them at their next look)", person.id)
+    else:
         log.info("participant %s wrote again after blocking the bot; their schedule resumes", person.id)
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, Update
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -284,7 +284,9 @@ class ActorMiddleware(BaseMiddleware):
             else:
                 self.ctx.directory.remember(user.id, actor)
         data["actor"] = actor
-        if isinstance(actor, Staff | Participant) and actor.unreachable_at is not None:
+        if (isinstance(actor, Staff | Participant) and actor.unreachable_at is not None and chat is not None
+                and is_private(chat)
+                and isinstance(event.event if isinstance(event, Update) else event, Message | CallbackQuery)):
             await wrote_again(data["session"], self.ctx, actor)  # they unblocked the bot: page, plan again
         if isinstance(actor, Staff | Participant):
             data["locale"] = actor.locale

@@ -235,12 +235,27 @@ async def test_after_blocking_the_bot_writing_again_brings_the_check_ins_back(in
         assert participant is not None and participant.unreachable_at is not None
     await inbot.tick(MONDAY_9AM_NY + timedelta(days=1, hours=1))
     assert inbot.messages(SAM) == []
+    # A post in their cohort's group says nothing about the private chat: still blocked.
+    await inbot.feed({"update_id": 990_001, "message": {
+        "message_id": 990_001, "date": 0, "chat": {"id": -100_777, "type": "supergroup", "title": "Cohort"},
+        "from": {"id": SAM, "is_bot": False, "first_name": "Sam"}, "text": "hey all, rough week"}})
+    async with inbot.ctx.sessionmaker() as s:
+        participant = await s.get(Participant, pid)
+        assert participant is not None and participant.unreachable_at is not None
     inbot.api.unblock(SAM, notify=False)
+    inbot.clock.set(MONDAY_9AM_NY + timedelta(days=1, hours=2))  # Tuesday 11:00 in New York
     await inbot.say(SAM, "hi, sorry, i'm back")
     async with inbot.ctx.sessionmaker() as s:
         participant = await s.get(Participant, pid)
         assert participant is not None and participant.unreachable_at is None
         events = (await s.scalars(select(ParticipantEvent.kind).where(ParticipantEvent.participant_id == pid))).all()
-        assert "blocked_bot" in events and "unblocked_bot" in events  # the chart shows the gap
+        assert "blocked_bot" in events and "unblocked_bot" in events
+        # Planned again at once, in the transaction of their message (not at the planner's next look).
+        wednesday = await s.scalar(select(ScheduledAction).where(
+            ScheduledAction.participant_id == pid, ScheduledAction.kind == "checkin",
+            ScheduledAction.key.endswith("2026-03-04"), ScheduledAction.status == ActionStatus.PENDING))
+        assert wednesday is not None
+    await inbot.tick()
+    assert any("wrote to the bot again after blocking it" in t for t in inbot.texts(DR))  # their clinician knows
     await inbot.tick(MONDAY_9AM_NY + timedelta(days=2, hours=1))  # Wednesday 10:00 in New York
     assert "Time for your daily check-in" in inbot.last_text(SAM)

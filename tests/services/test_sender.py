@@ -76,11 +76,12 @@ async def test_5xx_and_timeouts_are_retried_then_delivered(api: FakeBotAPI) -> N
 
 
 async def test_a_send_that_keeps_failing_is_recorded_with_its_reason(api: FakeBotAPI, ctx: AppContext) -> None:
-    bot, _ = make_bot(api, DatabaseDeliveryRecorder(ctx))
+    bot, sender = make_bot(api, DatabaseDeliveryRecorder(ctx))
     api.add_fault(Fault(method="sendMessage", kind="server_error", chat_id=14, times=10, status=500))
     try:
         with pytest.raises(TelegramServerError):
             await bot.send_message(14, "never arrives")
+        await sender.settled()
     finally:
         await bot.session.close()
     async with ctx.sessionmaker() as s:
