@@ -43,6 +43,9 @@ AHEAD_DAYS = 8  # today and the next seven: the next questionnaire day is always
 class InstrumentPlanner(PeriodicPlanner):
     what = "questionnaire rows"
 
+    def enabled(self) -> bool:
+        return self.ctx.settings.instruments.enabled and bool(self.ctx.settings.instruments.ask)
+
     def questionnaire_day(self, day: date, start: date | None) -> bool:
         i = self.ctx.settings.instruments
         if day.weekday() != WEEKDAYS.index(i.day):

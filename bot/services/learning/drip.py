@@ -94,6 +94,9 @@ async def next_snippet(session: AsyncSession, ctx: AppContext, participant: Part
 class DripPlanner(PeriodicPlanner):
     what = "content drip rows"
 
+    def enabled(self) -> bool:
+        return self.ctx.settings.content.drip_every_days > 0
+
     def wanted(self, participant_id: int, timezone: str, checkin_time: str, quiet_start: str, quiet_end: str,
                consented_at: datetime | None, now: datetime) -> list[dict[str, Any]]:
         """The rows (as insert values) of today and tomorrow that are still ahead."""
