@@ -37,7 +37,10 @@ async def test_a_coachs_message_and_the_reply_round_trip_and_another_clinician_i
     therapist = await enroll_staff(shared_bot, control, "dr-reach")
     coach = await enroll_staff(shared_bot, control, "coach-reach", role="coach")
     other = await enroll_staff(shared_bot, control, "dr-elsewhere")
-    sam = await enroll_participant(shared_bot, control, "P-reach", "dr-reach", backup="coach-reach")
+    # No quiet hours: the message goes at once whatever the hour in Chicago when the suite runs
+    # (the quiet-hours case has its own test, tests/flows/test_outreach.py).
+    sam = await enroll_participant(shared_bot, control, "P-reach", "dr-reach", backup="coach-reach",
+                                   quiet_hours=False)
 
     await coach.say(f"/message P-reach {WORDS}")
     assert "On its way to P-reach" in await coach.read_text()
