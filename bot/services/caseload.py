@@ -532,8 +532,12 @@ async def digest_for(session: AsyncSession, staff: Staff, now: datetime, *, hour
                Attendance.updated_at >= since, SessionOccurrence.cancelled_at.is_(None),
                ProgramSession.cancelled_at.is_(None))
         .order_by(SessionOccurrence.start_at))).all())
+    # From the events, not unreachable_at: someone who blocked the bot and came back within the
+    # period blocked it all the same.
     blocked = tuple(sorted(((pid, people[pid]) for pid in (await session.scalars(
-        select(Participant.id).where(Participant.id.in_(ids), Participant.unreachable_at >= since))).all()),
+        select(ParticipantEvent.participant_id).distinct().where(
+            ParticipantEvent.participant_id.in_(ids), ParticipantEvent.kind == "blocked_bot",
+            ParticipantEvent.at >= since, ParticipantEvent.at <= now))).all()),
         key=lambda b: b[1].casefold()))
     not_sent = dict((await session.execute(
         select(ScheduledAction.kind, func.count())

@@ -233,7 +233,6 @@ async def test_after_blocking_the_bot_writing_again_brings_the_check_ins_back(in
     async with inbot.ctx.sessionmaker() as s:
         participant = await s.get(Participant, pid)
         assert participant is not None and participant.unreachable_at is not None
-    await inbot.tick(MONDAY_9AM_NY + timedelta(days=1, hours=1))
     assert inbot.messages(SAM) == []
     # A post in their cohort's group says nothing about the private chat: still blocked.
     await inbot.feed({"update_id": 990_001, "message": {
@@ -243,7 +242,7 @@ async def test_after_blocking_the_bot_writing_again_brings_the_check_ins_back(in
         participant = await s.get(Participant, pid)
         assert participant is not None and participant.unreachable_at is not None
     inbot.api.unblock(SAM, notify=False)
-    inbot.clock.set(MONDAY_9AM_NY + timedelta(days=1, hours=2))  # Tuesday 11:00 in New York
+    inbot.clock.set(MONDAY_9AM_NY + timedelta(days=1, hours=-1))  # Tuesday 08:00 in New York
     await inbot.say(SAM, "hi, sorry, i'm back")
     async with inbot.ctx.sessionmaker() as s:
         participant = await s.get(Participant, pid)
@@ -257,5 +256,7 @@ async def test_after_blocking_the_bot_writing_again_brings_the_check_ins_back(in
         assert wednesday is not None
     await inbot.tick()
     assert any("wrote to the bot again after blocking it" in t for t in inbot.texts(DR))  # their clinician knows
+    await inbot.say(DR, "/digest")  # the last 24 hours still show that they blocked the bot
+    assert "Blocked the bot" in inbot.last_text(DR) and "P-101" in inbot.last_text(DR).split("Blocked the bot")[1]
     await inbot.tick(MONDAY_9AM_NY + timedelta(days=2, hours=1))  # Wednesday 10:00 in New York
     assert "Time for your daily check-in" in inbot.last_text(SAM)
