@@ -151,7 +151,7 @@ async def test_a_cohort_group_kept_safe_end_to_end(bot: BotProcess, control: Bot
     await _until(lambda: _member(control, ana.user_id))
     view = await control.group(GROUP)
     assert str(stranger) not in view["members"] or view["members"][str(stranger)] != "member"
-    assert any(li["invite_link"] == link and li["is_revoked"] for li in view["invite_links"])  # used: revoked
+    await _until(lambda: _revoked(control, link))  # used: revoked (just after the approval, not with it)
     agreed = await _db(bot.db_url, lambda s: s.scalar(select(GroupAgreement.version)))
     assert agreed == "2026-12-01"
     await _join_by_agreement(ben, control)
@@ -233,6 +233,10 @@ async def _welcomes(control: BotAPIControl, count: int) -> bool:
 
 async def _decided(control: BotAPIControl, user_id: int) -> bool:
     return any(d["user_id"] == user_id for d in (await control.group(GROUP))["decided"])
+
+
+async def _revoked(control: BotAPIControl, link: str) -> bool:
+    return any(li["invite_link"] == link and li["is_revoked"] for li in (await control.group(GROUP))["invite_links"])
 
 
 async def _member(control: BotAPIControl, user_id: int) -> bool:
