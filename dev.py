@@ -109,8 +109,9 @@ def cmd_test(args: list[str]) -> int:
     ensure_venv()
     ensure_system_packages()
     # Two workers (this machine and CI have two cores); a test module stays on one worker, so the
-    # bot process a module shares is started once.
-    command = [str(PY), "-m", "pytest", *(args or ["-q", "-n", "2", "--dist", "loadfile"])]
+    # bot process a module shares is started once. The 25 slowest tests are listed at the end, so
+    # a CI log says where the suite's time goes.
+    command = [str(PY), "-m", "pytest", *(args or ["-q", "-n", "2", "--dist", "loadfile", "--durations=25"])]
     print("running:", " ".join(command[2:]), flush=True)
     code = subprocess.run(command, cwd=ROOT).returncode
     if code == 5:
