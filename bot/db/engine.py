@@ -28,7 +28,10 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, module=_ONE_TRIP_AIOSQLITE)
+        # Not `module=_ONE_TRIP_AIOSQLITE` (one trip to aiosqlite's thread per statement): with it the
+        # fault-mix test (tests/chaos/test_fault_mix.py, SQLite) lost a reply or sent copies in 3 of 4
+        # runs, without it 0 of 3 (2026-12-05). Kept, tested on its own, until that is understood.
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
