@@ -49,7 +49,8 @@ from bench.support import (
 
 
 async def create_due_checkins(url: str, participant_ids: list[int], due: datetime, timezone: str) -> None:
-    from sqlalchemy import insert
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     from bot.db.engine import make_engine, make_sessionmaker
     from bot.db.models import ActionStatus, ScheduledAction
@@ -58,9 +59,16 @@ async def create_due_checkins(url: str, participant_ids: list[int], due: datetim
     day = due.astimezone(ZoneInfo(timezone)).date()
     engine = make_engine(url)
     try:
+        insert = pg_insert if url.startswith("postgresql") else sqlite_insert
         async with make_sessionmaker(engine)() as session:
             for start in range(0, len(participant_ids), 5000):
-                await session.execute(insert(ScheduledAction), [
+                # A row the planner already made for today (the bench's day just began in New York)
+                # is made due now, not added twice.
+                stmt = insert(ScheduledAction)
+                stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
+                    "due_at": stmt.excluded.due_at, "intended_at": stmt.excluded.intended_at,
+                    "status": stmt.excluded.status})
+                await session.execute(stmt, [
                     dict(kind="checkin", key=checkin_key(pid, day), due_at=due, intended_at=due,
                          status=ActionStatus.PENDING, participant_id=pid, payload={"date": day.isoformat()},
                          created_at=due, attempts=0)
